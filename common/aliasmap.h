@@ -1,0 +1,85 @@
+/* aliasmap.h - the alias map source file and its in-memory form.
+ *
+ * The file is a valid Postfix map source (postmap for "virtual" format,
+ * postalias for "aliases").  Each managed entry is preceded by one comment
+ * line "#@ key=value ..." (msg.h encoding) holding its metadata; disabled
+ * and deleted aliases keep their "#@" line but have no entry, so Postfix
+ * does not deliver through them.  Entries without a "#@" line (hand edits)
+ * are kept as unmanaged.  The canonical rendering is sorted by address;
+ * its SHA-256 is the digest servers compare.
+ */
+#ifndef MA_ALIASMAP_H
+#define MA_ALIASMAP_H
+
+#include "conf.h"
+#include "msg.h"
+#include "util.h"
+
+enum alias_state {
+	ALIAS_ACTIVE,
+	ALIAS_DISABLED,
+	ALIAS_DELETED,
+};
+
+struct alias {
+	char *address;		/* name@domain, lowercase */
+	char *target;		/* the owner's delivery address */
+	char *owner;		/* SASL login; "" for an unmanaged entry */
+	enum alias_state state;
+	long long created;	/* seconds since the epoch, coordinator's clock */
+	char *node;		/* node_name that created it */
+	long long updated;	/* last state change */
+	char *note;
+};
+
+struct aliasmap {
+	struct alias *v;	/* sorted by address */
+	size_t n;
+	size_t cap;
+};
+
+#define ALIASMAP_MAX_BYTES (256u * 1024 * 1024)
+
+const char *alias_state_name(enum alias_state s);
+/* 0 and *s on success, -1 for an unknown name. */
+int alias_state_parse(const char *name, enum alias_state *s);
+
+void alias_copy(struct alias *dst, const struct alias *src);
+void alias_clear(struct alias *a);
+/* Metadata as record fields (address, target, owner, state, ...). */
+void alias_to_msg(const struct alias *a, struct msg *m);
+/* 0 on success; -1 with a reason when a field is missing or invalid. */
+int alias_from_msg(const struct msg *m, struct alias *a, char **err_r);
+/* Map key: the address, or its local part for "aliases" format.
+ * Caller frees. */
+char *alias_map_key(const struct alias *a, enum map_format fmt);
+/* "key value\n" ("key: value\n" for aliases) as postmap -i reads it. */
+void alias_entry_line(const struct alias *a, enum map_format fmt, struct buf *out);
+
+/* Parse a whole file's text.  0 on success; -1 with "line N: ..." */
+int aliasmap_parse(const char *text, size_t len, enum map_format fmt,
+		   struct aliasmap *m, char **err_r);
+/* Parse path; an absent file is an empty map.  0 or -1 with a reason. */
+int aliasmap_load(const char *path, enum map_format fmt, struct aliasmap *m,
+		  char **err_r);
+void aliasmap_render(const struct aliasmap *m, enum map_format fmt,
+		     struct buf *out);
+/* Render and write atomically (mode 0644).  0 or -1 with a reason. */
+int aliasmap_save(const char *path, enum map_format fmt,
+		  const struct aliasmap *m, char **err_r);
+/* Lowercase hex SHA-256 of the canonical rendering (65 bytes with NUL). */
+void aliasmap_digest(const struct aliasmap *m, enum map_format fmt,
+		     char hex[65]);
+
+/* Borrowed pointer into the map, or NULL. */
+struct alias *aliasmap_find(const struct aliasmap *m, const char *address);
+/* Borrowed pointer to an alias with this local part in any domain. */
+struct alias *aliasmap_find_local(const struct aliasmap *m, const char *local);
+/* Insert a deep copy of a, replacing an alias with the same address. */
+void aliasmap_put(struct aliasmap *m, const struct alias *a);
+/* Aliases of owner that are not deleted. */
+size_t aliasmap_count_owner(const struct aliasmap *m, const char *owner);
+void aliasmap_copy(struct aliasmap *dst, const struct aliasmap *src);
+void aliasmap_clear(struct aliasmap *m);
+
+#endif

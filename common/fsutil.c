@@ -1,0 +1,134 @@
+/* fsutil.c - durable writes; see fsutil.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "util.h"
+
+int
+fsutil_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t w = write(fd, p, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+fsutil_fsync_parent(const char *path, char **err_r)
+{
+	char *copy = xstrdup(path);
+	const char *dir = dirname(copy);
+	int fd, rc = 0;
+
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    fsync(fd) < 0) {
+		set_error(err_r, "fsync(%s) failed: %s", dir, strerror(errno));
+		rc = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(copy);
+	return rc;
+}
+
+int
+fsutil_write_atomic(const char *path, const void *data, size_t len,
+		    mode_t mode, char **err_r)
+{
+	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
+	int fd;
+
+	/* A leftover from a crash of this very pid is stale by definition. */
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0) {
+		set_error(err_r, "open(%s) failed: %s", tmp, strerror(errno));
+		free(tmp);
+		return -1;
+	}
+	/* fchmod: the umask must not narrow what Postfix needs to read. */
+	if (fchmod(fd, mode) < 0 || fsutil_write_all(fd, data, len) < 0 ||
+	    fsync(fd) < 0) {
+		set_error(err_r, "write(%s) failed: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		set_error(err_r, "close(%s) failed: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		set_error(err_r, "rename(%s, %s) failed: %s", tmp, path, strerror(errno));
+		goto fail;
+	}
+	free(tmp);
+	return fsutil_fsync_parent(path, err_r);
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	free(tmp);
+	return -1;
+}
+
+int
+fsutil_read_file(const char *path, char **data_r, size_t *len_r, size_t max,
+		 char **err_r)
+{
+	struct buf b = { 0 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*data_r = NULL;
+	if (fd < 0 && errno == ENOENT)
+		return 1;
+	if (fd < 0) {
+		set_error(err_r, "open(%s) failed: %s", path, strerror(errno));
+		return -1;
+	}
+	buf_append(&b, "", 0);
+	for (;;) {
+		char chunk[65536];
+		ssize_t r = read(fd, chunk, sizeof(chunk));
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			set_error(err_r, "read(%s) failed: %s", path, strerror(errno));
+			goto fail;
+		}
+		if (r == 0)
+			break;
+		if (b.len + (size_t)r > max) {
+			set_error(err_r, "%s is larger than %zu bytes", path, max);
+			goto fail;
+		}
+		buf_append(&b, chunk, (size_t)r);
+	}
+	close(fd);
+	*data_r = b.data;
+	*len_r = b.len;
+	return 0;
+fail:
+	close(fd);
+	buf_free(&b);
+	return -1;
+}

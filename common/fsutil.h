@@ -1,0 +1,27 @@
+/* fsutil.h - durable file primitives.
+ *
+ * Every file this project rewrites goes through fsutil_write_atomic: a
+ * temporary file created with O_EXCL beside the target, written, fsync'd,
+ * renamed over the target, then the directory fsync'd.  A reader sees the
+ * old file or the new one, never a mix, and the new one survives a crash.
+ */
+#ifndef MA_FSUTIL_H
+#define MA_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* 0 on success; -1 with "write(PATH) failed: ..." in *err_r.  On failure
+ * the target is untouched and the temporary file removed. */
+int fsutil_write_atomic(const char *path, const void *data, size_t len,
+			mode_t mode, char **err_r);
+/* fsync the directory holding path.  0 or -1 with a reason. */
+int fsutil_fsync_parent(const char *path, char **err_r);
+/* Whole file into a caller-owned NUL-terminated buffer (*len_r without
+ * the NUL).  0 ok, 1 file absent, -1 error with a reason. */
+int fsutil_read_file(const char *path, char **data_r, size_t *len_r,
+		     size_t max, char **err_r);
+/* write(2) all of buf, retrying on EINTR/short writes.  0 or -1 (errno). */
+int fsutil_write_all(int fd, const void *buf, size_t len);
+
+#endif

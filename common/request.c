@@ -1,0 +1,473 @@
+/* request.c - Subject decoding and request parsing; see request.h. */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "request.h"
+
+static const char *const verb_names[] = {
+	[VERB_NEW] = "new",
+	[VERB_DISABLE] = "disable",
+	[VERB_ENABLE] = "enable",
+	[VERB_DELETE] = "delete",
+	[VERB_LIST] = "list",
+};
+
+const char *
+request_verb_name(enum request_verb verb)
+{
+	return verb_names[verb];
+}
+
+int
+request_verb_parse(const char *s, enum request_verb *verb)
+{
+	for (size_t i = 0; i < N_ELEMENTS(verb_names); i++)
+		if (strcasecmp(s, verb_names[i]) == 0) {
+			*verb = (enum request_verb)i;
+			return 0;
+		}
+	return -1;
+}
+
+static int
+hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = tolower(c);
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+static int
+b64val(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* decode_word - decode the text of one encoded word; -1 if malformed */
+static int
+decode_word(char enc, const char *text, size_t len, struct buf *out)
+{
+	if (enc == 'q' || enc == 'Q') {
+		for (size_t i = 0; i < len; i++) {
+			char c = text[i];
+
+			if (c == '_')
+				c = ' ';
+			else if (c == '=') {
+				int hi, lo;
+
+				if (i + 2 >= len)
+					return -1;
+				hi = hexval((unsigned char)text[i + 1]);
+				lo = hexval((unsigned char)text[i + 2]);
+				if (hi < 0 || lo < 0)
+					return -1;
+				c = (char)(hi * 16 + lo);
+				i += 2;
+			}
+			buf_append(out, &c, 1);
+		}
+		return 0;
+	}
+	if (enc == 'b' || enc == 'B') {
+		unsigned acc = 0;
+		int bits = 0;
+		size_t i;
+
+		for (i = 0; i < len && text[i] != '='; i++) {
+			int v = b64val((unsigned char)text[i]);
+
+			if (v < 0)
+				return -1;
+			acc = (acc << 6) | (unsigned)v;
+			bits += 6;
+			if (bits >= 8) {
+				char c = (char)((acc >> (bits - 8)) & 0xff);
+
+				buf_append(out, &c, 1);
+				bits -= 8;
+			}
+		}
+		for (; i < len; i++)	/* only padding may follow */
+			if (text[i] != '=')
+				return -1;
+		return 0;
+	}
+	return -1;
+}
+
+/* parse_encoded_word - if s starts an RFC 2047 word, decode it into out and
+ * return its length; otherwise return 0 */
+static size_t
+parse_encoded_word(const char *s, struct buf *out)
+{
+	const char *charset, *q1, *q2, *end;
+	size_t mark = out->len;
+
+	if (s[0] != '=' || s[1] != '?')
+		return 0;
+	charset = s + 2;
+	q1 = strchr(charset, '?');
+	if (q1 == NULL || q1 == charset || q1[1] == '\0' || q1[2] != '?')
+		return 0;
+	for (const char *p = charset; p < q1; p++)
+		if (*p == ' ' || *p == '\t')
+			return 0;
+	q2 = q1 + 2;
+	end = strstr(q2 + 1, "?=");
+	if (end == NULL)
+		return 0;
+	for (const char *p = q2 + 1; p < end; p++)
+		if (*p == ' ' || *p == '\t')
+			return 0;
+	if (decode_word(q1[1], q2 + 1, (size_t)(end - (q2 + 1)), out) < 0) {
+		out->len = mark;
+		if (out->data != NULL)	/* NULL if nothing was appended yet */
+			out->data[mark] = '\0';
+		return 0;
+	}
+	return (size_t)(end + 2 - s);
+}
+
+/* fold_len - length of the line break starting a fold at s (CRLF, CR or
+ * LF followed by white space), else 0 */
+static size_t
+fold_len(const char *s)
+{
+	size_t n = s[0] == '\r' && s[1] == '\n' ? 2 :
+		(s[0] == '\r' || s[0] == '\n') ? 1 : 0;
+
+	return n > 0 && (s[n] == ' ' || s[n] == '\t') ? n : 0;
+}
+
+int
+request_decode_subject(const char *raw, char **out_r, char **err_r)
+{
+	struct buf out = { 0 };
+	const char *p = raw;
+	int last_was_word = 0;
+
+	*out_r = NULL;
+	buf_append(&out, "", 0);
+	if (strlen(raw) > REQUEST_SUBJECT_MAX) {
+		set_error(err_r, "the subject is too long");
+		goto fail;
+	}
+	while (*p != '\0') {
+		size_t n;
+
+		/* Folding: CRLF (or a bare LF) followed by white space. */
+		if (*p == '\r' || *p == '\n') {
+			const char *q = p + (p[0] == '\r' && p[1] == '\n' ? 2 : 1);
+
+			if (*q != ' ' && *q != '\t') {
+				set_error(err_r, "the subject contains a line break");
+				goto fail;
+			}
+			p = q;
+			continue;
+		}
+		if (*p == ' ' || *p == '\t') {
+			/* White space between two encoded words is dropped. */
+			const char *q = p;
+			struct buf probe = { 0 };
+
+			/* Only folds: a bare line break is refused below. */
+			while (*q == ' ' || *q == '\t' || fold_len(q) > 0)
+				q += *q == ' ' || *q == '\t' ? 1 : fold_len(q);
+			if (last_was_word && (n = parse_encoded_word(q, &probe)) > 0) {
+				buf_append(&out, probe.data, probe.len);
+				buf_free(&probe);
+				p = q + n;
+				continue;
+			}
+			buf_free(&probe);
+			buf_append(&out, " ", 1);
+			p++;
+			last_was_word = 0;
+			continue;
+		}
+		if ((n = parse_encoded_word(p, &out)) > 0) {
+			p += n;
+			last_was_word = 1;
+			continue;
+		}
+		buf_append(&out, p, 1);
+		p++;
+		last_was_word = 0;
+	}
+	for (size_t i = 0; i < out.len; i++) {
+		unsigned char c = (unsigned char)out.data[i];
+
+		if (c == '\r' || c == '\n') {
+			set_error(err_r, "the subject contains a line break");
+			goto fail;
+		}
+		if (c < 0x20 || c == 0x7f) {
+			set_error(err_r, "the subject contains a control character");
+			goto fail;
+		}
+		if (c > 0x7e) {
+			set_error(err_r, "the subject contains non-ASCII characters; "
+				  "alias requests use plain ASCII");
+			goto fail;
+		}
+	}
+	*out_r = xstrdup(str_trim(out.data));
+	buf_free(&out);
+	return 0;
+fail:
+	buf_free(&out);
+	return -1;
+}
+
+const char *
+request_name_problem(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0)
+		return "is empty";
+	if (len > REQUEST_NAME_MAX)
+		return "is longer than 64 characters";
+	for (const char *p = name; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c >= 'A' && c <= 'Z')
+			return "contains upper-case letters";
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '-' || c == '_'))
+			return "contains a character that is not allowed "
+				"(use letters, digits, '.', '-' and '_')";
+	}
+	if (name[0] == '.' || name[len - 1] == '.')
+		return "starts or ends with a dot";
+	if (strstr(name, "..") != NULL)
+		return "contains two dots in a row";
+	return NULL;
+}
+
+int
+request_name_valid(const char *name)
+{
+	return request_name_problem(name) == NULL;
+}
+
+int
+request_domain_valid(const char *domain)
+{
+	size_t len = strlen(domain), label = 0;
+
+	if (len == 0 || len > 253 || domain[0] == '.' || domain[len - 1] == '.' ||
+	    domain[len - 1] == '-')
+		return 0;
+	for (const char *p = domain; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (c == '.') {
+			if (label == 0 || p[-1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!isalnum(c) && c != '-')
+			return 0;
+		if (c == '-' && label == 0)
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return 1;
+}
+
+int
+request_address_valid(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	char *local;
+	int ok;
+
+	if (at == NULL || strchr(addr, '@') != at)
+		return 0;
+	local = str_lower(xstrndup(addr, (size_t)(at - addr)));
+	ok = request_name_valid(local) && request_domain_valid(at + 1);
+	free(local);
+	return ok;
+}
+
+int
+request_target_valid(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	if (at == NULL || at == addr || strchr(addr, '@') != at ||
+	    at - addr > 64 || !request_domain_valid(at + 1))
+		return 0;
+	/* Nothing Postfix could read as a command, file or include. */
+	if (addr[0] == '|' || addr[0] == '/' || addr[0] == ':' ||
+	    addr[0] == '-' || addr[0] == '.')
+		return 0;
+	for (const char *p = addr; p < at; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (!isalnum(c) && c != '.' && c != '-' && c != '_' && c != '+' &&
+		    c != '=')
+			return 0;
+	}
+	return 1;
+}
+
+/* shorten - a bounded, printable copy of user input for error texts;
+ * anything but printable ASCII, and '%' (SMTP reply texts), becomes '?' */
+static char *
+shorten(const char *s)
+{
+	char *out = strlen(s) <= 40 ? xstrdup(s) : xasprintf("%.37s...", s);
+
+	for (char *p = out; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e || *p == '%')
+			*p = '?';
+	return out;
+}
+
+/* parse_target - split NAME[@DOMAIN] and check both halves */
+static int
+parse_target(const char *arg, const char *default_domain,
+	     const struct strlist *domains, struct request *req, char **err_r)
+{
+	char *copy = str_lower(xstrdup(arg));
+	char *at = strchr(copy, '@');
+	const char *problem;
+	char *shown = NULL;
+
+	if (at != NULL) {
+		if (strchr(at + 1, '@') != NULL) {
+			shown = shorten(arg);
+			set_error(err_r, "alias \"%s\" has more than one '@'", shown);
+			goto fail;
+		}
+		*at = '\0';
+		if (!strlist_contains(domains, at + 1, true)) {
+			shown = shorten(at + 1);
+			set_error(err_r, "domain \"%s\" is not served here", shown);
+			goto fail;
+		}
+	}
+	if ((problem = request_name_problem(copy)) != NULL) {
+		shown = shorten(copy);
+		set_error(err_r, "alias name \"%s\" %s", shown, problem);
+		goto fail;
+	}
+	req->name = xstrdup(copy);
+	req->domain = str_lower(xstrdup(at != NULL ? at + 1 : default_domain));
+	free(copy);
+	return 0;
+fail:
+	free(shown);
+	free(copy);
+	return -1;
+}
+
+int
+request_parse(const char *subject, const char *default_domain,
+	      const struct strlist *domains, struct request *req, char **err_r)
+{
+	char *copy = xstrdup(subject);
+	char *s = str_trim(copy), *rest, *arg;
+	size_t wlen;
+	int rc = -1;
+
+	memset(req, 0, sizeof(*req));
+	if (*s == '\0') {
+		set_error(err_r, "the subject is empty: write \"new NAME\", \"disable NAME\", "
+			  "\"enable NAME\", \"delete NAME\" or \"list\"");
+		goto out;
+	}
+	wlen = strcspn(s, " \t");
+	rest = s + wlen;
+	if (*rest != '\0')
+		*rest++ = '\0';
+	rest = str_trim(rest);
+
+	if (request_verb_parse(s, &req->verb) < 0) {
+		char *shown;
+
+		if (*rest != '\0') {
+			shown = shorten(s);
+			set_error(err_r, "unknown command \"%s\": use new, disable, enable, "
+				  "delete or list", shown);
+			free(shown);
+			goto out;
+		}
+		/* A lone word is a name: "NAME" means "new NAME". */
+		req->verb = VERB_NEW;
+		rc = parse_target(s, default_domain, domains, req, err_r);
+		if (rc == 0)
+			req->note = xstrdup("");
+		goto out;
+	}
+	if (req->verb == VERB_LIST) {
+		if (*rest != '\0') {
+			set_error(err_r, "\"list\" takes no arguments");
+			goto out;
+		}
+		rc = 0;
+		goto out;
+	}
+	if (*rest == '\0') {
+		set_error(err_r, "\"%s\" needs an alias name", request_verb_name(req->verb));
+		goto out;
+	}
+	arg = rest;
+	wlen = strcspn(arg, " \t");
+	rest = arg + wlen;
+	if (*rest != '\0')
+		*rest++ = '\0';
+	rest = str_trim(rest);
+	if (req->verb != VERB_NEW && *rest != '\0') {
+		set_error(err_r, "\"%s\" takes exactly one alias name",
+			  request_verb_name(req->verb));
+		goto out;
+	}
+	if (strlen(rest) > REQUEST_NOTE_MAX) {
+		set_error(err_r, "the note is longer than %d characters", REQUEST_NOTE_MAX);
+		goto out;
+	}
+	if (parse_target(arg, default_domain, domains, req, err_r) < 0)
+		goto out;
+	if (req->verb == VERB_NEW)
+		req->note = xstrdup(rest);
+	rc = 0;
+out:
+	if (rc < 0)
+		request_clear(req);
+	free(copy);
+	return rc;
+}
+
+void
+request_clear(struct request *req)
+{
+	free(req->name);
+	free(req->domain);
+	free(req->note);
+	req->name = req->domain = req->note = NULL;
+}

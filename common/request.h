@@ -1,0 +1,61 @@
+/* request.h - what a user asks for in the Subject of a request mail.
+ *
+ * Pure functions, no I/O: RFC 2047 decoding, verb parsing and the alias
+ * name rules of the contract (§4).  Error texts are sentences a person can
+ * act on; they go into SMTP replies unchanged, so they never contain CR,
+ * LF or '%' and echo at most a bounded part of the user's input.
+ */
+#ifndef MA_REQUEST_H
+#define MA_REQUEST_H
+
+#include "util.h"
+
+#define REQUEST_NAME_MAX 64
+#define REQUEST_NOTE_MAX 200
+#define REQUEST_SUBJECT_MAX 998
+
+enum request_verb {
+	VERB_NEW,
+	VERB_DISABLE,
+	VERB_ENABLE,
+	VERB_DELETE,
+	VERB_LIST,
+};
+
+struct request {
+	enum request_verb verb;
+	char *name;		/* lowercase local part; NULL for list */
+	char *domain;		/* lowercase served domain; NULL for list */
+	char *note;		/* new only; "" when none */
+};
+
+/* Unfold and RFC 2047-decode a raw Subject value.  Returns 0 and a
+ * caller-owned printable-ASCII string in *out_r, or -1 and a reason. */
+int request_decode_subject(const char *raw, char **out_r, char **err_r);
+
+/* Parse a decoded subject.  default_domain is the request address's
+ * domain; domains the served ones.  Returns 0 and fills *req (release
+ * with request_clear), or -1 and a reason in *err_r. */
+int request_parse(const char *subject, const char *default_domain,
+		  const struct strlist *domains, struct request *req,
+		  char **err_r);
+void request_clear(struct request *req);
+
+/* Name rules: [a-z0-9._-], 1..64, no leading, trailing or double dot.
+ * Expects lowercase.  1 if valid. */
+int request_name_valid(const char *name);
+/* Returns NULL if valid, else a static reason sentence fragment. */
+const char *request_name_problem(const char *name);
+/* LDH labels separated by dots.  1 if valid. */
+int request_domain_valid(const char *domain);
+/* local@domain where local is a valid alias name.  1 if valid. */
+int request_address_valid(const char *addr);
+/* A safe delivery target: one address, conservative characters, never a
+ * command, file or include.  1 if valid. */
+int request_target_valid(const char *addr);
+
+const char *request_verb_name(enum request_verb verb);
+/* Parse "new", "disable", ... into *verb; 0 on success, -1 unknown. */
+int request_verb_parse(const char *s, enum request_verb *verb);
+
+#endif

@@ -1,0 +1,341 @@
+/* filter.c - libmilter callbacks; see filter.h.
+ *
+ * Stage by stage:
+ *   MAIL  remember {auth_authen} (absent = not authenticated).
+ *   RCPT  a request address from an unauthenticated client: 5xx.  Any
+ *         other recipient of unauthenticated mail: ACCEPT (no more events).
+ *         A request address mixed with other recipients: 5xx for whichever
+ *         comes second.
+ *   DATA  no request address among the recipients: ACCEPT.
+ *   HDR   keep the Subject of request mail.
+ *   EOM   parse, ask the sync daemon, answer 250 (and DISCARD the request
+ *         message), 5xx or 4xx.
+ * The filter never writes any file.
+ */
+#include "config.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ctlsock.h"
+#include "filter.h"
+#include "log.h"
+#include "msg.h"
+#include "request.h"
+
+/* Per-connection state, reset for every message. */
+struct mctx {
+	char *login;		/* SASL login, NULL if not authenticated */
+	char *request_rcpt;	/* the request address, once seen */
+	unsigned nrcpt;		/* recipients accepted so far */
+	char *subject;		/* raw Subject value */
+	unsigned nsubject;
+};
+
+static const struct conf *conf;
+static atomic_int inflight;
+
+/* reply - set an SMTP reply; text never holds CR/LF, '%' is escaped */
+static void
+reply(SMFICTX *ctx, const char *code, const char *dsn, const char *text)
+{
+	char buf[512];
+	size_t o = 0;
+
+	for (const char *p = text; *p && o + 2 < sizeof(buf); p++) {
+		if (*p == '\r' || *p == '\n')
+			buf[o++] = ' ';
+		else if (*p == '%') {
+			buf[o++] = '%';
+			buf[o++] = '%';
+		} else
+			buf[o++] = *p;
+	}
+	buf[o] = '\0';
+	if (smfi_setreply(ctx, (char *)code, (char *)dsn, buf) != MI_SUCCESS)
+		log_warnx(NULL, "smfi_setreply(%s %s) failed", code, dsn);
+}
+
+static void
+mctx_reset(struct mctx *m)
+{
+	free(m->login);
+	free(m->request_rcpt);
+	free(m->subject);
+	memset(m, 0, sizeof(*m));
+}
+
+static struct mctx *
+mctx_get(SMFICTX *ctx)
+{
+	struct mctx *m = smfi_getpriv(ctx);
+
+	if (m == NULL) {
+		m = xcalloc(1, sizeof(*m));
+		smfi_setpriv(ctx, m);
+	}
+	return m;
+}
+
+static const char *
+queue_id(SMFICTX *ctx)
+{
+	const char *id = smfi_getsymval(ctx, "i");
+
+	return id != NULL && *id != '\0' ? id : "NOQUEUE";
+}
+
+/* bare_address - "<User@Example.org>" -> "user@example.org", caller frees */
+static char *
+bare_address(const char *arg)
+{
+	size_t len;
+	const char *s = arg;
+
+	if (*s == '<')
+		s++;
+	len = strcspn(s, ">");
+	return str_lower(xstrndup(s, len));
+}
+
+static sfsistat
+mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
+	       unsigned long f2, unsigned long f3, unsigned long *pf0,
+	       unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+{
+	(void)f2;
+	(void)f3;
+	/* No message changes: the request message is discarded whole. */
+	*pf0 = f0 & SMFIF_SETSYMLIST;
+	*pf1 = f1 & (SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOEOH | SMFIP_NOBODY |
+		     SMFIP_NOUNKNOWN);
+	*pf2 = *pf3 = 0;
+	if (f0 & SMFIF_SETSYMLIST) {
+		/* Only what we read; Postfix sends nothing else. */
+		smfi_setsymlist(ctx, SMFIM_ENVFROM, "{auth_authen}");
+		smfi_setsymlist(ctx, SMFIM_ENVRCPT, "i");
+		smfi_setsymlist(ctx, SMFIM_EOM, "i");
+	}
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+mlfi_envfrom(SMFICTX *ctx, char **argv)
+{
+	struct mctx *m = mctx_get(ctx);
+	const char *login = smfi_getsymval(ctx, "{auth_authen}");
+
+	(void)argv;
+	mctx_reset(m);
+	if (login != NULL && *login != '\0')
+		m->login = xstrdup(login);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+mlfi_envrcpt(SMFICTX *ctx, char **argv)
+{
+	struct mctx *m = mctx_get(ctx);
+	char *rcpt = bare_address(argv[0]);
+	int is_request = conf_is_request_address(conf, rcpt);
+	sfsistat rc = SMFIS_CONTINUE;
+
+	if (m->login == NULL) {
+		if (is_request) {
+			log_info(queue_id(ctx), "refused request to=<%s>: not authenticated", rcpt);
+			reply(ctx, "550", "5.7.1", "Authenticate (SMTP AUTH) before "
+			      "sending alias requests");
+			rc = SMFIS_REJECT;
+		} else
+			rc = SMFIS_ACCEPT;	/* ordinary mail: out of our way */
+	} else if (is_request && (m->nrcpt > 0 || m->request_rcpt != NULL)) {
+		log_info(queue_id(ctx), "refused request to=<%s> login=%s: other recipients",
+			 rcpt, m->login);
+		reply(ctx, "550", "5.7.1", "Send alias requests on their own, "
+		      "with the request address as the only recipient");
+		rc = SMFIS_REJECT;
+	} else if (!is_request && m->request_rcpt != NULL) {
+		log_info(queue_id(ctx), "refused to=<%s> login=%s: mixed with a request",
+			 rcpt, m->login);
+		reply(ctx, "550", "5.7.1", "Send alias requests on their own, "
+		      "with the request address as the only recipient");
+		rc = SMFIS_REJECT;
+	} else if (is_request) {
+		m->request_rcpt = rcpt;
+		rcpt = NULL;
+		m->nrcpt++;
+	} else
+		m->nrcpt++;
+	free(rcpt);
+	return rc;
+}
+
+static sfsistat
+mlfi_data(SMFICTX *ctx)
+{
+	struct mctx *m = mctx_get(ctx);
+
+	return m->request_rcpt == NULL ? SMFIS_ACCEPT : SMFIS_CONTINUE;
+}
+
+static sfsistat
+mlfi_header(SMFICTX *ctx, char *name, char *value)
+{
+	struct mctx *m = mctx_get(ctx);
+
+	if (strcasecmp(name, "Subject") == 0) {
+		if (m->nsubject++ == 0)
+			m->subject = xstrdup(value);
+	}
+	return SMFIS_CONTINUE;
+}
+
+static void
+progress_tick(void *arg)
+{
+	smfi_progress((SMFICTX *)arg);
+}
+
+/* ask_peer - forward a parsed request and turn the outcome into a reply */
+static sfsistat
+ask_peer(SMFICTX *ctx, struct mctx *m, const char *qid, const struct request *req)
+{
+	struct msg q = { 0 }, r = { 0 };
+	char *err = NULL;
+	const char *status;
+	sfsistat rc;
+
+	msg_set(&q, "op", "request");
+	msg_set(&q, "id", qid);
+	msg_set(&q, "login", m->login);
+	msg_set(&q, "request_address", m->request_rcpt);
+	msg_set(&q, "verb", request_verb_name(req->verb));
+	if (req->name != NULL) {
+		msg_set(&q, "name", req->name);
+		msg_set(&q, "domain", req->domain);
+	}
+	if (req->note != NULL)
+		msg_set(&q, "note", req->note);
+
+	struct ctlsock_opts o = {
+		.timeout_ms = (int)conf->commit_timeout * 1000,
+		.tick = progress_tick, .tick_arg = ctx, .tick_ms = 5000,
+	};
+
+	if (ctlsock_call(conf->control_socket, &q, &r, &o, &err) < 0) {
+		log_warnx(qid, "request login=%s %s: sync daemon: %s", m->login,
+			  request_verb_name(req->verb), err);
+		reply(ctx, "451", "4.3.0", "The alias service is temporarily unavailable; "
+		      "try again later");
+		rc = SMFIS_TEMPFAIL;
+		goto out;
+	}
+	status = msg_gets(&r, "status");
+	if (strcmp(status, "ok") == 0) {
+		log_info(qid, "request login=%s %s %s: %s", m->login,
+			 request_verb_name(req->verb), req->name ? req->name : "-",
+			 msg_gets(&r, "text"));
+		/* 250, and the request message goes nowhere. */
+		rc = SMFIS_DISCARD;
+	} else if (strcmp(status, "perm") == 0) {
+		log_info(qid, "refused request login=%s: %s", m->login, msg_gets(&r, "text"));
+		reply(ctx, "550", "5.7.1", msg_gets(&r, "text"));
+		rc = SMFIS_REJECT;
+	} else {
+		log_info(qid, "deferred request login=%s: %s", m->login, msg_gets(&r, "text"));
+		reply(ctx, "451", "4.3.0", *msg_gets(&r, "text") ? msg_gets(&r, "text") :
+		      "The alias service is temporarily unavailable; try again later");
+		rc = SMFIS_TEMPFAIL;
+	}
+out:
+	free(err);
+	msg_clear(&q);
+	msg_clear(&r);
+	return rc;
+}
+
+static sfsistat
+mlfi_eom(SMFICTX *ctx)
+{
+	struct mctx *m = mctx_get(ctx);
+	const char *qid = queue_id(ctx);
+	struct request req;
+	char *subject = NULL, *err = NULL;
+	sfsistat rc;
+
+	if (m->request_rcpt == NULL)
+		return SMFIS_ACCEPT;
+	if (m->nsubject > 1) {
+		reply(ctx, "550", "5.7.1", "The request has more than one Subject header");
+		return SMFIS_REJECT;
+	}
+	if (request_decode_subject(m->subject ? m->subject : "", &subject, &err) < 0 ||
+	    request_parse(subject, strchr(m->request_rcpt, '@') + 1, &conf->domains,
+			  &req, &err) < 0) {
+		log_info(qid, "refused request login=%s: %s", m->login, err);
+		reply(ctx, "550", "5.7.1", err);
+		free(subject);
+		free(err);
+		return SMFIS_REJECT;
+	}
+	free(subject);
+
+	if (atomic_fetch_add(&inflight, 1) >= FILTER_MAX_INFLIGHT) {
+		log_warnx(qid, "deferred request login=%s: %d requests in progress",
+			  m->login, FILTER_MAX_INFLIGHT);
+		reply(ctx, "451", "4.3.2", "Too many alias requests in progress; "
+		      "try again later");
+		rc = SMFIS_TEMPFAIL;
+	} else
+		rc = ask_peer(ctx, m, qid, &req);
+	atomic_fetch_sub(&inflight, 1);
+	request_clear(&req);
+	return rc;
+}
+
+static sfsistat
+mlfi_abort(SMFICTX *ctx)
+{
+	struct mctx *m = smfi_getpriv(ctx);
+
+	if (m != NULL)
+		mctx_reset(m);
+	return SMFIS_CONTINUE;
+}
+
+static sfsistat
+mlfi_close(SMFICTX *ctx)
+{
+	struct mctx *m = smfi_getpriv(ctx);
+
+	if (m != NULL) {
+		mctx_reset(m);
+		free(m);
+		smfi_setpriv(ctx, NULL);
+	}
+	return SMFIS_CONTINUE;
+}
+
+static struct smfiDesc desc = {
+	.xxfi_name = "milter-alias",
+	.xxfi_version = SMFI_VERSION,
+	.xxfi_flags = SMFIF_SETSYMLIST,
+	.xxfi_envfrom = mlfi_envfrom,
+	.xxfi_envrcpt = mlfi_envrcpt,
+	.xxfi_header = mlfi_header,
+	.xxfi_eom = mlfi_eom,
+	.xxfi_abort = mlfi_abort,
+	.xxfi_close = mlfi_close,
+	.xxfi_data = mlfi_data,
+	.xxfi_negotiate = mlfi_negotiate,
+};
+
+struct smfiDesc *
+filter_desc(const struct conf *c)
+{
+	conf = c;
+	return &desc;
+}

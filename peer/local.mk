@@ -1,0 +1,17 @@
+# peer/: the sync daemon milter-alias-peer(8) and its client milter-aliasctl(8).
+noinst_LIBRARIES += peer/libpeer.a
+peer_libpeer_a_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS)
+peer_libpeer_a_SOURCES = \
+	peer/ctlserver.c peer/ctlserver.h \
+	peer/engine.c peer/engine.h \
+	peer/journal.c peer/journal.h \
+	peer/notify.c peer/notify.h \
+	peer/postfix.c peer/postfix.h
+
+sbin_PROGRAMS += peer/milter-alias-peer
+peer_milter_alias_peer_SOURCES = peer/main.c
+peer_milter_alias_peer_LDADD = peer/libpeer.a $(COMMON_LIBS)
+
+sbin_PROGRAMS += peer/milter-aliasctl
+peer_milter_aliasctl_SOURCES = peer/aliasctl.c
+peer_milter_aliasctl_LDADD = $(COMMON_LIBS)

@@ -1,0 +1,165 @@
+/* main.c - milter-alias-peer: arguments, configuration, privileges, run. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "ctlserver.h"
+#include "engine.h"
+#include "log.h"
+#include "privs.h"
+
+static volatile sig_atomic_t stop_requested, reload_requested;
+static int wake_pipe[2] = { -1, -1 };
+
+static void
+on_signal(int sig)
+{
+	int saved = errno;
+
+	if (sig == SIGHUP)
+		reload_requested = 1;
+	else
+		stop_requested = 1;
+	if (write(wake_pipe[1], "x", 1) < 0) {
+		/* The pipe is full: a wake-up is pending anyway. */
+	}
+	errno = saved;
+}
+
+static void ATTR_NORETURN
+usage(void)
+{
+	fprintf(stderr, "usage: milter-alias-peer [-f] [-t] [-c config_file]\n");
+	exit(2);
+}
+
+/* notify_systemd - tell a Type=notify unit we are ready (no libsystemd) */
+static void
+notify_systemd(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	socklen_t len;
+	int fd;
+
+	if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sun.sun_path))
+		return;
+	strcpy(sun.sun_path, path);
+	if (path[0] == '@')
+		sun.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	if (sendto(fd, state, strlen(state), 0, (struct sockaddr *)&sun, len) < 0)
+		log_warn(NULL, "sd_notify");
+	close(fd);
+}
+
+/* reload - SIGHUP: re-read the file; report what needs a restart */
+static void
+reload(const char *config_file, const struct conf *cur)
+{
+	struct conf *next = NULL;
+	char *err = NULL;
+
+	if (conf_load(config_file, &next, &err) < 0) {
+		log_err(NULL, "reload: %s; keeping the running configuration", err);
+		free(err);
+		return;
+	}
+	/* The engine holds the running configuration without a lock, so it
+	 * is never swapped under it: a changed file takes a restart. */
+	log_notice(NULL, "reload: %s is valid; restart milter-alias-peer to apply "
+		   "changes (node %s)", config_file, cur->node_name);
+	conf_free(&next);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *config_file = DEFAULT_CONFIG_FILE;
+	bool foreground = false, check_only = false;
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct ctlserver *server = NULL;
+	struct engine *engine = NULL;
+	struct conf *conf;
+	char *err = NULL;
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:fth")) != -1) {
+		switch (ch) {
+		case 'c':
+			config_file = optarg;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 't':
+			check_only = true;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	log_init("milter-alias-peer", foreground);
+	if (conf_load(config_file, &conf, &err) < 0)
+		log_fatalx("%s", err);
+	if (check_only)
+		return 0;
+
+	umask(007);
+	signal(SIGPIPE, SIG_IGN);
+	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
+		log_fatal("pipe");
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+
+	if (privs_drop(conf->user, &err) < 0)
+		log_fatalx("%s", err);
+	if (access(conf->state_dir, W_OK) < 0)
+		log_fatal("state_dir %s is not writable", conf->state_dir);
+	if (engine_open(conf, &engine, &err) < 0)
+		log_fatalx("cannot start: %s", err);
+	if (ctlserver_open(conf->control_socket, &server, &err) < 0)
+		log_fatalx("%s", err);
+
+	log_info(NULL, "started node=%s peers=%zu control=%s map=%s:%s",
+		 conf->node_name, conf->npeers, conf->control_socket,
+		 conf->map_type, conf->map_file);
+	notify_systemd("READY=1");
+	while (!stop_requested) {
+		char drain[64];
+
+		ctlserver_run(server, engine, wake_pipe[0], &stop_requested);
+		while (read(wake_pipe[0], drain, sizeof(drain)) > 0)
+			;
+		if (reload_requested) {
+			reload_requested = 0;
+			reload(config_file, conf);
+		}
+	}
+	notify_systemd("STOPPING=1");
+	log_info(NULL, "stopping: finishing changes in flight");
+	ctlserver_close(&server);
+	engine_close(&engine);
+	log_info(NULL, "stopped");
+	conf_free(&conf);
+	return 0;
+}

@@ -1,0 +1,358 @@
+/* postfix.c - Postfix tools as the sync daemon uses them; see postfix.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "postfix.h"
+#include "run.h"
+
+#define TOOL_TIMEOUT_MS 30000
+
+static const char *
+map_tool(const struct conf *conf)
+{
+	return conf->map_format == MAP_FORMAT_ALIASES ?
+		POSTFIX_SBINDIR "/postalias" : POSTFIX_SBINDIR "/postmap";
+}
+
+/* tool_error - one-line summary of a failed tool run */
+static void
+tool_error(char **err_r, const char *what, int status, const struct buf *out,
+	   const char *run_err)
+{
+	char line[300] = "";
+
+	if (out->len > 0) {
+		/* The last line of Postfix's output names the problem. */
+		char *copy = xstrdup(out->data), *last = NULL;
+
+		for (char *p = strtok(copy, "\n"); p; p = strtok(NULL, "\n"))
+			last = p;
+		snprintf(line, sizeof(line), "%s", last ? last : "");
+		free(copy);
+	}
+	if (status < 0)
+		set_error(err_r, "%s: %s", what, run_err);
+	else
+		set_error(err_r, "%s failed (exit %d): %s", what, status, line);
+}
+
+/* split_maps - "a, b c" -> list; drops this project's own map */
+static void
+split_maps(const struct conf *conf, const char *value, struct strlist *out)
+{
+	char *own = xasprintf("%s:%s", conf->map_type, conf->map_file);
+	char *copy = xstrdup(value), *save = NULL;
+
+	for (char *t = strtok_r(copy, ", \t\n", &save); t; t = strtok_r(NULL, ", \t\n", &save)) {
+		const char *bare = strncmp(t, "proxy:", 6) == 0 ? t + 6 : t;
+
+		if (strcmp(bare, own) == 0 || strlist_contains(out, t, false))
+			continue;
+		strlist_add(out, t);
+	}
+	free(copy);
+	free(own);
+}
+
+/* query_maps - look key up in several maps with one postmap run */
+static int
+query_maps(const struct conf *conf, const struct strlist *maps, const char *key,
+	   char **where_r, char **err_r)
+{
+	struct buf out = { 0 }, eout = { 0 };
+	char **argv, *input, *run_err = NULL;
+	size_t n = 0;
+	int status, rc = -1;
+
+	if (maps->n == 0)
+		return 0;
+	argv = xcalloc(maps->n + 6, sizeof(*argv));
+	argv[n++] = POSTFIX_SBINDIR "/postmap";
+	argv[n++] = "-c";
+	argv[n++] = conf->postfix_config_dir;
+	argv[n++] = "-q";
+	argv[n++] = "-";	/* the key comes on stdin: no option injection */
+	for (size_t i = 0; i < maps->n; i++)
+		argv[n++] = maps->v[i];
+	argv[n] = NULL;
+	input = xasprintf("%s\n", key);
+	status = run_program(argv, input, strlen(input), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
+	/* postmap -q - prints "key<TAB>value" per hit and exits 0 even when
+	 * nothing matched; a fatal error exits non-zero. */
+	if (status == 0 || status == 1) {
+		rc = 0;
+		for (char *line = out.data; line && *line; ) {
+			char *nl = strchr(line, '\n');
+			size_t klen = strlen(key);
+
+			if (strncasecmp(line, key, klen) == 0 && line[klen] == '\t') {
+				set_error(where_r, "%s", "an existing map entry");
+				rc = 1;
+				break;
+			}
+			line = nl ? nl + 1 : NULL;
+		}
+		if (rc == 0 && eout.len > 0 && strstr(eout.data, "fatal:")) {
+			tool_error(err_r, "postmap -q", status, &eout, run_err);
+			rc = -1;
+		}
+	} else
+		tool_error(err_r, "postmap -q", status, &eout, run_err);
+	free(run_err);
+	free(input);
+	free(argv);
+	buf_free(&out);
+	buf_free(&eout);
+	return rc;
+}
+
+int
+postfix_resolves(const struct conf *conf, const char *address, char **where_r,
+		 char **err_r)
+{
+	char *argv[] = {
+		POSTFIX_SBINDIR "/postconf", "-c", conf->postfix_config_dir, "-xh",
+		"virtual_alias_maps", "virtual_mailbox_maps", "alias_maps", NULL
+	};
+	struct strlist vmaps = { 0 }, amaps = { 0 };
+	struct buf out = { 0 }, eout = { 0 };
+	char *run_err = NULL, *lines[3] = { 0 }, *p, *local;
+	struct passwd pw, *res = NULL;
+	char pwbuf[4096];
+	int status, rc = -1;
+
+	status = run_program(argv, NULL, 0, &out, &eout, TOOL_TIMEOUT_MS, &run_err);
+	if (status != 0) {
+		tool_error(err_r, "postconf", status, &eout, run_err);
+		goto out;
+	}
+	p = out.data;
+	for (int i = 0; i < 3; i++) {
+		lines[i] = p;
+		if (p != NULL && (p = strchr(p, '\n')) != NULL)
+			*p++ = '\0';
+	}
+	if (lines[2] == NULL) {
+		set_error(err_r, "postconf printed less than it was asked for");
+		goto out;
+	}
+	split_maps(conf, lines[0], &vmaps);
+	split_maps(conf, lines[1], &vmaps);
+	split_maps(conf, lines[2], &amaps);
+
+	local = xstrndup(address, strcspn(address, "@"));
+	if (getpwnam_r(local, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res != NULL) {
+		set_error(where_r, "a local user");
+		rc = 1;
+	} else if ((rc = query_maps(conf, &vmaps, address, where_r, err_r)) == 0)
+		rc = query_maps(conf, &amaps, local, where_r, err_r);
+	free(local);
+out:
+	strlist_clear(&vmaps);
+	strlist_clear(&amaps);
+	buf_free(&out);
+	buf_free(&eout);
+	free(run_err);
+	return rc;
+}
+
+int
+postfix_map_query(const struct conf *conf, const char *map, const char *key,
+		  char **value_r, char **err_r)
+{
+	char *argv[] = {
+		POSTFIX_SBINDIR "/postmap", "-c", conf->postfix_config_dir, "-q", "-",
+		(char *)map, NULL
+	};
+	struct buf out = { 0 }, eout = { 0 };
+	char *input = xasprintf("%s\n", key), *run_err = NULL;
+	size_t klen = strlen(key);
+	int status, rc = -1;
+
+	status = run_program(argv, input, strlen(input), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
+	if (status == 0 || status == 1) {
+		rc = 0;
+		if (out.len > klen && strncasecmp(out.data, key, klen) == 0 &&
+		    out.data[klen] == '\t') {
+			char *v = out.data + klen + 1;
+
+			v[strcspn(v, "\n")] = '\0';
+			*value_r = xstrdup(str_trim(v));
+			rc = 1;
+		} else if (strstr(eout.data ? eout.data : "", "fatal:")) {
+			tool_error(err_r, "postmap -q", status, &eout, run_err);
+			rc = -1;
+		}
+	} else
+		tool_error(err_r, "postmap -q", status, &eout, run_err);
+	free(input);
+	free(run_err);
+	buf_free(&out);
+	buf_free(&eout);
+	return rc;
+}
+
+int
+postfix_owner_address(const struct conf *conf, const char *login,
+		      char **addr_r, char **err_r)
+{
+	char *value = NULL;
+	int rc;
+
+	*addr_r = NULL;
+	if (conf->owner_map[0] == '\0') {
+		if (strchr(login, '@') != NULL)
+			*addr_r = str_lower(xstrdup(login));
+		else
+			*addr_r = str_lower(xasprintf("%s@%s", login, conf->domains.v[0]));
+		return 0;
+	}
+	rc = postfix_map_query(conf, conf->owner_map, login, &value, err_r);
+	if (rc <= 0)
+		return rc < 0 ? -1 : 1;
+	/* First address only: an alias points to exactly one owner. */
+	value[strcspn(value, " \t,")] = '\0';
+	*addr_r = value;
+	return 0;
+}
+
+/* compiled_suffix - what postmap appends for the map type */
+static const char *
+compiled_suffix(const struct conf *conf)
+{
+	return strcmp(conf->map_type, "hash") == 0 ? "db" : conf->map_type;
+}
+
+int
+postfix_map_rebuild(const struct conf *conf, char **err_r)
+{
+	char *tmp = xasprintf("%s.rebuild", conf->map_file);
+	char *tmp_db = xasprintf("%s.%s", tmp, compiled_suffix(conf));
+	char *db = conf_compiled_map_path(conf);
+	char *spec = xasprintf("%s:%s", conf->map_type, tmp);
+	char *argv[] = { (char *)map_tool(conf), "-c", conf->postfix_config_dir, spec, NULL };
+	struct buf out = { 0 }, eout = { 0 };
+	char *run_err = NULL;
+	int status, rc = -1;
+
+	/* Build beside the live map, then rename: readers see old or new. */
+	unlink(tmp);
+	unlink(tmp_db);
+	if (link(conf->map_file, tmp) < 0) {
+		set_error(err_r, "link(%s, %s) failed: %s", conf->map_file, tmp, strerror(errno));
+		goto out;
+	}
+	status = run_program(argv, NULL, 0, &out, &eout, TOOL_TIMEOUT_MS, &run_err);
+	if (status != 0) {
+		tool_error(err_r, map_tool(conf), status, &eout, run_err);
+		unlink(tmp_db);
+		goto out;
+	}
+	if (rename(tmp_db, db) < 0) {
+		set_error(err_r, "rename(%s, %s) failed: %s", tmp_db, db, strerror(errno));
+		unlink(tmp_db);
+		goto out;
+	}
+	rc = fsutil_fsync_parent(db, err_r);
+out:
+	unlink(tmp);
+	free(run_err);
+	buf_free(&out);
+	buf_free(&eout);
+	free(tmp);
+	free(tmp_db);
+	free(db);
+	free(spec);
+	return rc;
+}
+
+/* map_edit - one incremental postmap/postalias run (-i put, -d delete) */
+static int
+map_edit(const struct conf *conf, const char *mode, const char *input, char **err_r)
+{
+	char *spec = xasprintf("%s:%s", conf->map_type, conf->map_file);
+	char *argv[8];
+	struct buf out = { 0 }, eout = { 0 };
+	char *run_err = NULL;
+	int n = 0, status;
+
+	argv[n++] = (char *)map_tool(conf);
+	argv[n++] = "-c";
+	argv[n++] = conf->postfix_config_dir;
+	if (strcmp(mode, "-i") == 0) {
+		argv[n++] = "-r";	/* replace an existing key */
+		argv[n++] = "-i";
+	} else {
+		argv[n++] = "-d";
+		argv[n++] = "-";	/* keys on stdin */
+	}
+	argv[n++] = spec;
+	argv[n] = NULL;
+	status = run_program(argv, input, strlen(input), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
+	/* postmap -d exits 1 when the key was absent: already as wanted. */
+	if (status != 0 && !(status == 1 && strcmp(mode, "-d") == 0)) {
+		tool_error(err_r, map_tool(conf), status, &eout, run_err);
+		status = -1;
+	} else
+		status = 0;
+	free(run_err);
+	buf_free(&out);
+	buf_free(&eout);
+	free(spec);
+	return status;
+}
+
+int
+postfix_map_update(const struct conf *conf, const struct alias *before,
+		   const struct alias *after, char **err_r)
+{
+	struct buf line = { 0 };
+	int rc = 0;
+
+	/* hash and cdb cannot be updated safely in place (see README). */
+	if (strcmp(conf->map_type, "lmdb") != 0)
+		return postfix_map_rebuild(conf, err_r);
+	if (after != NULL && after->state == ALIAS_ACTIVE) {
+		alias_entry_line(after, conf->map_format, &line);
+		rc = map_edit(conf, "-i", line.data, err_r);
+	} else if (before != NULL && before->state == ALIAS_ACTIVE) {
+		char *key = alias_map_key(before, conf->map_format);
+
+		buf_appendf(&line, "%s\n", key);
+		free(key);
+		rc = map_edit(conf, "-d", line.data, err_r);
+	}
+	buf_free(&line);
+	return rc;
+}
+
+int
+postfix_sendmail(const struct conf *conf, const char *sender,
+		 const char *message, char **err_r)
+{
+	char *argv[] = {
+		conf->sendmail_path, "-C", conf->postfix_config_dir, "-i", "-t",
+		"-f", (char *)sender, NULL
+	};
+	struct buf out = { 0 }, eout = { 0 };
+	char *run_err = NULL;
+	int status, rc = 0;
+
+	status = run_program(argv, message, strlen(message), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
+	if (status != 0) {
+		tool_error(err_r, "sendmail", status, &eout, run_err);
+		rc = -1;
+	}
+	free(run_err);
+	buf_free(&out);
+	buf_free(&eout);
+	return rc;
+}

@@ -1,0 +1,45 @@
+/* postfix.h - everything the sync daemon asks of Postfix's own tools.
+ *
+ * Runs postconf, postmap/postalias and sendmail (never a shell) against
+ * postfix_config_dir.  Nothing here decides policy; the engine does.
+ */
+#ifndef MA_POSTFIX_H
+#define MA_POSTFIX_H
+
+#include "aliasmap.h"
+#include "conf.h"
+
+/* Does Postfix already deliver mail for address (name@domain)?  Asks every
+ * map of virtual_alias_maps, virtual_mailbox_maps and alias_maps except
+ * this project's own, and the local users.  Returns 1 (with where it was
+ * found in *where_r, caller frees), 0 if not, -1 if it could not tell. */
+int postfix_resolves(const struct conf *conf, const char *address,
+		     char **where_r, char **err_r);
+
+/* The delivery address for a SASL login: owner_map, or the login if it
+ * holds an '@', else login@<first domain>.  Returns 0 and a caller-owned
+ * *addr_r, 1 if owner_map has no entry, -1 on error. */
+int postfix_owner_address(const struct conf *conf, const char *login,
+			  char **addr_r, char **err_r);
+
+/* Rebuild the compiled map from map_file into a new file and rename it
+ * into place.  0 or -1 with a reason. */
+int postfix_map_rebuild(const struct conf *conf, char **err_r);
+
+/* Bring the compiled map from before to after (either may be NULL):
+ * incremental for lmdb, a full rebuild for hash and cdb.  map_file must
+ * already hold the new state.  0 or -1 with a reason. */
+int postfix_map_update(const struct conf *conf, const struct alias *before,
+		       const struct alias *after, char **err_r);
+
+/* Queue a complete message (headers and body, LF line ends) through
+ * sendmail_path -C postfix_config_dir -t.  0 or -1 with a reason. */
+int postfix_sendmail(const struct conf *conf, const char *sender,
+		     const char *message, char **err_r);
+
+/* Look a key up in one Postfix map.  1 found (*value_r set, caller frees),
+ * 0 not found, -1 error. */
+int postfix_map_query(const struct conf *conf, const char *map,
+		      const char *key, char **value_r, char **err_r);
+
+#endif
