@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -186,8 +187,15 @@ validate_opt(cfg_t *cfg, cfg_opt_t *opt)
 			return bad_value(cfg, opt, "\"%s\" must start with unix:, local:, inet: or inet6:", s);
 		if (strcmp(opt->name, "domains") == 0 && !request_domain_valid(s))
 			return bad_value(cfg, opt, "\"%s\" is not a domain name", s);
-		if (strcmp(opt->name, "reserved") == 0 && !request_name_valid(s))
-			return bad_value(cfg, opt, "\"%s\" is not a valid alias name", s);
+		if (strcmp(opt->name, "reserved") == 0) {
+			/* Names are folded to lower case, as in requests. */
+			char *lower = str_lower(xstrdup(s));
+			int ok = request_name_valid(lower);
+
+			free(lower);
+			if (!ok)
+				return bad_value(cfg, opt, "\"%s\" is not a valid alias name", s);
+		}
 		if (strcmp(opt->name, "request_address") == 0 &&
 		    !request_address_valid(s))
 			return bad_value(cfg, opt, "\"%s\" is not an address of the form name@domain", s);
@@ -325,10 +333,12 @@ cross_check(const struct conf *c, const struct conf_parse *p)
 	return NULL;
 }
 
-int
-conf_load(const char *path, struct conf **conf_r, char **err_r)
+/* load_locked - conf_load, with the libconfuse lock held */
+static int
+load_locked(const char *path, struct conf **conf_r, char **err_r)
 {
 	struct conf_parse parse = { 0 };
+	struct stat st;
 	struct conf *c;
 	cfg_t *cfg;
 	char *err;
@@ -350,14 +360,15 @@ conf_load(const char *path, struct conf **conf_r, char **err_r)
 	cfg_set_validate_func(cfg, "peer|pin", validate_opt);
 	cfg_set_validate_func(cfg, "peer", validate_peer);
 
-	/* libconfuse reports through a global hook; serialise loads. */
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	pthread_mutex_lock(&lock);
+	/* libconfuse's scanner exits the process on a read error. */
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		set_error(err_r, "%s: cannot read: %s", path, strerror(EISDIR));
+		goto fail;
+	}
 	cur_parse = &parse;
 	parse.path = path;
 	rc = cfg_parse(cfg, path);
 	cur_parse = NULL;
-	pthread_mutex_unlock(&lock);
 
 	if (rc == CFG_FILE_ERROR) {
 		set_error(err_r, "%s: cannot read: %s", path, strerror(errno));
@@ -404,9 +415,9 @@ conf_load(const char *path, struct conf **conf_r, char **err_r)
 		c->peers[i].address = addr ? xstrdup(addr) : NULL;
 		copy_list(ps, "pin", &c->peers[i].pins, false);
 	}
-	cfg_free(cfg);
-
-	if ((err = cross_check(c, &parse)) != NULL) {
+	err = cross_check(c, &parse);
+	cfg_free(cfg);		/* only now: parse.lines[].key points into cfg */
+	if (err != NULL) {
 		if (err_r != NULL) {
 			free(*err_r);
 			*err_r = err;
@@ -424,6 +435,21 @@ fail:
 	free(parse.error);
 	cfg_free(cfg);
 	return -1;
+}
+
+int
+conf_load(const char *path, struct conf **conf_r, char **err_r)
+{
+	/* libconfuse keeps its scanner in globals, used by cfg_init (list
+	 * defaults), cfg_parse and cfg_free, and reports errors through
+	 * cur_parse: serialise whole loads. */
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	int rc;
+
+	pthread_mutex_lock(&lock);
+	rc = load_locked(path, conf_r, err_r);
+	pthread_mutex_unlock(&lock);
+	return rc;
 }
 
 void

@@ -15,3 +15,4 @@ common_libcommon_a_SOURCES = \
 	common/util.c common/util.h
 
 COMMON_LIBS = common/libcommon.a $(CONFUSE_LIBS) $(GNUTLS_LIBS) $(PTHREAD_LIBS)
+dist_man_MANS += common/milter-alias.conf.5

@@ -33,6 +33,7 @@ struct mctx {
 	unsigned nrcpt;		/* recipients accepted so far */
 	char *subject;		/* raw Subject value */
 	unsigned nsubject;
+	int mixed;		/* a recipient after the request was refused */
 };
 
 static const struct conf *conf;
@@ -114,8 +115,11 @@ mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 		     SMFIP_NOUNKNOWN);
 	*pf2 = *pf3 = 0;
 	if (f0 & SMFIF_SETSYMLIST) {
-		/* Only what we read; Postfix sends nothing else. */
-		smfi_setsymlist(ctx, SMFIM_ENVFROM, "{auth_authen}");
+		/* Only what we read; Postfix sends nothing else.  "j" always
+		 * has a value: when no macro of a stage has one, libmilter
+		 * keeps that stage's macros from the session's previous MAIL,
+		 * and a login would outlive a STARTTLS that reset it. */
+		smfi_setsymlist(ctx, SMFIM_ENVFROM, "j {auth_authen}");
 		smfi_setsymlist(ctx, SMFIM_ENVRCPT, "i");
 		smfi_setsymlist(ctx, SMFIM_EOM, "i");
 	}
@@ -154,12 +158,17 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 	} else if (is_request && (m->nrcpt > 0 || m->request_rcpt != NULL)) {
 		log_info(queue_id(ctx), "refused request to=<%s> login=%s: other recipients",
 			 rcpt, m->login);
+		if (m->request_rcpt != NULL)
+			m->mixed = 1;
 		reply(ctx, "550", "5.7.1", "Send alias requests on their own, "
 		      "with the request address as the only recipient");
 		rc = SMFIS_REJECT;
 	} else if (!is_request && m->request_rcpt != NULL) {
 		log_info(queue_id(ctx), "refused to=<%s> login=%s: mixed with a request",
 			 rcpt, m->login);
+		/* The transaction goes on with the request address alone; the
+		 * user was told "on their own", so the request fails too. */
+		m->mixed = 1;
 		reply(ctx, "550", "5.7.1", "Send alias requests on their own, "
 		      "with the request address as the only recipient");
 		rc = SMFIS_REJECT;
@@ -207,9 +216,15 @@ ask_peer(SMFICTX *ctx, struct mctx *m, const char *qid, const struct request *re
 	char *err = NULL;
 	const char *status;
 	sfsistat rc;
+	long long wait_ms = conf->commit_timeout * 1000;
 
 	msg_set(&q, "op", "request");
 	msg_set(&q, "id", qid);
+	/* The sync daemon must decide before we give up waiting, with time
+	 * left to apply the change and answer: a change it committed after
+	 * our 4xx would exist although the client was told to retry. */
+	msg_setf(&q, "deadline", "%lld", now_mono_ms() + wait_ms -
+		 (wait_ms >= 4000 ? 1000 : wait_ms / 4));
 	msg_set(&q, "login", m->login);
 	msg_set(&q, "request_address", m->request_rcpt);
 	msg_set(&q, "verb", request_verb_name(req->verb));
@@ -221,7 +236,7 @@ ask_peer(SMFICTX *ctx, struct mctx *m, const char *qid, const struct request *re
 		msg_set(&q, "note", req->note);
 
 	struct ctlsock_opts o = {
-		.timeout_ms = (int)conf->commit_timeout * 1000,
+		.timeout_ms = (int)wait_ms,
 		.tick = progress_tick, .tick_arg = ctx, .tick_ms = 5000,
 	};
 
@@ -268,6 +283,13 @@ mlfi_eom(SMFICTX *ctx)
 
 	if (m->request_rcpt == NULL)
 		return SMFIS_ACCEPT;
+	if (m->mixed) {
+		log_info(qid, "refused request login=%s: mixed with other recipients",
+			 m->login);
+		reply(ctx, "550", "5.7.1", "Send alias requests on their own, "
+		      "with the request address as the only recipient");
+		return SMFIS_REJECT;
+	}
 	if (m->nsubject > 1) {
 		reply(ctx, "550", "5.7.1", "The request has more than one Subject header");
 		return SMFIS_REJECT;

@@ -46,6 +46,7 @@ struct change {
 	const char *verb;
 	const char *login;
 	const char *origin;	/* "mail" or "admin" */
+	long long deadline;	/* now_mono_ms() the requester stops waiting; 0 none */
 	struct alias before;	/* zeroed (address NULL) when new */
 	struct alias after;
 	char txn[17];
@@ -230,6 +231,17 @@ commit(struct engine *e, struct change *c, char **err_r)
 
 	/* Standalone: this node's yes is the only vote.  Peers vote here. */
 
+	if (c->deadline > 0 && now_mono_ms() > c->deadline) {
+		char *ignored = NULL;
+
+		/* Too late: the milter answers 4xx about now, so the change
+		 * must not happen. */
+		set_error(err_r, "not decided before the requester's deadline");
+		decision_record(e, c->txn, "abort", &ignored);
+		free(ignored);
+		log_notice(c->txn, "abort address=%s: decided too late", c->after.address);
+		return -1;
+	}
 	if (decision_record(e, c->txn, "commit", err_r) < 0) {
 		char *ignored = NULL;
 
@@ -461,6 +473,7 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 	struct change c = { .id = id, .login = login, .origin = admin ? "admin" : "mail" };
 	enum request_verb verb;
 	char *address = NULL;
+	long long deadline;
 
 	if (request_verb_parse(msg_gets(req, "verb"), &verb) < 0) {
 		reply(resp, "perm", "Unknown command; use new, disable, enable, delete or list");
@@ -472,6 +485,17 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 	if (!admin && *login == '\0') {
 		reply(resp, "perm", "Authenticate (SMTP AUTH) before sending alias requests");
 		return;
+	}
+	if (msg_get_ll(req, "deadline", &deadline) == 0) {
+		if (now_mono_ms() > deadline) {
+			/* Read too late (the daemon was stopped or busy):
+			 * the milter answers 4xx by now. */
+			log_notice(id, "request login=%s ignored: it arrived after its "
+				   "deadline", login);
+			reply(resp, "temp", "The request took too long; try again later");
+			return;
+		}
+		c.deadline = deadline;
 	}
 	if (!admin && conf->max_requests_per_hour > 0) {
 		size_t n;

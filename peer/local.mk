@@ -6,7 +6,8 @@ peer_libpeer_a_SOURCES = \
 	peer/engine.c peer/engine.h \
 	peer/journal.c peer/journal.h \
 	peer/notify.c peer/notify.h \
-	peer/postfix.c peer/postfix.h
+	peer/postfix.c peer/postfix.h \
+	peer/tls.c peer/tls.h
 
 sbin_PROGRAMS += peer/milter-alias-peer
 peer_milter_alias_peer_SOURCES = peer/main.c
@@ -15,3 +16,4 @@ peer_milter_alias_peer_LDADD = peer/libpeer.a $(COMMON_LIBS)
 sbin_PROGRAMS += peer/milter-aliasctl
 peer_milter_aliasctl_SOURCES = peer/aliasctl.c
 peer_milter_aliasctl_LDADD = $(COMMON_LIBS)
+dist_man_MANS += peer/milter-alias-peer.8 peer/milter-aliasctl.8

@@ -1,0 +1,4 @@
+# tests
+EXTRA_DIST += tests/run-all.sh
+include tests/milter/local.mk
+include tests/unit/local.mk

@@ -1,0 +1,111 @@
+#!/bin/bash
+# run-all.sh - the whole test suite, from a fresh Debian 12 machine.
+#
+# Layers (tests/README.md):
+#   1. build with -Werror
+#   2. make check: Criterion unit tests and milter protocol tests
+#   3. real Postfix + Dovecot tests in network namespaces (needs root)
+#   4. make distcheck
+# A layer that cannot run fails: nothing is skipped silently.  The last line
+# counts test cases over all layers: "total: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+top=$(pwd)
+logdir=$top/tests/logs
+mkdir -p "$logdir"
+
+passed=0
+failed=0
+layer_fail=()
+
+say() { printf '\n=== %s\n' "$*"; }
+
+# count LOG - add the "N passed, M failed" line of a test log to the totals
+count() {
+	local line p f
+	line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+	if [ -z "$line" ]; then
+		echo "no result line in $1" >&2
+		failed=$((failed + 1))
+		return 1
+	fi
+	p=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed, ([0-9]+) failed.*/\2/' <<<"$line")
+	f=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed, ([0-9]+) failed.*/\3/' <<<"$line")
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "run-all.sh: the real-Postfix layers need root (network namespaces," >&2
+	echo "Postfix instances); run it with sudo." >&2
+	exit 1
+fi
+if [ "${MILTER_ALIAS_SKIP_DEPS:-}" != 1 ]; then
+	contrib/install-deps.sh || exit 1
+fi
+
+say "layer 1: build (-Wall -Wextra -Werror)"
+if ! { autoreconf -fi && ./configure -q CFLAGS="-O2 -g -Werror" &&
+       make -j"$(nproc)"; } >"$logdir/build.log" 2>&1; then
+	tail -n 40 "$logdir/build.log"
+	echo "build failed; see $logdir/build.log"
+	echo "total: 0 passed, 1 failed"
+	exit 1
+fi
+echo "build ok"
+
+say "layer 2: unit and milter protocol tests (make check)"
+if make -j"$(nproc)" check >"$logdir/check.log" 2>&1; then
+	echo "make check ok"
+else
+	layer_fail+=("make check")
+	grep -E '^(FAIL|ERROR|XPASS)' "$logdir/check.log" || tail -n 30 "$logdir/check.log"
+fi
+# Criterion: "Synthesis: Tested: N | Passing: P | Failing: F | Crashing: C"
+for log in tests/unit/*.log; do
+	[ -e "$log" ] || continue
+	s=$(grep -E 'Synthesis: Tested' "$log" | tail -n 1)
+	if [ -z "$s" ]; then
+		echo "no Criterion synthesis in $log"; failed=$((failed + 1)); continue
+	fi
+	p=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$s")
+	f=$(sed -E 's/.*Failing: ([0-9]+).*Crashing: ([0-9]+).*/\1+\2/' <<<"$s")
+	passed=$((passed + p)); failed=$((failed + f))
+	echo "$(basename "$log" .log): $s"
+done
+for log in tests/milter/*.log; do
+	[ -e "$log" ] || continue
+	case "$log" in */test-suite.log) continue ;; esac
+	count "$log" && echo "$(basename "$log" .log): $(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)"
+done
+
+say "layer 3: real Postfix + Dovecot in network namespaces"
+for t in tests/postfix/test_*.sh; do
+	name=$(basename "$t" .sh)
+	if "$t" >"$logdir/$name.log" 2>&1; then
+		echo "$name: ok"
+	else
+		layer_fail+=("$name")
+		echo "$name: FAILED (tail of $logdir/$name.log follows)"
+		tail -n 30 "$logdir/$name.log"
+	fi
+	count "$logdir/$name.log" && grep -E '[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -n 1
+done
+
+say "layer 4: make distcheck"
+if make distcheck >"$logdir/distcheck.log" 2>&1; then
+	echo "distcheck ok"
+	passed=$((passed + 1))
+else
+	layer_fail+=("distcheck")
+	failed=$((failed + 1))
+	tail -n 30 "$logdir/distcheck.log"
+fi
+
+say "summary"
+if [ ${#layer_fail[@]} -gt 0 ]; then
+	echo "failed: ${layer_fail[*]}"
+	[ "$failed" -gt 0 ] || failed=${#layer_fail[@]}
+fi
+echo "total: $passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ ${#layer_fail[@]} -eq 0 ]

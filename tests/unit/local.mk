@@ -1,0 +1,55 @@
+# tests/unit: Criterion unit tests for the modules in common/.
+if HAVE_CRITERION
+UNIT_TEST_CFLAGS = $(AM_CFLAGS) $(CRITERION_CFLAGS) $(CONFUSE_CFLAGS) $(GNUTLS_CFLAGS)
+UNIT_TEST_LDADD = $(COMMON_LIBS) $(CRITERION_LIBS)
+
+check_PROGRAMS += \
+	tests/unit/test_util \
+	tests/unit/test_msg \
+	tests/unit/test_request \
+	tests/unit/test_conf \
+	tests/unit/test_aliasmap \
+	tests/unit/test_fsutil
+TESTS += \
+	tests/unit/test_util \
+	tests/unit/test_msg \
+	tests/unit/test_request \
+	tests/unit/test_conf \
+	tests/unit/test_aliasmap \
+	tests/unit/test_fsutil
+
+tests_unit_test_util_SOURCES = tests/unit/test_util.c tests/unit/unit.h
+tests_unit_test_util_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_util_LDADD = $(UNIT_TEST_LDADD)
+
+tests_unit_test_msg_SOURCES = tests/unit/test_msg.c tests/unit/unit.h
+tests_unit_test_msg_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_msg_LDADD = $(UNIT_TEST_LDADD)
+
+tests_unit_test_request_SOURCES = tests/unit/test_request.c tests/unit/unit.h
+tests_unit_test_request_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_request_LDADD = $(UNIT_TEST_LDADD)
+
+tests_unit_test_conf_SOURCES = tests/unit/test_conf.c tests/unit/unit.h
+tests_unit_test_conf_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_conf_LDADD = $(UNIT_TEST_LDADD)
+
+tests_unit_test_aliasmap_SOURCES = tests/unit/test_aliasmap.c tests/unit/unit.h
+tests_unit_test_aliasmap_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_aliasmap_LDADD = $(UNIT_TEST_LDADD)
+
+tests_unit_test_fsutil_SOURCES = tests/unit/test_fsutil.c tests/unit/unit.h
+tests_unit_test_fsutil_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_fsutil_LDADD = $(UNIT_TEST_LDADD)
+endif
+
+# peer/tls.c (GnuTLS).  One test uses certtool (gnutls-bin) and skips
+# itself when it is missing.
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_tls
+TESTS += tests/unit/test_tls
+tests_unit_test_tls_SOURCES = tests/unit/test_tls.c tests/unit/unit.h
+tests_unit_test_tls_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
+tests_unit_test_tls_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_tls_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD)
+endif

@@ -1,0 +1,753 @@
+/* test_request.c - unit tests for common/request.c: RFC 2047 subject
+ * decoding, verb parsing and the alias name rules of contract §4. */
+#include "config.h"
+
+#include "unit.h"
+#include "request.h"
+
+static struct strlist domains;
+
+static void
+setup(void)
+{
+	memset(&domains, 0, sizeof(domains));
+	strlist_add(&domains, "example.org");
+	strlist_add(&domains, "example.net");
+}
+
+static void
+teardown(void)
+{
+	strlist_clear(&domains);
+}
+
+TestSuite(request, .init = setup, .fini = teardown);
+
+/* parse_ok - parse subject, which must succeed */
+static void
+parse_ok(const char *subject, struct request *req)
+{
+	char *err = NULL;
+	int rc = request_parse(subject, "example.org", &domains, req, &err);
+
+	cr_assert_eq(rc, 0, "\"%s\" refused: %s", subject, err ? err : "(no reason)");
+	free(err);
+}
+
+/* parse_err - parse subject, which must fail; returns the reason */
+static char *
+parse_err(const char *subject)
+{
+	struct request req;
+	char *err = NULL;
+	int rc;
+
+	memset(&req, 0x5a, sizeof(req));
+	rc = request_parse(subject, "example.org", &domains, &req, &err);
+	cr_assert_eq(rc, -1, "\"%s\" accepted", subject);
+	cr_assert_null(req.name, "name left set after \"%s\"", subject);
+	cr_assert_null(req.domain, "domain left set after \"%s\"", subject);
+	cr_assert_null(req.note, "note left set after \"%s\"", subject);
+	ut_assert_reply_safe(err);
+	return err;
+}
+
+/* refused - parse_err, and the reason contains want */
+static void
+refused(const char *subject, const char *want)
+{
+	char *err = parse_err(subject);
+
+	cr_assert_not_null(strstr(err, want), "\"%s\": reason \"%s\" lacks \"%s\"",
+			   subject, err, want);
+	free(err);
+}
+
+/* expect_new - subject is "new" of name@domain with note */
+static void
+expect_new(const char *subject, const char *name, const char *domain,
+	   const char *note)
+{
+	struct request req;
+
+	parse_ok(subject, &req);
+	cr_assert_eq(req.verb, VERB_NEW, "\"%s\": verb %d", subject, req.verb);
+	cr_assert_str_eq(req.name, name, "\"%s\"", subject);
+	cr_assert_str_eq(req.domain, domain, "\"%s\"", subject);
+	cr_assert_str_eq(req.note, note, "\"%s\"", subject);
+	request_clear(&req);
+}
+
+/* decode_ok - decode raw, which must succeed and give want */
+static void
+decode_ok(const char *raw, const char *want)
+{
+	char *out = (char *)"unset", *err = NULL;
+	int rc = request_decode_subject(raw, &out, &err);
+
+	cr_assert_eq(rc, 0, "\"%s\" refused: %s", raw, err ? err : "");
+	cr_assert_not_null(out);
+	cr_assert_str_eq(out, want, "decoding \"%s\"", raw);
+	for (const unsigned char *p = (const unsigned char *)out; *p; p++)
+		cr_assert(*p >= 0x20 && *p <= 0x7e, "byte 0x%02x in \"%s\"", *p, out);
+	free(out);
+	free(err);
+}
+
+/* decode_err - decode raw, which must fail with a reason containing want */
+static void
+decode_err(const char *raw, const char *want)
+{
+	char *out = (char *)"unset", *err = NULL;
+	int rc = request_decode_subject(raw, &out, &err);
+
+	cr_assert_eq(rc, -1, "\"%s\" accepted as \"%s\"", raw, rc == 0 ? out : "");
+	cr_assert_null(out, "*out_r set on failure");
+	ut_assert_reply_safe(err);
+	if (want != NULL)
+		cr_assert_not_null(strstr(err, want), "\"%s\": reason \"%s\" lacks \"%s\"",
+				   raw, err, want);
+	free(err);
+}
+
+/* repeat - c n times, caller frees */
+static char *
+repeat(char c, size_t n)
+{
+	char *s = xmalloc(n + 1);
+
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* ===== request_parse: the verbs ===== */
+
+Test(request, new_with_note)
+{
+	expect_new("new shop-amazon orders", "shop-amazon", "example.org", "orders");
+}
+
+Test(request, new_a_b_is_alias_a_note_b)
+{
+	expect_new("new a b", "a", "example.org", "b");
+}
+
+Test(request, new_without_note)
+{
+	expect_new("new shop", "shop", "example.org", "");
+	expect_new("new shop   ", "shop", "example.org", "");
+}
+
+Test(request, new_note_is_the_rest_of_the_line)
+{
+	expect_new("new shop my orders  from\tthe web", "shop", "example.org",
+		   "my orders  from\tthe web");
+	expect_new("  new   shop   padded note   ", "shop", "example.org", "padded note");
+	expect_new("new shop 100% \"real\" | note", "shop", "example.org",
+		   "100% \"real\" | note");
+}
+
+Test(request, tab_separates_words)
+{
+	expect_new("new\tshop\tnote", "shop", "example.org", "note");
+}
+
+Test(request, lone_name_means_new)
+{
+	expect_new("shop", "shop", "example.org", "");
+	expect_new("  Shop.2024  ", "shop.2024", "example.org", "");
+	expect_new("shop@example.net", "shop", "example.net", "");
+}
+
+Test(request, several_words_without_verb_refused)
+{
+	refused("Foo bar", "unknown command");
+	refused("shop orders", "unknown command");
+	refused("create shop", "unknown command");
+	refused("news shop", "unknown command");
+}
+
+Test(request, verbs_are_case_insensitive)
+{
+	static const struct {
+		const char *subject;
+		enum request_verb verb;
+	} cases[] = {
+		{ "NEW shop", VERB_NEW },
+		{ "New shop", VERB_NEW },
+		{ "DISABLE shop", VERB_DISABLE },
+		{ "Disable shop", VERB_DISABLE },
+		{ "ENABLE shop", VERB_ENABLE },
+		{ "eNaBlE shop", VERB_ENABLE },
+		{ "DELETE shop", VERB_DELETE },
+		{ "DeLeTe shop", VERB_DELETE },
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		struct request req;
+
+		parse_ok(cases[i].subject, &req);
+		cr_assert_eq(req.verb, cases[i].verb, "\"%s\"", cases[i].subject);
+		cr_assert_str_eq(req.name, "shop");
+		cr_assert_str_eq(req.domain, "example.org");
+		request_clear(&req);
+	}
+}
+
+Test(request, list)
+{
+	static const char *const ok[] = { "list", "LIST", "List", "  list  ", "\tlist" };
+
+	for (size_t i = 0; i < N_ELEMENTS(ok); i++) {
+		struct request req;
+
+		parse_ok(ok[i], &req);
+		cr_assert_eq(req.verb, VERB_LIST, "\"%s\"", ok[i]);
+		cr_assert_null(req.name);
+		cr_assert_null(req.domain);
+		request_clear(&req);
+	}
+}
+
+Test(request, list_with_arguments_refused)
+{
+	refused("list shop", "list");
+	refused("list all my aliases", "list");
+	refused("LIST x", "list");
+}
+
+Test(request, disable_enable_delete_take_one_name)
+{
+	static const struct {
+		const char *verb;
+		enum request_verb v;
+	} verbs[] = {
+		{ "disable", VERB_DISABLE },
+		{ "enable", VERB_ENABLE },
+		{ "delete", VERB_DELETE },
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(verbs); i++) {
+		char subject[100];
+		struct request req;
+
+		snprintf(subject, sizeof(subject), "%s shop", verbs[i].verb);
+		parse_ok(subject, &req);
+		cr_assert_eq(req.verb, verbs[i].v);
+		cr_assert_str_eq(req.name, "shop");
+		cr_assert_str_eq(req.domain, "example.org");
+		request_clear(&req);
+
+		snprintf(subject, sizeof(subject), "%s shop@Example.NET", verbs[i].verb);
+		parse_ok(subject, &req);
+		cr_assert_str_eq(req.name, "shop");
+		cr_assert_str_eq(req.domain, "example.net");
+		request_clear(&req);
+
+		snprintf(subject, sizeof(subject), "%s", verbs[i].verb);
+		refused(subject, "needs an alias name");
+		snprintf(subject, sizeof(subject), "%s   ", verbs[i].verb);
+		refused(subject, "needs an alias name");
+		snprintf(subject, sizeof(subject), "%s shop extra", verbs[i].verb);
+		refused(subject, "exactly one");
+		snprintf(subject, sizeof(subject), "%s a b c", verbs[i].verb);
+		refused(subject, "exactly one");
+	}
+}
+
+Test(request, new_needs_a_name)
+{
+	refused("new", "needs an alias name");
+	refused("NEW  ", "needs an alias name");
+}
+
+Test(request, verb_words_are_valid_names)
+{
+	expect_new("new list", "list", "example.org", "");
+	expect_new("new delete note", "delete", "example.org", "note");
+}
+
+Test(request, empty_subject_refused)
+{
+	refused("", "empty");
+	refused("   ", "empty");
+	refused("\t \t", "empty");
+}
+
+/* ===== request_parse: domains ===== */
+
+Test(request, served_domain_accepted)
+{
+	expect_new("new shop@example.net", "shop", "example.net", "");
+	expect_new("new shop@example.org note", "shop", "example.org", "note");
+	expect_new("new Shop@EXAMPLE.Net", "shop", "example.net", "");
+}
+
+Test(request, default_domain_is_lowercased)
+{
+	struct request req;
+	char *err = NULL;
+
+	cr_assert_eq(request_parse("new shop", "Example.ORG", &domains, &req, &err), 0);
+	cr_assert_str_eq(req.domain, "example.org");
+	request_clear(&req);
+	free(err);
+}
+
+Test(request, unserved_domain_refused)
+{
+	refused("new shop@evil.com", "not served");
+	refused("shop@evil.com", "not served");
+	refused("disable shop@example.org.evil.com", "not served");
+	refused("new shop@org", "not served");
+	refused("new shop@", "not served");
+}
+
+Test(request, more_than_one_at_refused)
+{
+	refused("new a@b@example.org", "more than one");
+	refused("new a@example.org@example.org", "more than one");
+	refused("delete @@example.org", "more than one");
+}
+
+Test(request, empty_local_part_refused)
+{
+	refused("new @example.org", "empty");
+}
+
+/* ===== request_parse: name rules ===== */
+
+Test(request, forbidden_characters_refused)
+{
+	static const char *const bad[] = {
+		"new a|b", "new |cmd", "new a/b", "new /etc/passwd", "new a:b",
+		"new :include:", "new :include:/etc/aliases", "new a\"b", "new \"ab\"",
+		"new a,b", "new a+b", "new a=b", "new a!b", "new a#b", "new a;b",
+		"new a\\b", "new (a)", "new <a>", "new a'b", "new a*b", "new ~a",
+		"new a%b",
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(bad); i++)
+		refused(bad[i], "not allowed");
+}
+
+Test(request, control_characters_refused)
+{
+	refused("new a\x01" "b", "not allowed");
+	refused("new a\x7f", "not allowed");
+	refused("new a\rb", "not allowed");
+	refused("a\x1b[31m", "not allowed");
+}
+
+Test(request, non_ascii_refused)
+{
+	refused("new caf\xc3\xa9", "not allowed");
+	refused("new \xe2\x80\x8bshop", "not allowed");
+	refused("\xff", "not allowed");
+}
+
+Test(request, dots)
+{
+	refused("new .shop", "dot");
+	refused("new shop.", "dot");
+	refused("new shop..x", "two dots");
+	refused("new .", "dot");
+	refused("shop.@example.org", "dot");
+	expect_new("new s.h.o.p", "s.h.o.p", "example.org", "");
+}
+
+Test(request, allowed_characters)
+{
+	expect_new("new a-b_c.d9", "a-b_c.d9", "example.org", "");
+	expect_new("new 0", "0", "example.org", "");
+	expect_new("new _", "_", "example.org", "");
+}
+
+Test(request, length_limits)
+{
+	char *n64 = repeat('a', 64), *n65 = repeat('b', 65), subject[200];
+
+	snprintf(subject, sizeof(subject), "new %s", n64);
+	expect_new(subject, n64, "example.org", "");
+	snprintf(subject, sizeof(subject), "new %s@example.net", n64);
+	expect_new(subject, n64, "example.net", "");
+	snprintf(subject, sizeof(subject), "new %s", n65);
+	refused(subject, "64");
+	snprintf(subject, sizeof(subject), "%s", n65);
+	refused(subject, "64");
+	free(n64);
+	free(n65);
+}
+
+Test(request, upper_case_folded)
+{
+	expect_new("new SHOP-Amazon Orders", "shop-amazon", "example.org", "Orders");
+	expect_new("SHOP", "shop", "example.org", "");
+}
+
+Test(request, upper_case_folded_for_every_verb)
+{
+	struct request req;
+
+	parse_ok("Disable SHOP@EXAMPLE.ORG", &req);
+	cr_assert_eq(req.verb, VERB_DISABLE);
+	cr_assert_str_eq(req.name, "shop");
+	cr_assert_str_eq(req.domain, "example.org");
+	cr_assert_null(req.note, "only new has a note");
+	request_clear(&req);
+}
+
+Test(request, note_length_limit)
+{
+	char *n200 = repeat('n', REQUEST_NOTE_MAX), *n201 = repeat('n', REQUEST_NOTE_MAX + 1);
+	char subject[400];
+
+	snprintf(subject, sizeof(subject), "new shop %s", n200);
+	expect_new(subject, "shop", "example.org", n200);
+	snprintf(subject, sizeof(subject), "new shop %s", n201);
+	refused(subject, "note");
+	free(n200);
+	free(n201);
+}
+
+Test(request, error_texts_are_reply_safe_and_bounded)
+{
+	static const char *const bad[] = {
+		"Foo% bar", "new a%b", "new shop@ev%il.com", "new a%0D%0Ab",
+		"new a@b@c%", "x%y z", "new a\rb", "new a\nb", "new a\r\nb",
+		"new caf\xc3\xa9", "new \x01", "new a%s%n%d",
+	};
+	char *longname = repeat('%', 900), subject[1000];
+
+	for (size_t i = 0; i < N_ELEMENTS(bad); i++)
+		free(parse_err(bad[i]));	/* parse_err checks reply safety */
+	snprintf(subject, sizeof(subject), "new %s", longname);
+	char *err = parse_err(subject);
+	cr_assert_lt(strlen(err), 200, "user input echoed unbounded: %zu bytes",
+		     strlen(err));
+	free(err);
+	snprintf(subject, sizeof(subject), "%s more", longname);
+	err = parse_err(subject);
+	cr_assert_lt(strlen(err), 200);
+	free(err);
+	free(longname);
+}
+
+Test(request, clear_is_idempotent)
+{
+	struct request req;
+
+	parse_ok("new shop note", &req);
+	request_clear(&req);
+	cr_assert_null(req.name);
+	cr_assert_null(req.domain);
+	cr_assert_null(req.note);
+	request_clear(&req);
+	cr_assert_null(req.name);
+}
+
+/* ===== request_decode_subject ===== */
+
+Test(request, decode_plain)
+{
+	decode_ok("new shop", "new shop");
+	decode_ok("  new shop  ", "new shop");
+	decode_ok("", "");
+	decode_ok("list", "list");
+	decode_ok("new shop 100% =? ?= x", "new shop 100% =? ?= x");
+}
+
+Test(request, decode_q)
+{
+	decode_ok("=?utf-8?q?new_shop?=", "new shop");
+	decode_ok("=?UTF-8?Q?new_shop?=", "new shop");
+	decode_ok("=?us-ascii?q?new=20shop=2Dx?=", "new shop-x");
+	decode_ok("=?utf-8?q?new=5fshop?=", "new_shop");	/* lower-case hex */
+	decode_ok("=?utf-8?q?new_=5F?=", "new _");	/* '_' is a space, "=5F" is not */
+	decode_ok("=?utf-8?q?" "?=", "");		/* split: no trigraph */
+}
+
+Test(request, decode_b)
+{
+	decode_ok("=?utf-8?b?bmV3IHNob3A=?=", "new shop");
+	decode_ok("=?UTF-8?B?bmV3IHNob3A=?=", "new shop");
+	decode_ok("=?utf-8?B?bmV3IGE=?=", "new a");
+	decode_ok("=?utf-8?B?bmV3IGFi?=", "new ab");	/* no padding needed */
+	decode_ok("=?iso-8859-1?B?bGlzdA==?=", "list");
+}
+
+Test(request, decode_mixed_with_plain_text)
+{
+	decode_ok("new =?utf-8?q?shop?=", "new shop");
+	decode_ok("=?utf-8?q?new?= shop", "new shop");
+	decode_ok("new =?utf-8?q?shop?= my note", "new shop my note");
+}
+
+Test(request, decode_adjacent_words_drop_white_space)
+{
+	decode_ok("=?utf-8?q?new_sh?= =?utf-8?q?op?=", "new shop");
+	decode_ok("=?utf-8?q?new_sh?=   \t =?utf-8?b?b3A=?=", "new shop");
+	decode_ok("=?utf-8?q?new?==?utf-8?q?_shop?=", "new shop");
+	decode_ok("=?utf-8?q?new_?= =?utf-8?q?sh?= =?utf-8?q?op?=", "new shop");
+	/* Folded between the two words: still dropped. */
+	decode_ok("=?utf-8?q?new_sh?=\r\n =?utf-8?q?op?=", "new shop");
+	decode_ok("=?utf-8?q?new_sh?= \r\n\t=?utf-8?q?op?=", "new shop");
+}
+
+Test(request, decode_white_space_between_plain_words_kept)
+{
+	decode_ok("=?utf-8?q?new?= shop =?utf-8?q?note?=", "new shop note");
+}
+
+Test(request, decode_unfolds)
+{
+	decode_ok("new\r\n shop", "new shop");
+	decode_ok("new shop\r\n\torders", "new shop orders");
+	decode_ok("new\n shop", "new shop");
+	decode_ok("new shop\r\n orders\r\n  more", "new shop orders  more");
+}
+
+Test(request, decode_bare_line_break_refused)
+{
+	decode_err("new\r\nshop", "line break");
+	decode_err("new shop\r\n", "line break");
+	decode_err("new\nshop", "line break");
+	/* Also between two encoded words, where white space is dropped. */
+	decode_err("=?utf-8?q?new?= \r\n=?utf-8?q?_shop?=", "line break");
+}
+
+Test(request, decode_encoded_line_breaks_refused)
+{
+	decode_err("=?utf-8?q?new_a=0D=0Ab?=", "line break");
+	decode_err("=?utf-8?q?new_a=0Ab?=", "line break");
+	decode_err("=?utf-8?q?new_a=0D?=", "line break");
+	decode_err("=?utf-8?b?bmV3IGENCmI=?=", "line break");	/* "new a\r\nb" */
+}
+
+Test(request, decode_encoded_control_refused)
+{
+	decode_err("=?utf-8?q?new_a=09b?=", "control");
+	decode_err("=?utf-8?q?new_a=00b?=", "control");
+	decode_err("=?utf-8?q?new_a=7Fb?=", "control");
+	decode_err("=?utf-8?q?=1B[31m?=", "control");
+	decode_err("new\x01shop", "control");
+}
+
+Test(request, decode_non_ascii_refused)
+{
+	decode_err("=?utf-8?q?new_caf=C3=A9?=", "non-ASCII");
+	decode_err("=?utf-8?b?bmV3IGNhZsOp?=", "non-ASCII");	/* "new café" */
+	decode_err("=?iso-8859-1?q?new_caf=E9?=", "non-ASCII");
+	decode_err("new caf\xc3\xa9", "non-ASCII");
+}
+
+Test(request, decode_encoded_pipe_then_refused_as_name)
+{
+	struct request req;
+	char *subject = NULL, *err = NULL;
+
+	decode_ok("=?utf-8?q?new_a=7Cb?=", "new a|b");
+	cr_assert_eq(request_decode_subject("=?utf-8?q?new_=7Cmail?=", &subject, &err), 0);
+	cr_assert_str_eq(subject, "new |mail");
+	cr_assert_eq(request_parse(subject, "example.org", &domains, &req, &err), -1);
+	ut_assert_reply_safe(err);
+	cr_assert_not_null(strstr(err, "not allowed"), "%s", err);
+	free(subject);
+	free(err);
+}
+
+Test(request, decode_malformed_words_stay_literal)
+{
+	decode_ok("=?utf-8?x?abc?=", "=?utf-8?x?abc?=");	/* unknown encoding */
+	decode_ok("=?utf-8?q?bad=ZZ?=", "=?utf-8?q?bad=ZZ?=");	/* bad hex */
+	decode_ok("=?utf-8?q?cut=4?=", "=?utf-8?q?cut=4?=");
+	decode_ok("=?utf-8?b?!!!!?=", "=?utf-8?b?!!!!?=");	/* bad base64 */
+	decode_ok("=?utf-8?q?a b?=", "=?utf-8?q?a b?=");	/* space inside */
+	decode_ok("=??q?abc?=", "=??q?abc?=");			/* no charset */
+	decode_ok("=?utf-8?q?unterminated", "=?utf-8?q?unterminated");
+	decode_ok("=?utf-8?qq?abc?=", "=?utf-8?qq?abc?=");
+}
+
+Test(request, decode_malformed_word_after_a_good_one)
+{
+	/* The white space between them is kept, the bad word stays literal. */
+	decode_ok("=?utf-8?q?a?= =?utf-8?x?b?=", "a =?utf-8?x?b?=");
+	decode_ok("=?utf-8?q?a?= =?utf-8?q?=ZZ?=", "a =?utf-8?q?=ZZ?=");
+	decode_ok("=?utf-8?q?a?= =?utf-8?b?*?=", "a =?utf-8?b?*?=");
+}
+
+Test(request, decode_length_limit)
+{
+	char *ok = repeat('a', REQUEST_SUBJECT_MAX), *bad = repeat('a', REQUEST_SUBJECT_MAX + 1);
+
+	decode_ok(ok, ok);
+	decode_err(bad, "too long");
+	free(ok);
+	free(bad);
+}
+
+Test(request, decode_then_parse_end_to_end)
+{
+	static const struct {
+		const char *raw, *name, *note;
+	} cases[] = {
+		{ "=?utf-8?q?new_shop?=", "shop", "" },
+		{ "=?UTF-8?B?bmV3IHNob3AtYW1hem9uIG9yZGVycw==?=", "shop-amazon", "orders" },
+		{ "new\r\n =?utf-8?q?Shop?= my\r\n note", "shop", "my note" },
+		{ "=?utf-8?q?SHOP?=", "shop", "" },
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		struct request req;
+		char *subject = NULL, *err = NULL;
+
+		cr_assert_eq(request_decode_subject(cases[i].raw, &subject, &err), 0,
+			     "%s", err ? err : "");
+		cr_assert_eq(request_parse(subject, "example.org", &domains, &req, &err), 0,
+			     "\"%s\": %s", subject, err ? err : "");
+		cr_assert_eq(req.verb, VERB_NEW);
+		cr_assert_str_eq(req.name, cases[i].name);
+		cr_assert_str_eq(req.note, cases[i].note);
+		request_clear(&req);
+		free(subject);
+		free(err);
+	}
+}
+
+/* ===== name, domain, address and target rules ===== */
+
+Test(request, name_valid)
+{
+	static const char *const good[] = {
+		"a", "shop", "shop-amazon", "s_h.o-p", "0", "a.b.c", "x9",
+	};
+	static const char *const bad[] = {
+		"", ".a", "a.", "a..b", "A", "Shop", "a b", "a|b", "a/b", "a:b",
+		"a\"b", "a@b", ":include:", "a\tb", "a\x01", "caf\xc3\xa9", "a+b",
+	};
+	char *n64 = repeat('z', 64), *n65 = repeat('z', 65);
+
+	for (size_t i = 0; i < N_ELEMENTS(good); i++) {
+		cr_assert_eq(request_name_valid(good[i]), 1, "\"%s\"", good[i]);
+		cr_assert_null(request_name_problem(good[i]));
+	}
+	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
+		const char *problem = request_name_problem(bad[i]);
+
+		cr_assert_eq(request_name_valid(bad[i]), 0, "\"%s\"", bad[i]);
+		cr_assert_not_null(problem, "\"%s\"", bad[i]);
+		ut_assert_reply_safe(problem);
+	}
+	cr_assert_eq(request_name_valid(n64), 1);
+	cr_assert_eq(request_name_valid(n65), 0);
+	free(n64);
+	free(n65);
+}
+
+Test(request, domain_valid)
+{
+	static const char *const good[] = {
+		"example.org", "EXAMPLE.org", "a", "a.b.c.d", "xn--bcher-kva.example",
+		"mail-1.example.org", "1.2.3.4", "a-b-c.org",
+	};
+	static const char *const bad[] = {
+		"", ".example.org", "example.org.", "example..org", "-a.org",
+		"a-.org", "a.org-", "a.-org", "ex_ample.org", "exa mple.org",
+		"example.org/x", "ex@mple.org", "caf\xc3\xa9.org",
+	};
+	char label63[64], label64[65], long_ok[254], long_bad[255];
+
+	for (size_t i = 0; i < N_ELEMENTS(good); i++)
+		cr_assert_eq(request_domain_valid(good[i]), 1, "\"%s\"", good[i]);
+	for (size_t i = 0; i < N_ELEMENTS(bad); i++)
+		cr_assert_eq(request_domain_valid(bad[i]), 0, "\"%s\"", bad[i]);
+
+	memset(label63, 'l', 63);
+	label63[63] = '\0';
+	memset(label64, 'l', 64);
+	label64[64] = '\0';
+	cr_assert_eq(request_domain_valid(label63), 1, "63-character label");
+	cr_assert_eq(request_domain_valid(label64), 0, "64-character label");
+	/* 253 characters: labels of 49 and dots. */
+	memset(long_ok, 'd', 253);
+	for (int i = 49; i < 253; i += 50)
+		long_ok[i] = '.';
+	long_ok[253] = '\0';
+	cr_assert_eq(strlen(long_ok), 253);
+	cr_assert_eq(request_domain_valid(long_ok), 1, "253 characters");
+	memcpy(long_bad, long_ok, 253);
+	long_bad[253] = 'd';
+	long_bad[254] = '\0';
+	cr_assert_eq(request_domain_valid(long_bad), 0, "254 characters");
+}
+
+Test(request, address_valid)
+{
+	static const char *const good[] = {
+		"shop@example.org", "Shop@Example.org", "a.b-c_d@x.y",
+	};
+	static const char *const bad[] = {
+		"", "shop", "@example.org", "shop@", "a@b@example.org",
+		".a@example.org", "a..b@example.org", "a b@example.org",
+		"a|b@example.org", "shop@exa_mple.org", "shop@.org", "a+b@example.org",
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(good); i++)
+		cr_assert_eq(request_address_valid(good[i]), 1, "\"%s\"", good[i]);
+	for (size_t i = 0; i < N_ELEMENTS(bad); i++)
+		cr_assert_eq(request_address_valid(bad[i]), 0, "\"%s\"", bad[i]);
+}
+
+Test(request, target_valid)
+{
+	static const char *const good[] = {
+		"user@example.org", "first.last@example.org", "user+tag@example.org",
+		"u_s-e=r@mail.example.org", "USER@EXAMPLE.ORG", "1@x",
+	};
+	static const char *const bad[] = {
+		"", "user", "@example.org", "user@", "|/bin/sh@example.org",
+		"|cmd", "/var/mail/x", "/x@example.org", ":include:/etc/x@example.org",
+		":include:x", "-oQ@example.org", ".user@example.org",
+		"a b@example.org", "a\"b@example.org", "a@b@example.org",
+		"a,b@example.org", "user@example.org, evil@example.net",
+		"user@example.org\nevil", "user@exa mple.org", "a\\b@example.org",
+		"a'b@example.org", "a`b@example.org", "a$b@example.org",
+		"caf\xc3\xa9@example.org",
+	};
+	char local64[80], local65[80];
+
+	for (size_t i = 0; i < N_ELEMENTS(good); i++)
+		cr_assert_eq(request_target_valid(good[i]), 1, "\"%s\"", good[i]);
+	for (size_t i = 0; i < N_ELEMENTS(bad); i++)
+		cr_assert_eq(request_target_valid(bad[i]), 0, "\"%s\"", bad[i]);
+	memset(local64, 't', 64);
+	strcpy(local64 + 64, "@x.org");
+	memset(local65, 't', 65);
+	strcpy(local65 + 65, "@x.org");
+	cr_assert_eq(request_target_valid(local64), 1);
+	cr_assert_eq(request_target_valid(local65), 0);
+}
+
+Test(request, verb_names_and_parse)
+{
+	static const enum request_verb all[] = {
+		VERB_NEW, VERB_DISABLE, VERB_ENABLE, VERB_DELETE, VERB_LIST,
+	};
+	static const char *const names[] = { "new", "disable", "enable", "delete", "list" };
+	enum request_verb v;
+
+	for (size_t i = 0; i < N_ELEMENTS(all); i++) {
+		cr_assert_str_eq(request_verb_name(all[i]), names[i]);
+		v = (enum request_verb)-1;
+		cr_assert_eq(request_verb_parse(names[i], &v), 0);
+		cr_assert_eq(v, all[i]);
+	}
+	cr_assert_eq(request_verb_parse("LiSt", &v), 0);
+	cr_assert_eq(v, VERB_LIST);
+	cr_assert_eq(request_verb_parse("", &v), -1);
+	cr_assert_eq(request_verb_parse("news", &v), -1);
+	cr_assert_eq(request_verb_parse("ne", &v), -1);
+	cr_assert_eq(request_verb_parse("create", &v), -1);
+	cr_assert_eq(request_verb_parse("new ", &v), -1);
+}

@@ -1,0 +1,133 @@
+/* unit.h - helpers shared by the Criterion unit tests: a private temporary
+ * directory per test, small file helpers and the SMTP-safety check for
+ * error texts.
+ */
+#ifndef MA_UNIT_H
+#define MA_UNIT_H
+
+/* config.h (for _GNU_SOURCE) must come first. */
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ut_rm_cb - nftw callback removing one entry, depth first */
+static inline int
+ut_rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+/* ut_mkdtemp - a fresh private directory under /tmp; caller frees */
+static inline char *
+ut_mkdtemp(void)
+{
+	char *dir = strdup("/tmp/ma-unit.XXXXXX");
+
+	cr_assert_not_null(dir);
+	cr_assert_not_null(mkdtemp(dir), "mkdtemp failed");
+	return dir;
+}
+
+/* ut_rmtree - remove dir and everything below it, and free the name */
+static inline void
+ut_rmtree(char **dir)
+{
+	if (*dir == NULL)
+		return;
+	nftw(*dir, ut_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(*dir);
+	*dir = NULL;
+}
+
+/* ut_path - dir/name; caller frees */
+static inline char *
+ut_path(const char *dir, const char *name)
+{
+	char *p = NULL;
+
+	cr_assert_geq(asprintf(&p, "%s/%s", dir, name), 0);
+	return p;
+}
+
+/* ut_write - create dir/name holding text; returns the path (caller frees) */
+static inline char *
+ut_write(const char *dir, const char *name, const char *text)
+{
+	char *p = ut_path(dir, name);
+	FILE *f = fopen(p, "w");
+
+	cr_assert_not_null(f, "cannot create %s", p);
+	cr_assert_eq(fputs(text, f) >= 0, 1);
+	cr_assert_eq(fclose(f), 0);
+	return p;
+}
+
+/* ut_slurp - whole file as a NUL-terminated string, or NULL if absent */
+static inline char *
+ut_slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *data = NULL;
+	size_t cap = 0, len = 0;
+
+	if (f == NULL)
+		return NULL;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 8192;
+			data = realloc(data, cap);
+			cr_assert_not_null(data);
+		}
+		size_t r = fread(data + len, 1, cap - len - 1, f);
+
+		len += r;
+		if (r == 0)
+			break;
+	}
+	data[len] = '\0';
+	fclose(f);
+	return data;
+}
+
+/* ut_count_entries - entries in dir besides "." and ".." */
+static inline int
+ut_count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	cr_assert_not_null(d, "cannot open %s", dir);
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* ut_assert_reply_safe - an error text fit for an SMTP reply: non-empty,
+ * no CR, LF or '%', printable ASCII only */
+static inline void
+ut_assert_reply_safe(const char *err)
+{
+	cr_assert_not_null(err, "no error text");
+	cr_assert_neq(err[0], '\0', "empty error text");
+	cr_assert_null(strchr(err, '\r'), "CR in error text: %s", err);
+	cr_assert_null(strchr(err, '\n'), "LF in error text: %s", err);
+	cr_assert_null(strchr(err, '%'), "'%%' in error text: %s", err);
+	for (const unsigned char *p = (const unsigned char *)err; *p; p++)
+		cr_assert(*p >= 0x20 && *p <= 0x7e,
+			  "byte 0x%02x in error text: %s", *p, err);
+}
+
+#endif
