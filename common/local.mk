@@ -4,7 +4,7 @@ common_libcommon_a_CFLAGS = $(AM_CFLAGS) $(CONFUSE_CFLAGS) $(GNUTLS_CFLAGS)
 common_libcommon_a_SOURCES = \
 	common/aliasmap.c common/aliasmap.h \
 	common/conf.c common/conf.h \
-	common/crashpoint.h \
+	common/crashpoint.c common/crashpoint.h \
 	common/ctlsock.c common/ctlsock.h \
 	common/fsutil.c common/fsutil.h \
 	common/log.c common/log.h \

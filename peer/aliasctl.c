@@ -7,7 +7,11 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <libgen.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +20,8 @@
 
 #include "conf.h"
 #include "ctlsock.h"
+#include "privs.h"
+#include "tls.h"
 #include "msg.h"
 #include "request.h"
 
@@ -38,7 +44,8 @@ usage(void)
 		"  list [--owner LOGIN]\n"
 		"  show ADDRESS\n"
 		"  add ADDRESS --owner LOGIN [--note TEXT]\n"
-		"  disable ADDRESS | enable ADDRESS | delete ADDRESS\n");
+		"  disable ADDRESS | enable ADDRESS | delete ADDRESS\n"
+		"  verify | journal | keygen | pin\n");
 	exit(2);
 }
 
@@ -168,31 +175,168 @@ static int
 verb_status(struct ctl *c)
 {
 	static const char *const keys[] = {
-		"node", "aliases", "active", "digest", "peers", "in_flight",
-		"map_dirty", "journal_bytes",
+		"node", "aliases", "active", "digest", "in_flight", "in_doubt",
+		"undelivered", "map_dirty", "journal_bytes",
 	};
 	struct msg req = { 0 }, resp = { 0 };
+	long long npeers = 0;
 	int healthy;
 
 	msg_set(&req, "op", "status");
 	call(c, &req, &resp);
+	msg_get_ll(&resp, "peers", &npeers);
 	healthy = strcmp(msg_gets(&resp, "status"), "ok") == 0 &&
 		strcmp(msg_gets(&resp, "map_dirty"), "0") == 0;
+	/* Healthy: every peer answers and no map differs. */
+	for (long long i = 0; i < npeers; i++) {
+		char k1[64], k2[64];
+
+		snprintf(k1, sizeof(k1), "peer%lld_connected", i);
+		snprintf(k2, sizeof(k2), "peer%lld_digest_equal", i);
+		if (strcmp(msg_gets(&resp, k1), "yes") != 0 ||
+		    strcmp(msg_gets(&resp, k2), "no") == 0)
+			healthy = 0;
+	}
 	if (c->json) {
 		printf("{\"healthy\": %s", healthy ? "true" : "false");
 		for (size_t i = 0; i < N_ELEMENTS(keys); i++) {
 			printf(", \"%s\": ", keys[i]);
 			json_string(msg_gets(&resp, keys[i]));
 		}
-		printf("}\n");
+		printf(", \"peers\": [");
+		for (long long i = 0; i < npeers; i++) {
+			static const char *const pk[] = {
+				"", "connected", "last_contact", "digest_equal", "error",
+			};
+			printf("%s{", i ? ", " : "");
+			for (size_t k = 0; k < N_ELEMENTS(pk); k++) {
+				char key[64];
+
+				snprintf(key, sizeof(key), "peer%lld%s%s", i, *pk[k] ? "_" : "", pk[k]);
+				printf("%s\"%s\": ", k ? ", " : "", *pk[k] ? pk[k] : "name");
+				json_string(msg_gets(&resp, key));
+			}
+			printf("}");
+		}
+		printf("]}\n");
 	} else {
+		char when[32];
+
 		for (size_t i = 0; i < N_ELEMENTS(keys); i++)
 			printf("%-14s %s\n", keys[i], msg_gets(&resp, keys[i]));
+		for (long long i = 0; i < npeers; i++) {
+			char k[5][64];
+
+			snprintf(k[0], sizeof(k[0]), "peer%lld", i);
+			snprintf(k[1], sizeof(k[1]), "peer%lld_connected", i);
+			snprintf(k[2], sizeof(k[2]), "peer%lld_last_contact", i);
+			snprintf(k[3], sizeof(k[3]), "peer%lld_digest_equal", i);
+			snprintf(k[4], sizeof(k[4]), "peer%lld_error", i);
+			if (strcmp(msg_gets(&resp, k[2]), "0") == 0)
+				snprintf(when, sizeof(when), "never");
+			else
+				iso_time(msg_gets(&resp, k[2]), when, sizeof(when));
+			printf("%-14s %s connected=%s last_contact=%s digest_equal=%s%s%s\n",
+			       "peer", msg_gets(&resp, k[0]), msg_gets(&resp, k[1]), when,
+			       msg_gets(&resp, k[3]), *msg_gets(&resp, k[4]) &&
+			       strcmp(msg_gets(&resp, k[1]), "yes") != 0 ? " error=" : "",
+			       strcmp(msg_gets(&resp, k[1]), "yes") != 0 ? msg_gets(&resp, k[4]) : "");
+		}
 		printf("%-14s %s\n", "healthy", healthy ? "yes" : "no");
 	}
 	msg_clear(&req);
 	msg_clear(&resp);
 	return healthy ? 0 : 1;
+}
+
+/* verb_verify - compare with every peer: 0 identical, 1 differ, 2 a peer
+ * could not be asked */
+static int
+verb_verify(struct ctl *c)
+{
+	struct msg req = { 0 }, resp = { 0 };
+	size_t ndiff = 0, nunreach = 0;
+	int rc;
+
+	msg_set(&req, "op", "verify");
+	call(c, &req, &resp);
+	if (strcmp(msg_gets(&resp, "status"), "ok") != 0)
+		return finish(c, &resp);
+	if (c->json)
+		printf("{\"differences\": [");
+	for (size_t i = 0; i < c->nitems; i++) {
+		const struct msg *m = &c->items[i];
+
+		if (strcmp(msg_gets(m, "item"), "diff") == 0) {
+			if (c->json) {
+				printf("%s\n  {\"peer\": ", ndiff ? "," : "");
+				json_string(msg_gets(m, "peer"));
+				printf(", \"address\": ");
+				json_string(msg_gets(m, "address"));
+				printf(", \"here\": ");
+				json_string(msg_gets(m, "here"));
+				printf(", \"there\": ");
+				json_string(msg_gets(m, "there"));
+				printf("}");
+			} else
+				printf("%s differs from %s:\n  here:  %s\n  there: %s\n",
+				       msg_gets(m, "address"), msg_gets(m, "peer"),
+				       msg_gets(m, "here"), msg_gets(m, "there"));
+			ndiff++;
+		} else if (strcmp(msg_gets(m, "item"), "unreachable") == 0) {
+			if (!c->json)
+				fprintf(stderr, "milter-aliasctl: peer %s could not be asked: %s\n",
+					msg_gets(m, "peer"), msg_gets(m, "error"));
+			nunreach++;
+		}
+	}
+	if (c->json)
+		printf("%s], \"unreachable\": %zu, \"identical\": %s}\n", ndiff ? "\n" : "",
+		       nunreach, ndiff == 0 && nunreach == 0 ? "true" : "false");
+	else if (ndiff == 0 && nunreach == 0)
+		printf("identical: this node and every peer hold the same aliases\n");
+	rc = nunreach > 0 ? 2 : ndiff > 0 ? 1 : 0;
+	msg_clear(&req);
+	msg_clear(&resp);
+	return rc;
+}
+
+/* verb_journal - pending and in-doubt changes */
+static int
+verb_journal(struct ctl *c)
+{
+	struct msg req = { 0 }, resp = { 0 };
+	static const char *const keys[] = {
+		"txn", "coordinator", "address", "verb", "state", "phase", "age_ms",
+	};
+
+	msg_set(&req, "op", "journal");
+	call(c, &req, &resp);
+	if (c->json) {
+		printf("[");
+		for (size_t i = 0; i < c->nitems; i++) {
+			printf("%s\n  {", i ? "," : "");
+			for (size_t k = 0; k < N_ELEMENTS(keys); k++) {
+				printf("%s\"%s\": ", k ? ", " : "", keys[k]);
+				json_string(msg_gets(&c->items[i], keys[k]));
+			}
+			printf("}");
+		}
+		printf("%s]\n", c->nitems ? "\n" : "");
+	} else if (c->nitems == 0)
+		printf("no pending or in-doubt changes\n");
+	else
+		for (size_t i = 0; i < c->nitems; i++) {
+			const struct msg *m = &c->items[i];
+
+			printf("%s %s %s %s (coordinator %s, %s ms): %s\n", msg_gets(m, "txn"),
+			       msg_gets(m, "verb"), msg_gets(m, "address"), msg_gets(m, "state"),
+			       msg_gets(m, "coordinator"), msg_gets(m, "age_ms"),
+			       msg_gets(m, "phase"));
+		}
+	msg_clear(&req);
+	msg_clear(&resp);
+	return 0;
 }
 
 static int
@@ -244,6 +388,59 @@ verb_change(struct ctl *c, const char *verb, const char *address,
 	msg_clear(&req);
 	msg_clear(&resp);
 	return rc;
+}
+
+/* verb_keygen - create the TLS key and certificate if missing */
+static int
+verb_keygen(struct ctl *c)
+{
+	const struct conf *conf = c->conf;
+	char *dir = xstrdup(conf->tls_key_file), *err = NULL;
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	int rc;
+
+	/* Run as root, keygen hands the files to the daemons' user. */
+	if (geteuid() == 0 && privs_lookup(conf->user, &uid, &gid, &err) < 0)
+		die(1, "%s", err);
+	if (mkdir(dirname(dir), 0750) == 0 && geteuid() == 0 &&
+	    chown(dir, uid, gid) < 0)
+		die(1, "chown(%s): %s", dir, strerror(errno));
+	free(dir);
+	tls_global_init();
+	rc = tls_keygen(conf->tls_key_file, conf->tls_cert_file, conf->node_name, &err);
+	if (rc < 0)
+		die(1, "keygen: %s", err);
+	if (rc == 1 && geteuid() == 0 &&
+	    (chown(conf->tls_key_file, uid, gid) < 0 ||
+	     chown(conf->tls_cert_file, uid, gid) < 0))
+		die(1, "chown of the key files: %s", strerror(errno));
+	if (c->json)
+		printf("{\"created\": %s, \"key_file\": \"%s\", \"cert_file\": \"%s\"}\n",
+		       rc == 1 ? "true" : "false", conf->tls_key_file, conf->tls_cert_file);
+	else
+		printf("%s %s and %s\n", rc == 1 ? "created" : "kept existing",
+		       conf->tls_key_file, conf->tls_cert_file);
+	tls_global_deinit();
+	return 0;
+}
+
+/* verb_pin - print this node's pin, one line */
+static int
+verb_pin(struct ctl *c)
+{
+	char *pin = NULL, *err = NULL;
+
+	tls_global_init();
+	if (tls_pin_of_cert_file(c->conf->tls_cert_file, &pin, &err) < 0)
+		die(1, "pin: %s (run milter-aliasctl keygen first)", err);
+	if (c->json)
+		printf("{\"pin\": \"%s\"}\n", pin);
+	else
+		printf("%s\n", pin);
+	free(pin);
+	tls_global_deinit();
+	return 0;
 }
 
 int
@@ -308,7 +505,15 @@ main(int argc, char **argv)
 		if (arg == NULL)
 			die(2, "%s needs an alias address", verb);
 		rc = verb_change(&c, verb, arg, NULL, NULL);
-	} else if (strcmp(verb, "status") == 0 || strcmp(verb, "list") == 0 ||
+	} else if (strcmp(verb, "verify") == 0 && arg == NULL)
+		rc = verb_verify(&c);
+	else if (strcmp(verb, "journal") == 0 && arg == NULL)
+		rc = verb_journal(&c);
+	else if (strcmp(verb, "keygen") == 0 && arg == NULL)
+		rc = verb_keygen(&c);
+	else if (strcmp(verb, "pin") == 0 && arg == NULL)
+		rc = verb_pin(&c);
+	else if (strcmp(verb, "status") == 0 || strcmp(verb, "list") == 0 ||
 		   strcmp(verb, "show") == 0)
 		die(2, "%s: wrong number of arguments", verb);
 	else

@@ -1,4 +1,6 @@
-/* engine.c - checks, commit path, recovery and queries; see engine.h. */
+/* engine.c - the sync daemon's operations: checks, queries, status, verify,
+ * anti-entropy and the background thread.  The commit protocol itself is
+ * commit.c; see engine.h and engine-private.h. */
 #include "config.h"
 
 #include <errno.h>
@@ -6,18 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+#include <time.h>
 
-#include "crashpoint.h"
-#include "engine.h"
-#include "journal.h"
+#include "engine-private.h"
 #include "log.h"
 #include "notify.h"
 #include "postfix.h"
 #include "request.h"
 
 #define RATE_WINDOW 3600
-#define JOURNAL_COMPACT_BYTES (256 * 1024)
+#define ANTI_ENTROPY_EVERY_MS 15000
+#define BG_TICK_MS 1000
 
 /* Requests per login within the last hour (kept in memory: a restart
  * forgets them, which errs on the side of the user). */
@@ -27,49 +28,6 @@ struct rate {
 	size_t n;
 	size_t cap;
 };
-
-struct engine {
-	const struct conf *conf;
-	pthread_mutex_t lock;
-	struct aliasmap map;
-	struct journal *journal;
-	struct strlist busy;	/* addresses with a change in flight */
-	int map_dirty;		/* committed state not yet in the files */
-	struct rate *rates;
-	size_t nrates;
-	char *journal_path;
-};
-
-/* A change under way. */
-struct change {
-	const char *id;		/* request id for the logs */
-	const char *verb;
-	const char *login;
-	const char *origin;	/* "mail" or "admin" */
-	long long deadline;	/* now_mono_ms() the requester stops waiting; 0 none */
-	struct alias before;	/* zeroed (address NULL) when new */
-	struct alias after;
-	char txn[17];
-};
-
-static void
-new_txn_id(char out[17])
-{
-	unsigned char r[8];
-	static const char hex[] = "0123456789abcdef";
-
-	if (getrandom(r, sizeof(r), 0) != sizeof(r)) {
-		/* Not fatal: uniqueness only needs to hold within one node. */
-		unsigned long long t = (unsigned long long)now_mono_ms() ^
-			((unsigned long long)now_wall() << 20);
-		memcpy(r, &t, sizeof(r));
-	}
-	for (int i = 0; i < 8; i++) {
-		out[2 * i] = hex[r[i] >> 4];
-		out[2 * i + 1] = hex[r[i] & 15];
-	}
-	out[16] = '\0';
-}
 
 static void
 reply(struct msg *resp, const char *status, const char *fmt, ...) ATTR_PRINTF(3, 4);
@@ -90,23 +48,41 @@ reply(struct msg *resp, const char *status, const char *fmt, ...)
 
 /* ---- per-address locks and rates (caller holds e->lock) ---- */
 
-static int
-busy_take(struct engine *e, const char *address)
+const char *
+engine_busy_holder(struct engine *e, const char *address)
 {
-	if (strlist_contains(&e->busy, address, false))
+	for (size_t i = 0; i < e->nbusy; i++)
+		if (strcmp(e->busy[i].address, address) == 0)
+			return e->busy[i].txn;
+	return NULL;
+}
+
+void
+engine_busy_add(struct engine *e, const char *address, const char *txn)
+{
+	e->busy = xrealloc(e->busy, (e->nbusy + 1) * sizeof(*e->busy));
+	e->busy[e->nbusy].address = xstrdup(address);
+	snprintf(e->busy[e->nbusy].txn, sizeof(e->busy[e->nbusy].txn), "%s", txn);
+	e->nbusy++;
+}
+
+int
+engine_busy_take(struct engine *e, const char *address, const char *txn)
+{
+	if (engine_busy_holder(e, address) != NULL)
 		return -1;
-	strlist_add(&e->busy, address);
+	engine_busy_add(e, address, txn);
 	return 0;
 }
 
-static void
-busy_release(struct engine *e, const char *address)
+void
+engine_busy_release(struct engine *e, const char *address, const char *txn)
 {
-	for (size_t i = 0; i < e->busy.n; i++)
-		if (strcmp(e->busy.v[i], address) == 0) {
-			free(e->busy.v[i]);
-			e->busy.v[i] = e->busy.v[--e->busy.n];
-			e->busy.v[e->busy.n] = NULL;
+	for (size_t i = 0; i < e->nbusy; i++)
+		if (strcmp(e->busy[i].address, address) == 0 &&
+		    strcmp(e->busy[i].txn, txn) == 0) {
+			free(e->busy[i].address);
+			e->busy[i] = e->busy[--e->nbusy];
 			return;
 		}
 }
@@ -153,117 +129,44 @@ save_all(struct engine *e, char **err_r)
 	return 0;
 }
 
-/* apply - put a committed alias into memory, the file and Postfix's map.
- * Caller holds e->lock.  On failure the state stays marked dirty and the
- * next change (or a restart) writes everything again. */
-static int
-apply(struct engine *e, const struct alias *before, const struct alias *after,
-      char **err_r)
+int
+engine_apply(struct engine *e, const struct alias *after, char **err_r)
 {
+	struct alias *cur = aliasmap_find(&e->map, after->address), before = { 0 };
+	int rc = 0;
+
+	if (cur != NULL)
+		alias_copy(&before, cur);
 	aliasmap_put(&e->map, after);
 	if (e->map_dirty)
-		return save_all(e, err_r);
-	if (aliasmap_save(e->conf->map_file, e->conf->map_format, &e->map, err_r) < 0 ||
-	    postfix_map_update(e->conf, before, after, err_r) < 0) {
+		rc = save_all(e, err_r);
+	else if (aliasmap_save(e->conf->map_file, e->conf->map_format, &e->map, err_r) < 0 ||
+		 postfix_map_update(e->conf, before.address ? &before : NULL, after, err_r) < 0) {
 		e->map_dirty = 1;
-		return -1;
+		rc = -1;
 	}
-	return 0;
-}
-
-static void
-prepare_record(const struct engine *e, const struct change *c, struct msg *rec)
-{
-	msg_set(rec, "rec", "prepare");
-	msg_set(rec, "txn", c->txn);
-	msg_set(rec, "coord", e->conf->node_name);
-	msg_set(rec, "id", c->id);
-	msg_set(rec, "verb", c->verb);
-	alias_to_msg(&c->after, rec);
-}
-
-static int
-decision_record(struct engine *e, const char *txn, const char *what, char **err_r)
-{
-	struct msg rec = { 0 };
-	int rc;
-
-	msg_set(&rec, "rec", what);
-	msg_set(&rec, "txn", txn);
-	rc = journal_append(e->journal, &rec, err_r);
-	msg_clear(&rec);
+	alias_clear(&before);
 	return rc;
 }
 
-/* compact - drop resolved records when nothing is in flight (e->lock held) */
-static void
-compact(struct engine *e)
+void
+engine_confirm(struct engine *e, const struct alias *a, const char *txn)
 {
 	char *err = NULL;
 
-	if (e->busy.n > 0 || journal_size(e->journal) < JOURNAL_COMPACT_BYTES)
-		return;
-	if (journal_rewrite(e->journal, NULL, 0, &err) < 0) {
-		log_warnx(NULL, "journal: compaction failed: %s", err);
+	if (notify_confirm(e->conf, a, e->conf->request_addresses.v[0], txn, &err) < 0) {
+		log_warnx(txn, "confirmation to=<%s> failed: %s", a->address, err);
 		free(err);
-	}
+	} else
+		log_info(txn, "confirmation queued to=<%s>", a->address);
 }
 
-/* commit - the one commit path.  Returns 0 (committed and applied),
- * -1 temporary failure with a reason (nothing committed, or committed but
- * not yet applied: recovery finishes it). */
-static int
-commit(struct engine *e, struct change *c, char **err_r)
+void
+engine_wake(struct engine *e)
 {
-	struct msg rec = { 0 };
-	int rc;
-
-	new_txn_id(c->txn);
-	prepare_record(e, c, &rec);
-	rc = journal_append(e->journal, &rec, err_r);
-	msg_clear(&rec);
-	if (rc < 0)
-		return -1;
-	log_info(c->txn, "prepare id=%s verb=%s address=%s state=%s origin=%s",
-		 c->id, c->verb, c->after.address, alias_state_name(c->after.state),
-		 c->origin);
-	CRASH_POINT("after-prepare");
-
-	/* Standalone: this node's yes is the only vote.  Peers vote here. */
-
-	if (c->deadline > 0 && now_mono_ms() > c->deadline) {
-		char *ignored = NULL;
-
-		/* Too late: the milter answers 4xx about now, so the change
-		 * must not happen. */
-		set_error(err_r, "not decided before the requester's deadline");
-		decision_record(e, c->txn, "abort", &ignored);
-		free(ignored);
-		log_notice(c->txn, "abort address=%s: decided too late", c->after.address);
-		return -1;
-	}
-	if (decision_record(e, c->txn, "commit", err_r) < 0) {
-		char *ignored = NULL;
-
-		/* Without a commit record the change is not committed. */
-		decision_record(e, c->txn, "abort", &ignored);
-		free(ignored);
-		return -1;
-	}
-	CRASH_POINT("after-commit-record");
-
 	pthread_mutex_lock(&e->lock);
-	rc = apply(e, c->before.address ? &c->before : NULL, &c->after, err_r);
+	pthread_cond_signal(&e->bg_wake);
 	pthread_mutex_unlock(&e->lock);
-	if (rc < 0) {
-		log_err(c->txn, "commit recorded but not applied: %s", *err_r);
-		return -1;
-	}
-	CRASH_POINT("after-apply");
-	log_info(c->txn, "commit address=%s state=%s target=%s owner=%s",
-		 c->after.address, alias_state_name(c->after.state),
-		 c->after.target, c->after.owner);
-	return 0;
 }
 
 /* ---- operations ---- */
@@ -322,7 +225,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 		      c->login, conf->max_aliases_per_user);
 		goto out_free;
 	}
-	if (busy_take(e, address) < 0) {
+	if (engine_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		reply(resp, "temp", "Another change to %s is in progress; try again "
 		      "in a minute", address);
@@ -349,8 +252,14 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	c->after.created = c->after.updated = now_wall();
 	c->after.node = xstrdup(conf->node_name);
 	c->after.note = xstrdup(note ? note : "");
-	if (commit(e, c, &err) < 0) {
-		reply(resp, "temp", "The alias could not be stored; try again later");
+	rc = commit_change(e, c, &err);
+	if (rc > 0) {
+		reply(resp, "perm", "%s", c->refusal);
+		goto out_release;
+	}
+	if (rc < 0) {
+		reply(resp, "temp", "The alias could not be stored on every server; "
+		      "try again later");
 		log_warnx(c->id, "new address=%s: %s", address, err);
 		goto out_release;
 	}
@@ -362,8 +271,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	memcpy(f->txn, c->txn, sizeof(f->txn));
 out_release:
 	pthread_mutex_lock(&e->lock);
-	busy_release(e, address);
-	compact(e);
+	engine_busy_release(e, address, c->txn);
 	pthread_mutex_unlock(&e->lock);
 out_free:
 	free(where);
@@ -380,6 +288,7 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	/* c->after is replaced below: keep a copy of the address. */
 	char *address = xstrdup(c->after.address), *err = NULL;
 	struct alias *old;
+	int rc;
 
 	pthread_mutex_lock(&e->lock);
 	old = aliasmap_find(&e->map, address);
@@ -398,7 +307,7 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 		reply(resp, "ok", "Alias %s is already %s", address, alias_state_name(want));
 		goto out;
 	}
-	if (busy_take(e, address) < 0) {
+	if (engine_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		reply(resp, "temp", "Another change to %s is in progress; try again "
 		      "in a minute", address);
@@ -411,8 +320,12 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 
 	c->after.state = want;
 	c->after.updated = now_wall();
-	if (commit(e, c, &err) < 0) {
-		reply(resp, "temp", "The change could not be stored; try again later");
+	rc = commit_change(e, c, &err);
+	if (rc > 0)
+		reply(resp, "perm", "%s", c->refusal);
+	else if (rc < 0) {
+		reply(resp, "temp", "The change could not be stored on every server; "
+		      "try again later");
 		log_warnx(c->id, "%s address=%s: %s", c->verb, address, err);
 	} else {
 		reply(resp, "ok", "Alias %s is now %s", address, alias_state_name(want));
@@ -420,8 +333,7 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	}
 	free(err);
 	pthread_mutex_lock(&e->lock);
-	busy_release(e, address);
-	compact(e);
+	engine_busy_release(e, address, c->txn);
 	pthread_mutex_unlock(&e->lock);
 out:
 	free(address);
@@ -529,6 +441,7 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 	}
 	address = str_lower(xasprintf("%s@%s", name, domain));
 	c.after.address = xstrdup(address);
+	commit_new_id(c.txn);
 	switch (verb) {
 	case VERB_NEW:
 		do_new(e, &c, msg_get(req, "note"), admin, resp, f, from);
@@ -550,6 +463,7 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 		 msg_gets(resp, "status"), msg_gets(resp, "text"));
 	alias_clear(&c.before);
 	alias_clear(&c.after);
+	free(c.refusal);
 	free(address);
 }
 
@@ -557,7 +471,7 @@ static void
 handle_status(struct engine *e, struct msg *resp)
 {
 	char digest[65];
-	size_t active = 0, n;
+	size_t active = 0, n, in_doubt = 0, undelivered = 0;
 
 	pthread_mutex_lock(&e->lock);
 	aliasmap_digest(&e->map, e->conf->map_format, digest);
@@ -565,8 +479,36 @@ handle_status(struct engine *e, struct msg *resp)
 	for (size_t i = 0; i < e->map.n; i++)
 		if (e->map.v[i].state == ALIAS_ACTIVE)
 			active++;
-	msg_setf(resp, "in_flight", "%zu", e->busy.n);
+	for (size_t i = 0; i < e->ntxns; i++) {
+		if (strcmp(e->txns[i]->coord, e->conf->node_name) != 0)
+			in_doubt++;
+		else if (e->txns[i]->decision != 0)
+			undelivered++;
+	}
+	msg_setf(resp, "in_flight", "%zu", e->nbusy);
 	msg_setf(resp, "map_dirty", "%d", e->map_dirty);
+	msg_setf(resp, "in_doubt", "%zu", in_doubt);
+	msg_setf(resp, "undelivered", "%zu", undelivered);
+	for (size_t i = 0; e->peers != NULL && i < peers_count(e->peers); i++) {
+		const char *eq = e->digest_equal[i] == 1 ? "yes" :
+			e->digest_equal[i] == 0 ? "no" : "unknown";
+		long long last;
+		int connected;
+		char *lerr = NULL, key[64];
+
+		peers_state(e->peers, i, &connected, &last, &lerr);
+		snprintf(key, sizeof(key), "peer%zu", i);
+		msg_setf(resp, key, "%s", peers_name(e->peers, i));
+		snprintf(key, sizeof(key), "peer%zu_connected", i);
+		msg_set(resp, key, connected ? "yes" : "no");
+		snprintf(key, sizeof(key), "peer%zu_last_contact", i);
+		msg_setf(resp, key, "%lld", last);
+		snprintf(key, sizeof(key), "peer%zu_digest_equal", i);
+		msg_set(resp, key, eq);
+		snprintf(key, sizeof(key), "peer%zu_error", i);
+		msg_set(resp, key, lerr ? lerr : "");
+		free(lerr);
+	}
 	pthread_mutex_unlock(&e->lock);
 	reply(resp, "ok", "running");
 	msg_set(resp, "node", e->conf->node_name);
@@ -577,11 +519,143 @@ handle_status(struct engine *e, struct msg *resp)
 	msg_setf(resp, "journal_bytes", "%zu", journal_size(e->journal));
 }
 
+/* handle_journal - the changes this node has not finished with */
 static void
-handle_list(struct engine *e, const struct msg *req, struct msg *resp,
-	    engine_emit_fn emit, void *arg)
+handle_journal(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg)
 {
-	const char *owner = msg_get(req, "owner"), *address = msg_get(req, "address");
+	struct msg *items;
+	size_t n;
+	long long now = now_mono_ms();
+
+	pthread_mutex_lock(&e->lock);
+	n = e->ntxns;
+	items = xcalloc(n + 1, sizeof(*items));
+	for (size_t i = 0; i < n; i++) {
+		const struct txn *t = e->txns[i];
+		int mine = strcmp(t->coord, e->conf->node_name) == 0;
+
+		msg_set(&items[i], "item", "txn");
+		msg_set(&items[i], "txn", t->id);
+		msg_set(&items[i], "coordinator", t->coord);
+		msg_set(&items[i], "address", t->after.address);
+		msg_set(&items[i], "state", alias_state_name(t->after.state));
+		msg_set(&items[i], "verb", msg_gets(&t->prepare, "verb"));
+		msg_set(&items[i], "phase", mine ? (t->decision == 0 ? "collecting votes" :
+			t->decision > 0 ? "committed, telling peers" : "aborted, telling peers") :
+			"in doubt: prepared, waiting for the coordinator");
+		msg_setf(&items[i], "age_ms", "%lld", now - t->since);
+	}
+	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i < n; i++) {
+		emit(arg, &items[i]);
+		msg_clear(&items[i]);
+	}
+	free(items);
+	reply(resp, "ok", "%zu unfinished changes", n);
+	msg_setf(resp, "count", "%zu", n);
+}
+
+/* collect - item callback: gather a peer's aliases into a map */
+static void
+collect(void *arg, const struct msg *item)
+{
+	struct aliasmap *m = arg;
+	struct alias a;
+
+	if (alias_from_msg(item, &a, NULL) == 0) {
+		aliasmap_put(m, &a);
+		alias_clear(&a);
+	}
+}
+
+static void
+describe(const struct alias *a, struct buf *b)
+{
+	buf_reset(b);
+	if (a == NULL)
+		buf_appendf(b, "absent");
+	else
+		buf_appendf(b, "%s -> %s owner=%s created=%lld node=%s",
+			    alias_state_name(a->state), a->target, a->owner, a->created, a->node);
+}
+
+/* handle_verify - compare this node's map with every peer's, alias by
+ * alias; the differences go out as items */
+static void
+handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg)
+{
+	struct aliasmap mine;
+	size_t ndiff = 0, unreachable = 0, npeers = e->peers ? peers_count(e->peers) : 0;
+	struct buf here = { 0 }, there = { 0 };
+
+	pthread_mutex_lock(&e->lock);
+	aliasmap_copy(&mine, &e->map);
+	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i < npeers; i++) {
+		struct aliasmap theirs = { 0 };
+		struct msg req = { 0 }, r = { 0 };
+		char *err = NULL;
+
+		msg_set(&req, "op", "dump");
+		msg_set(&req, "sender", e->conf->node_name);
+		if (peers_call(e->peers, i, &req, &r, collect, &theirs, 30000, &err) < 0) {
+			struct msg item = { 0 };
+
+			msg_set(&item, "item", "unreachable");
+			msg_set(&item, "peer", peers_name(e->peers, i));
+			msg_set(&item, "error", err);
+			emit(arg, &item);
+			msg_clear(&item);
+			unreachable++;
+			goto next;
+		}
+		/* Both maps are sorted: walk them side by side. */
+		for (size_t a = 0, b = 0; a < mine.n || b < theirs.n; ) {
+			int c = a >= mine.n ? 1 : b >= theirs.n ? -1 :
+				strcmp(mine.v[a].address, theirs.v[b].address);
+			const struct alias *x = c <= 0 ? &mine.v[a] : NULL;
+			const struct alias *y = c >= 0 ? &theirs.v[b] : NULL;
+
+			describe(x, &here);
+			describe(y, &there);
+			if (strcmp(here.data, there.data) != 0 ||
+			    (x && y && strcmp(x->note, y->note) != 0)) {
+				struct msg item = { 0 };
+
+				msg_set(&item, "item", "diff");
+				msg_set(&item, "peer", peers_name(e->peers, i));
+				msg_set(&item, "address", x ? x->address : y->address);
+				msg_set(&item, "here", here.data);
+				msg_set(&item, "there", there.data);
+				emit(arg, &item);
+				msg_clear(&item);
+				ndiff++;
+			}
+			if (c <= 0)
+				a++;
+			if (c >= 0)
+				b++;
+		}
+next:
+		aliasmap_clear(&theirs);
+		msg_clear(&req);
+		msg_clear(&r);
+		free(err);
+	}
+	aliasmap_clear(&mine);
+	buf_free(&here);
+	buf_free(&there);
+	reply(resp, "ok", "%zu differences, %zu of %zu peers unreachable", ndiff,
+	      unreachable, npeers);
+	msg_setf(resp, "differences", "%zu", ndiff);
+	msg_setf(resp, "unreachable", "%zu", unreachable);
+}
+
+/* emit_aliases - send aliases (all, or one owner's, or one) as items */
+static size_t
+emit_aliases(struct engine *e, engine_emit_fn emit, void *arg, const char *owner,
+	     const char *address)
+{
 	struct aliasmap snapshot;
 	size_t n = 0;
 
@@ -591,9 +665,8 @@ handle_list(struct engine *e, const struct msg *req, struct msg *resp,
 	for (size_t i = 0; i < snapshot.n; i++) {
 		struct msg item = { 0 };
 
-		if (owner != NULL && strcmp(snapshot.v[i].owner, owner) != 0)
-			continue;
-		if (address != NULL && strcmp(snapshot.v[i].address, address) != 0)
+		if ((owner != NULL && strcmp(snapshot.v[i].owner, owner) != 0) ||
+		    (address != NULL && strcmp(snapshot.v[i].address, address) != 0))
 			continue;
 		msg_set(&item, "item", "alias");
 		alias_to_msg(&snapshot.v[i], &item);
@@ -602,6 +675,15 @@ handle_list(struct engine *e, const struct msg *req, struct msg *resp,
 		n++;
 	}
 	aliasmap_clear(&snapshot);
+	return n;
+}
+
+static void
+handle_list(struct engine *e, const struct msg *req, struct msg *resp,
+	    engine_emit_fn emit, void *arg)
+{
+	size_t n = emit_aliases(e, emit, arg, msg_get(req, "owner"), msg_get(req, "address"));
+
 	reply(resp, "ok", "%zu aliases", n);
 	msg_setf(resp, "count", "%zu", n);
 }
@@ -621,6 +703,10 @@ engine_handle(struct engine *e, const struct msg *req, struct msg *resp,
 		handle_status(e, resp);
 	else if (strcmp(op, "list") == 0)
 		handle_list(e, req, resp, emit, emit_arg);
+	else if (strcmp(op, "verify") == 0)
+		handle_verify(e, resp, emit, emit_arg);
+	else if (strcmp(op, "journal") == 0)
+		handle_journal(e, resp, emit, emit_arg);
 	else
 		reply(resp, "perm", "unknown operation \"%.40s\"", op);
 }
@@ -643,87 +729,176 @@ engine_followup_run(struct engine *e, struct engine_followup *f)
 	f->pending = 0;
 }
 
-/* ---- startup and recovery ---- */
+/* ---- the peer link ---- */
 
-/* recover - settle every transaction the journal knows about */
-static int
-recover(struct engine *e, struct msg *recs, size_t n, char **err_r)
+/* live_count - changes in flight or not yet settled (e->lock held) */
+static size_t
+live_count(const struct engine *e)
 {
-	size_t committed = 0, aborted = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		const char *txn = msg_gets(&recs[i], "txn");
-		int decided = 0, is_commit = 0;
-		struct alias a;
-		char *err = NULL;
-
-		if (strcmp(msg_gets(&recs[i], "rec"), "prepare") != 0)
-			continue;
-		for (size_t k = i + 1; k < n; k++) {
-			if (strcmp(msg_gets(&recs[k], "txn"), txn) != 0)
-				continue;
-			if (strcmp(msg_gets(&recs[k], "rec"), "commit") == 0)
-				decided = is_commit = 1;
-			else if (strcmp(msg_gets(&recs[k], "rec"), "abort") == 0)
-				decided = 1;
-		}
-		if (is_commit) {
-			if (alias_from_msg(&recs[i], &a, &err) < 0) {
-				set_error(err_r, "journal: committed transaction %s is "
-					  "unreadable: %s", txn, err);
-				free(err);
-				return -1;
-			}
-			/* Idempotent: putting the final record twice is harmless. */
-			aliasmap_put(&e->map, &a);
-			alias_clear(&a);
-			committed++;
-			continue;
-		}
-		if (decided)
-			continue;
-		/* No commit record: the coordinator (this node, standalone)
-		 * never decided, so the change is aborted. */
-		if (decision_record(e, txn, "abort", err_r) < 0)
-			return -1;
-		log_notice(txn, "recovery: aborted unfinished change address=%s",
-			   msg_gets(&recs[i], "address"));
-		aborted++;
-	}
-	if (n > 0)
-		log_info(NULL, "recovery: %zu records, %zu committed changes replayed, "
-			 "%zu aborted", n, committed, aborted);
-	return 0;
+	return e->nbusy + e->ntxns;
 }
+
+void
+engine_peer_handler(void *arg, const char *peer, const struct msg *req,
+		    struct msg *resp, peers_emit_fn emit, void *emit_arg)
+{
+	struct engine *e = arg;
+	const char *op = msg_gets(req, "op");
+	char digest[65];
+
+	if (strcmp(op, "digest") == 0) {
+		pthread_mutex_lock(&e->lock);
+		aliasmap_digest(&e->map, e->conf->map_format, digest);
+		msg_setf(resp, "live", "%zu", live_count(e));
+		msg_setf(resp, "aliases", "%zu", e->map.n);
+		pthread_mutex_unlock(&e->lock);
+		msg_set(resp, "status", "ok");
+		msg_set(resp, "digest", digest);
+	} else if (strcmp(op, "dump") == 0) {
+		(void)emit_aliases(e, emit, emit_arg, NULL, NULL);
+		msg_set(resp, "status", "ok");
+	} else
+		commit_peer_request(e, peer, req, resp);
+}
+
+/* anti_entropy - compare map digests with every peer; report drift, never
+ * repair it (milter-aliasctl verify shows the differences) */
+static void
+anti_entropy(struct engine *e)
+{
+	for (size_t i = 0; i < peers_count(e->peers); i++) {
+		struct msg req = { 0 }, resp = { 0 };
+		char digest[65], *err = NULL;
+		long long remote_live = -1;
+		size_t live;
+		int equal = -1, was;
+
+		msg_set(&req, "op", "digest");
+		msg_set(&req, "sender", e->conf->node_name);
+		if (peers_call(e->peers, i, &req, &resp, NULL, NULL, 5000, &err) == 0 &&
+		    msg_get_ll(&resp, "live", &remote_live) == 0) {
+			pthread_mutex_lock(&e->lock);
+			aliasmap_digest(&e->map, e->conf->map_format, digest);
+			live = live_count(e);
+			pthread_mutex_unlock(&e->lock);
+			/* Changes in flight make a difference meaningless. */
+			if (live == 0 && remote_live == 0)
+				equal = strcmp(digest, msg_gets(&resp, "digest")) == 0;
+		}
+		pthread_mutex_lock(&e->lock);
+		was = e->digest_equal[i];
+		if (equal == 0 && ++e->mismatches[i] < 2)
+			equal = was;	/* one sighting may be a race: look again */
+		if (equal == 1)
+			e->mismatches[i] = 0;
+		if (equal != -1 || err != NULL)
+			e->digest_equal[i] = equal;
+		pthread_mutex_unlock(&e->lock);
+		if (equal == 0 && was != 0)
+			log_warnx(NULL, "anti-entropy: the alias map differs from peer %s "
+				  "(digest %.12s here, %.12s there); run milter-aliasctl verify",
+				  peers_name(e->peers, i), digest, msg_gets(&resp, "digest"));
+		else if (equal == 1 && was == 0)
+			log_notice(NULL, "anti-entropy: the alias map matches peer %s again",
+				   peers_name(e->peers, i));
+		free(err);
+		msg_clear(&req);
+		msg_clear(&resp);
+	}
+}
+
+static void *
+bg_thread(void *arg)
+{
+	struct engine *e = arg;
+	long long next_check = 0;
+
+	pthread_mutex_lock(&e->lock);
+	while (!e->bg_stop) {
+		struct timespec ts;
+
+		pthread_mutex_unlock(&e->lock);
+		commit_tick(e);
+		if (e->peers != NULL && now_mono_ms() >= next_check) {
+			anti_entropy(e);
+			next_check = now_mono_ms() + ANTI_ENTROPY_EVERY_MS;
+		}
+		pthread_mutex_lock(&e->lock);
+		if (e->bg_stop)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += BG_TICK_MS / 1000;
+		pthread_cond_timedwait(&e->bg_wake, &e->lock, &ts);
+	}
+	pthread_mutex_unlock(&e->lock);
+	return NULL;
+}
+
+void
+engine_attach_peers(struct engine *e, struct peers *p)
+{
+	size_t n = p ? peers_count(p) : 0;
+
+	e->peers = p;
+	e->digest_equal = xcalloc(n + 1, sizeof(int));
+	e->mismatches = xcalloc(n + 1, sizeof(int));
+	for (size_t i = 0; i < n; i++)
+		e->digest_equal[i] = -1;
+	e->bg_stop = 0;
+	if (pthread_create(&e->bg, NULL, bg_thread, e) == 0)
+		e->bg_running = 1;
+	else
+		log_fatalx("cannot start the background thread");
+}
+
+void
+engine_detach_peers(struct engine *e)
+{
+	if (!e->bg_running)
+		return;
+	pthread_mutex_lock(&e->lock);
+	e->bg_stop = 1;
+	pthread_cond_signal(&e->bg_wake);
+	pthread_mutex_unlock(&e->lock);
+	pthread_join(e->bg, NULL);
+	e->bg_running = 0;
+	e->peers = NULL;
+}
+
+/* ---- start-up ---- */
 
 int
 engine_open(const struct conf *conf, struct engine **e_r, char **err_r)
 {
 	struct engine *e = xcalloc(1, sizeof(*e));
 	struct msg *recs = NULL;
+	char *journal_path = xasprintf("%s/journal", conf->state_dir);
 	size_t n = 0;
 
 	*e_r = NULL;
 	e->conf = conf;
 	pthread_mutex_init(&e->lock, NULL);
-	e->journal_path = xasprintf("%s/journal", conf->state_dir);
+	pthread_rwlock_init(&e->jlock, NULL);
+	pthread_cond_init(&e->bg_wake, NULL);
 	if (aliasmap_load(conf->map_file, conf->map_format, &e->map, err_r) < 0)
 		goto fail;
-	if (journal_open(e->journal_path, &e->journal, &recs, &n, err_r) < 0)
+	if (journal_open(journal_path, &e->journal, &recs, &n, err_r) < 0)
 		goto fail;
-	if (recover(e, recs, n, err_r) < 0)
+	if (commit_recover(e, recs, n, err_r) < 0)
 		goto fail;
 	/* The files are rewritten from the recovered state: this also heals
 	 * a compiled map that is missing or older than its source. */
 	if (save_all(e, err_r) < 0)
 		goto fail;
-	if (journal_rewrite(e->journal, NULL, 0, err_r) < 0)
+	if (commit_compact(e, 1, err_r) < 0)
 		goto fail;
 	journal_free_records(recs, n);
+	free(journal_path);
 	*e_r = e;
 	return 0;
 fail:
 	journal_free_records(recs, n);
+	free(journal_path);
 	engine_close(&e);
 	return -1;
 }
@@ -735,16 +910,29 @@ engine_close(struct engine **ep)
 
 	if (e == NULL)
 		return;
+	engine_detach_peers(e);
 	aliasmap_clear(&e->map);
 	journal_close(&e->journal);
-	strlist_clear(&e->busy);
+	for (size_t i = 0; i < e->nbusy; i++)
+		free(e->busy[i].address);
+	free(e->busy);
+	for (size_t i = 0; i < e->ntxns; i++) {
+		free(e->txns[i]->coord);
+		msg_clear(&e->txns[i]->prepare);
+		alias_clear(&e->txns[i]->after);
+		free(e->txns[i]);
+	}
+	free(e->txns);
 	for (size_t i = 0; i < e->nrates; i++) {
 		free(e->rates[i].login);
 		free(e->rates[i].times);
 	}
 	free(e->rates);
-	free(e->journal_path);
+	free(e->digest_equal);
+	free(e->mismatches);
 	pthread_mutex_destroy(&e->lock);
+	pthread_rwlock_destroy(&e->jlock);
+	pthread_cond_destroy(&e->bg_wake);
 	free(e);
 	*ep = NULL;
 }

@@ -2,10 +2,13 @@
 noinst_LIBRARIES += peer/libpeer.a
 peer_libpeer_a_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS)
 peer_libpeer_a_SOURCES = \
+	peer/commit.c \
 	peer/ctlserver.c peer/ctlserver.h \
+	peer/engine-private.h \
 	peer/engine.c peer/engine.h \
 	peer/journal.c peer/journal.h \
 	peer/notify.c peer/notify.h \
+	peer/peers.c peer/peers.h \
 	peer/postfix.c peer/postfix.h \
 	peer/tls.c peer/tls.h
 
@@ -15,5 +18,6 @@ peer_milter_alias_peer_LDADD = peer/libpeer.a $(COMMON_LIBS)
 
 sbin_PROGRAMS += peer/milter-aliasctl
 peer_milter_aliasctl_SOURCES = peer/aliasctl.c
-peer_milter_aliasctl_LDADD = $(COMMON_LIBS)
+peer_milter_aliasctl_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS)
+peer_milter_aliasctl_LDADD = peer/libpeer.a $(COMMON_LIBS)
 dist_man_MANS += peer/milter-alias-peer.8 peer/milter-aliasctl.8

@@ -14,10 +14,13 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "crashpoint.h"
 #include "ctlserver.h"
 #include "engine.h"
+#include "peers.h"
 #include "log.h"
 #include "privs.h"
+#include "tls.h"
 
 static volatile sig_atomic_t stop_requested, reload_requested;
 static int wake_pipe[2] = { -1, -1 };
@@ -94,6 +97,8 @@ main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct ctlserver *server = NULL;
 	struct engine *engine = NULL;
+	struct tls_ctx *tls = NULL;
+	struct peers *peers = NULL;
 	struct conf *conf;
 	char *err = NULL;
 	int ch;
@@ -131,18 +136,30 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 
+	crash_point_init();
+	if (conf->npeers > 0) {
+		/* Read the key before giving up root: it may be root's 0600. */
+		tls_global_init();
+		if (tls_ctx_new(conf->tls_key_file, conf->tls_cert_file, &tls, &err) < 0)
+			log_fatalx("%s (create it with milter-aliasctl keygen)", err);
+	}
 	if (privs_drop(conf->user, &err) < 0)
 		log_fatalx("%s", err);
 	if (access(conf->state_dir, W_OK) < 0)
 		log_fatal("state_dir %s is not writable", conf->state_dir);
 	if (engine_open(conf, &engine, &err) < 0)
 		log_fatalx("cannot start: %s", err);
+	if (conf->npeers > 0 &&
+	    peers_open(conf, tls, engine_peer_handler, engine, &peers, &err) < 0)
+		log_fatalx("%s", err);
+	engine_attach_peers(engine, peers);
 	if (ctlserver_open(conf->control_socket, &server, &err) < 0)
 		log_fatalx("%s", err);
 
-	log_info(NULL, "started node=%s peers=%zu control=%s map=%s:%s",
+	log_info(NULL, "started node=%s peers=%zu control=%s map=%s:%s%s%s",
 		 conf->node_name, conf->npeers, conf->control_socket,
-		 conf->map_type, conf->map_file);
+		 conf->map_type, conf->map_file, tls ? " pin=" : "",
+		 tls ? tls_ctx_pin(tls) : "");
 	notify_systemd("READY=1");
 	while (!stop_requested) {
 		char drain[64];
@@ -158,7 +175,12 @@ main(int argc, char **argv)
 	notify_systemd("STOPPING=1");
 	log_info(NULL, "stopping: finishing changes in flight");
 	ctlserver_close(&server);
+	engine_detach_peers(engine);
+	peers_close(&peers);
 	engine_close(&engine);
+	tls_ctx_free(&tls);
+	if (conf->npeers > 0)
+		tls_global_deinit();
 	log_info(NULL, "stopped");
 	conf_free(&conf);
 	return 0;
