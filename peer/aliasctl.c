@@ -198,24 +198,43 @@ verb_status(struct ctl *c)
 			healthy = 0;
 	}
 	if (c->json) {
-		printf("{\"healthy\": %s", healthy ? "true" : "false");
-		for (size_t i = 0; i < N_ELEMENTS(keys); i++) {
-			printf(", \"%s\": ", keys[i]);
-			json_string(msg_gets(&resp, keys[i]));
+		static const char *const numbers[] = {
+			"aliases", "active", "in_flight", "in_doubt", "undelivered",
+			"journal_bytes",
+		};
+
+		printf("{\"healthy\": %s, \"node\": ", healthy ? "true" : "false");
+		json_string(msg_gets(&resp, "node"));
+		printf(", \"digest\": ");
+		json_string(msg_gets(&resp, "digest"));
+		printf(", \"map_dirty\": %s",
+		       strcmp(msg_gets(&resp, "map_dirty"), "0") ? "true" : "false");
+		for (size_t i = 0; i < N_ELEMENTS(numbers); i++) {
+			long long v = 0;
+
+			msg_get_ll(&resp, numbers[i], &v);
+			printf(", \"%s\": %lld", numbers[i], v);
 		}
 		printf(", \"peers\": [");
 		for (long long i = 0; i < npeers; i++) {
-			static const char *const pk[] = {
-				"", "connected", "last_contact", "digest_equal", "error",
-			};
-			printf("%s{", i ? ", " : "");
-			for (size_t k = 0; k < N_ELEMENTS(pk); k++) {
-				char key[64];
+			char k[5][64];
+			long long last = 0;
+			const char *eq;
 
-				snprintf(key, sizeof(key), "peer%lld%s%s", i, *pk[k] ? "_" : "", pk[k]);
-				printf("%s\"%s\": ", k ? ", " : "", *pk[k] ? pk[k] : "name");
-				json_string(msg_gets(&resp, key));
-			}
+			snprintf(k[0], sizeof(k[0]), "peer%lld", i);
+			snprintf(k[1], sizeof(k[1]), "peer%lld_connected", i);
+			snprintf(k[2], sizeof(k[2]), "peer%lld_last_contact", i);
+			snprintf(k[3], sizeof(k[3]), "peer%lld_digest_equal", i);
+			snprintf(k[4], sizeof(k[4]), "peer%lld_error", i);
+			msg_get_ll(&resp, k[2], &last);
+			eq = msg_gets(&resp, k[3]);
+			printf("%s{\"name\": ", i ? ", " : "");
+			json_string(msg_gets(&resp, k[0]));
+			printf(", \"connected\": %s, \"last_contact\": %lld, \"digest_equal\": %s, "
+			       "\"error\": ", strcmp(msg_gets(&resp, k[1]), "yes") == 0 ?
+			       "true" : "false", last, strcmp(eq, "yes") == 0 ? "true" :
+			       strcmp(eq, "no") == 0 ? "false" : "null");
+			json_string(msg_gets(&resp, k[4]));
 			printf("}");
 		}
 		printf("]}\n");
