@@ -56,6 +56,17 @@ char *alias_map_key(const struct alias *a, enum map_format fmt);
 /* "key value\n" ("key: value\n" for aliases) as postmap -i reads it. */
 void alias_entry_line(const struct alias *a, enum map_format fmt, struct buf *out);
 
+/* The access(5) line that makes Postfix refuse mail to a disabled or
+ * deleted alias with its reason ("address 550 5.1.1 <address>: ..."), or
+ * nothing for an active one.  Appended to out; returns 1 if it wrote one. */
+int alias_access_line(const struct alias *a, struct buf *out);
+/* The whole access map source: a line per disabled or deleted alias, and
+ * "request_address milter_alias_request" per request address (the
+ * restriction class that postfix-setup defines). */
+void aliasmap_render_access(const struct aliasmap *m,
+			    const struct strlist *request_addresses,
+			    struct buf *out);
+
 /* Parse a whole file's text.  0 on success; -1 with "line N: ..." */
 int aliasmap_parse(const char *text, size_t len, enum map_format fmt,
 		   struct aliasmap *m, char **err_r);

@@ -61,4 +61,10 @@ int conf_is_request_address(const struct conf *conf, const char *addr);
  * Caller frees. */
 char *conf_compiled_map_path(const struct conf *conf);
 
+/* The access map the sync daemon derives from the alias map (disabled and
+ * deleted aliases, request addresses): map_file + ".access", and its
+ * compiled file.  Caller frees. */
+char *conf_access_file(const struct conf *conf);
+char *conf_compiled_access_path(const struct conf *conf);
+
 #endif

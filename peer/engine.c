@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "engine-private.h"
+#include "fsutil.h"
 #include "log.h"
 #include "notify.h"
 #include "postfix.h"
@@ -119,11 +120,29 @@ rate_count_and_note(struct engine *e, const char *login)
 /* ---- applying committed changes ---- */
 
 /* save_all - write the map file and rebuild the compiled map in full */
+/* save_access - write the access map source derived from the alias map */
+static int
+save_access(struct engine *e, char **err_r)
+{
+	char *path = conf_access_file(e->conf);
+	struct buf b = { 0 };
+	int rc;
+
+	aliasmap_render_access(&e->map, &e->conf->request_addresses, &b);
+	rc = fsutil_write_atomic(path, b.data, b.len, 0644, err_r);
+	buf_free(&b);
+	free(path);
+	return rc;
+}
+
+/* save_all - write both map sources and rebuild both compiled maps */
 static int
 save_all(struct engine *e, char **err_r)
 {
 	if (aliasmap_save(e->conf->map_file, e->conf->map_format, &e->map, err_r) < 0 ||
-	    postfix_map_rebuild(e->conf, err_r) < 0)
+	    save_access(e, err_r) < 0 ||
+	    postfix_map_rebuild(e->conf, err_r) < 0 ||
+	    postfix_access_rebuild(e->conf, err_r) < 0)
 		return -1;
 	e->map_dirty = 0;
 	return 0;
@@ -133,18 +152,29 @@ int
 engine_apply(struct engine *e, const struct alias *after, char **err_r)
 {
 	struct alias *cur = aliasmap_find(&e->map, after->address), before = { 0 };
+	const struct alias *b;
 	int rc = 0;
 
 	if (cur != NULL)
 		alias_copy(&before, cur);
+	b = before.address ? &before : NULL;
 	aliasmap_put(&e->map, after);
 	if (e->map_dirty)
 		rc = save_all(e, err_r);
 	else if (aliasmap_save(e->conf->map_file, e->conf->map_format, &e->map, err_r) < 0 ||
-		 postfix_map_update(e->conf, before.address ? &before : NULL, after, err_r) < 0) {
-		e->map_dirty = 1;
+		 save_access(e, err_r) < 0)
 		rc = -1;
-	}
+	/* Never deliverable by accident: an alias becoming active gets its
+	 * entry before its refusal goes; one going inactive is refused
+	 * before its entry goes. */
+	else if (after->state == ALIAS_ACTIVE)
+		rc = postfix_map_update(e->conf, b, after, err_r) < 0 ||
+			postfix_access_update(e->conf, b, after, err_r) < 0 ? -1 : 0;
+	else
+		rc = postfix_access_update(e->conf, b, after, err_r) < 0 ||
+			postfix_map_update(e->conf, b, after, err_r) < 0 ? -1 : 0;
+	if (rc < 0)
+		e->map_dirty = 1;
 	alias_clear(&before);
 	return rc;
 }

@@ -231,28 +231,29 @@ compiled_suffix(const struct conf *conf)
 	return strcmp(conf->map_type, "hash") == 0 ? "db" : conf->map_type;
 }
 
-int
-postfix_map_rebuild(const struct conf *conf, char **err_r)
+/* rebuild - compile source into a new file beside the live one, then
+ * rename it into place: readers see the old map or the new one */
+static int
+rebuild(const struct conf *conf, const char *tool, const char *source, char **err_r)
 {
-	char *tmp = xasprintf("%s.rebuild", conf->map_file);
+	char *tmp = xasprintf("%s.rebuild", source);
 	char *tmp_db = xasprintf("%s.%s", tmp, compiled_suffix(conf));
-	char *db = conf_compiled_map_path(conf);
+	char *db = xasprintf("%s.%s", source, compiled_suffix(conf));
 	char *spec = xasprintf("%s:%s", conf->map_type, tmp);
-	char *argv[] = { (char *)map_tool(conf), "-c", conf->postfix_config_dir, spec, NULL };
+	char *argv[] = { (char *)tool, "-c", conf->postfix_config_dir, spec, NULL };
 	struct buf out = { 0 }, eout = { 0 };
 	char *run_err = NULL;
 	int status, rc = -1;
 
-	/* Build beside the live map, then rename: readers see old or new. */
 	unlink(tmp);
 	unlink(tmp_db);
-	if (link(conf->map_file, tmp) < 0) {
-		set_error(err_r, "link(%s, %s) failed: %s", conf->map_file, tmp, strerror(errno));
+	if (link(source, tmp) < 0) {
+		set_error(err_r, "link(%s, %s) failed: %s", source, tmp, strerror(errno));
 		goto out;
 	}
 	status = run_program(argv, NULL, 0, &out, &eout, TOOL_TIMEOUT_MS, &run_err);
 	if (status != 0) {
-		tool_error(err_r, map_tool(conf), status, &eout, run_err);
+		tool_error(err_r, tool, status, &eout, run_err);
 		unlink(tmp_db);
 		goto out;
 	}
@@ -274,17 +275,19 @@ out:
 	return rc;
 }
 
-/* map_edit - one incremental postmap/postalias run (-i put, -d delete) */
+/* edit - one incremental run of tool on source's map: "-i" puts the
+ * input's entries, "-d" deletes the input's keys */
 static int
-map_edit(const struct conf *conf, const char *mode, const char *input, char **err_r)
+edit(const struct conf *conf, const char *tool, const char *source,
+     const char *mode, const char *input, char **err_r)
 {
-	char *spec = xasprintf("%s:%s", conf->map_type, conf->map_file);
+	char *spec = xasprintf("%s:%s", conf->map_type, source);
 	char *argv[8];
 	struct buf out = { 0 }, eout = { 0 };
 	char *run_err = NULL;
 	int n = 0, status;
 
-	argv[n++] = (char *)map_tool(conf);
+	argv[n++] = (char *)tool;
 	argv[n++] = "-c";
 	argv[n++] = conf->postfix_config_dir;
 	if (strcmp(mode, "-i") == 0) {
@@ -299,7 +302,7 @@ map_edit(const struct conf *conf, const char *mode, const char *input, char **er
 	status = run_program(argv, input, strlen(input), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
 	/* postmap -d exits 1 when the key was absent: already as wanted. */
 	if (status != 0 && !(status == 1 && strcmp(mode, "-d") == 0)) {
-		tool_error(err_r, map_tool(conf), status, &eout, run_err);
+		tool_error(err_r, tool, status, &eout, run_err);
 		status = -1;
 	} else
 		status = 0;
@@ -308,6 +311,22 @@ map_edit(const struct conf *conf, const char *mode, const char *input, char **er
 	buf_free(&eout);
 	free(spec);
 	return status;
+}
+
+int
+postfix_map_rebuild(const struct conf *conf, char **err_r)
+{
+	return rebuild(conf, map_tool(conf), conf->map_file, err_r);
+}
+
+int
+postfix_access_rebuild(const struct conf *conf, char **err_r)
+{
+	char *source = conf_access_file(conf);
+	int rc = rebuild(conf, POSTFIX_SBINDIR "/postmap", source, err_r);
+
+	free(source);
+	return rc;
 }
 
 int
@@ -322,15 +341,36 @@ postfix_map_update(const struct conf *conf, const struct alias *before,
 		return postfix_map_rebuild(conf, err_r);
 	if (after != NULL && after->state == ALIAS_ACTIVE) {
 		alias_entry_line(after, conf->map_format, &line);
-		rc = map_edit(conf, "-i", line.data, err_r);
+		rc = edit(conf, map_tool(conf), conf->map_file, "-i", line.data, err_r);
 	} else if (before != NULL && before->state == ALIAS_ACTIVE) {
 		char *key = alias_map_key(before, conf->map_format);
 
 		buf_appendf(&line, "%s\n", key);
 		free(key);
-		rc = map_edit(conf, "-d", line.data, err_r);
+		rc = edit(conf, map_tool(conf), conf->map_file, "-d", line.data, err_r);
 	}
 	buf_free(&line);
+	return rc;
+}
+
+int
+postfix_access_update(const struct conf *conf, const struct alias *before,
+		      const struct alias *after, char **err_r)
+{
+	char *source = conf_access_file(conf);
+	struct buf line = { 0 };
+	int rc = 0;
+
+	if (strcmp(conf->map_type, "lmdb") != 0)
+		rc = postfix_access_rebuild(conf, err_r);
+	else if (after != NULL && alias_access_line(after, &line))
+		rc = edit(conf, POSTFIX_SBINDIR "/postmap", source, "-i", line.data, err_r);
+	else if (before != NULL && before->state != ALIAS_ACTIVE) {
+		buf_appendf(&line, "%s\n", before->address);
+		rc = edit(conf, POSTFIX_SBINDIR "/postmap", source, "-d", line.data, err_r);
+	}
+	buf_free(&line);
+	free(source);
 	return rc;
 }
 

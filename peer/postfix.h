@@ -32,6 +32,12 @@ int postfix_map_rebuild(const struct conf *conf, char **err_r);
 int postfix_map_update(const struct conf *conf, const struct alias *before,
 		       const struct alias *after, char **err_r);
 
+/* The same two for the access map (conf_access_file): refusals for
+ * disabled and deleted aliases.  The source file must be written first. */
+int postfix_access_rebuild(const struct conf *conf, char **err_r);
+int postfix_access_update(const struct conf *conf, const struct alias *before,
+			  const struct alias *after, char **err_r);
+
 /* Queue a complete message (headers and body, LF line ends) through
  * sendmail_path -C postfix_config_dir -t.  0 or -1 with a reason. */
 int postfix_sendmail(const struct conf *conf, const char *sender,

@@ -33,6 +33,13 @@ start_peer || { echo "sync daemon did not start"; cat "$dir/peer.log"; exit 1; }
 th_daemon $H "$dir/milter.log" "$MILTER" -f -c "$conf" >/dev/null
 th_wait_socket "$(th_milter_socket $H)" 10 || { cat "$dir/milter.log"; exit 1; }
 th_set_milter $H "$(th_milter_socket $H)" || exit 1
+# What postfix-setup wires for port 25: the daemon's access map refuses
+# disabled and deleted aliases with a reason, and the request address to
+# unauthenticated clients.
+access="lmdb:$(th_map_file $H).access"
+th_postconf $H "smtpd_restriction_classes = milter_alias_request" \
+	"milter_alias_request = permit_sasl_authenticated, check_recipient_access static:{550 5.7.1 Authenticate (SMTP AUTH) before sending alias requests}" \
+	"smtpd_recipient_restrictions = check_recipient_access $access, permit_mynetworks, reject_unauth_destination" || exit 1
 th_host_start $H || exit 1
 
 # request LOGIN SUBJECT [swaks args...] : send a request by submission
@@ -118,6 +125,10 @@ th_check_eq "refused requests wrote nothing" "$before" "$(map_sum)"
 th_swaks $H --port 587 --from alice@example.org --to makealias@example.org \
 	--header "Subject: new sneaky"
 th_check_eq "submission without AUTH: RCPT 5xx" 5 "$(th_smtp_reply_code RCPT | cut -c1)"
+th_swaks $H --port 25 --from stranger@elsewhere.test --to makealias@example.org \
+	--header "Subject: new sneaky"
+th_check_eq "port 25 without AUTH: RCPT 550" 550 "$(th_smtp_reply_code RCPT)"
+th_check "... with a reason" bash -c "grep -q 'Authenticate (SMTP AUTH) before sending alias requests' '${TH_SWAKS_OUT:-$TH_ROOT/swaks.last}'"
 # Mixed recipients: whichever comes second is refused.
 request alice "new mixed-one" --to makealias@example.org,bob@example.org
 th_check_eq "request address then another recipient" "250 550" "$(th_smtp_reply_codes RCPT)"
@@ -135,12 +146,17 @@ request alice "disable shop-amazon"
 expect_eom "owner disables" 2xx
 th_swaks $H --port 25 --from x@elsewhere.test --to shop-amazon@example.org >/dev/null
 th_check_eq "a disabled alias refuses mail at RCPT" 5 "$(th_smtp_reply_code RCPT | cut -c1)"
+th_check "... saying it was disabled by its owner" \
+	bash -c "grep -q 'disabled by its owner' '${TH_SWAKS_OUT:-$TH_ROOT/swaks.last}'"
 request alice "enable shop-amazon"
 expect_eom "owner enables" 2xx
 th_swaks $H --port 25 --from x@elsewhere.test --to shop-amazon@example.org >/dev/null
 th_check_eq "an enabled alias accepts mail again" 250 "$(th_smtp_reply_code RCPT)"
 request alice "delete newsletter-x"
 expect_eom "owner deletes" 2xx
+th_swaks $H --port 25 --from x@elsewhere.test --to newsletter-x@example.org >/dev/null
+th_check "a deleted alias refuses mail, saying so" \
+	bash -c "grep -q 'deleted by its owner' '${TH_SWAKS_OUT:-$TH_ROOT/swaks.last}'"
 refuse "a deleted name stays reserved" bob "new newsletter-x" "reserved to its former owner"
 request alice "new newsletter-x again"
 expect_eom "the former owner may create it again" 2xx
