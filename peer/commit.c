@@ -324,7 +324,7 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 	crash_point("coord-after-commit-record");
 
 	pthread_mutex_lock(&e->lock);
-	rc = engine_apply(e, &c->after, err_r);
+	rc = engine_apply(e, &c->after, c->txn, e->conf->node_name, err_r);
 	pthread_mutex_unlock(&e->lock);
 	if (e->peers == NULL)
 		record_done(e, c->txn);
@@ -365,7 +365,7 @@ static int
 finish(struct engine *e, const char *id, int decision, const char *how)
 {
 	struct alias after = { 0 };
-	char *err = NULL, verb[16] = "";
+	char *err = NULL, verb[16] = "", coord[256] = "";
 	struct txn *t;
 	int rc;
 
@@ -378,6 +378,7 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 	t->finishing = 1;
 	alias_copy(&after, &t->after);
 	snprintf(verb, sizeof(verb), "%s", msg_gets(&t->prepare, "verb"));
+	snprintf(coord, sizeof(coord), "%s", t->coord);
 	pthread_mutex_unlock(&e->lock);
 
 	if (record_decision(e, id, decision, &err) < 0) {
@@ -393,7 +394,7 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 	crash_point("part-after-decision");
 	if (decision > 0) {
 		pthread_mutex_lock(&e->lock);
-		rc = engine_apply(e, &after, &err);
+		rc = engine_apply(e, &after, id, coord, &err);
 		pthread_mutex_unlock(&e->lock);
 		if (rc < 0)
 			log_err(id, "commit recorded but not applied: %s", err);

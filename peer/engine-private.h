@@ -100,10 +100,12 @@ void commit_new_id(char out[TXN_ID_LEN + 1]);
 
 /* ---- engine.c ---- */
 
-/* Put a committed alias into memory, the map file and Postfix's map.
- * Caller holds e->lock.  0 or -1 (the state then stays dirty and is
- * written in full by the next change or at start-up). */
-int engine_apply(struct engine *e, const struct alias *after, char **err_r);
+/* Put a committed alias into memory, the map file and Postfix's map, and
+ * note it in the history (txn, coordinator).  Caller holds e->lock.  0 or
+ * -1 (the state then stays dirty and is written in full by the next
+ * change or at start-up). */
+int engine_apply(struct engine *e, const struct alias *after, const char *txn,
+		 const char *coord, char **err_r);
 /* Address locks.  busy_take fails (-1) if anyone holds address. */
 int engine_busy_take(struct engine *e, const char *address, const char *txn);
 void engine_busy_add(struct engine *e, const char *address, const char *txn);

@@ -148,8 +148,35 @@ save_all(struct engine *e, char **err_r)
 	return 0;
 }
 
+/* note_history - one line per applied change, for "show"; best effort:
+ * the map and the journal are what must be durable, not this */
+static void
+note_history(struct engine *e, const struct alias *after, const char *txn,
+	     const char *coord)
+{
+	char *path = xasprintf("%s/history", e->conf->state_dir);
+	struct msg rec = { 0 };
+	struct buf b = { 0 };
+	FILE *f;
+
+	msg_setf(&rec, "time", "%lld", now_wall());
+	msg_set(&rec, "address", after->address);
+	msg_set(&rec, "state", alias_state_name(after->state));
+	msg_set(&rec, "target", after->target);
+	msg_set(&rec, "txn", txn);
+	msg_set(&rec, "coord", coord);
+	msg_encode_line(&rec, &b);
+	if ((f = fopen(path, "a")) == NULL || fprintf(f, "%s\n", b.data) < 0 ||
+	    fclose(f) != 0)
+		log_warn(txn, "history: cannot write %s", path);
+	msg_clear(&rec);
+	buf_free(&b);
+	free(path);
+}
+
 int
-engine_apply(struct engine *e, const struct alias *after, char **err_r)
+engine_apply(struct engine *e, const struct alias *after, const char *txn,
+	     const char *coord, char **err_r)
 {
 	struct alias *cur = aliasmap_find(&e->map, after->address), before = { 0 };
 	const struct alias *b;
@@ -175,8 +202,33 @@ engine_apply(struct engine *e, const struct alias *after, char **err_r)
 			postfix_map_update(e->conf, b, after, err_r) < 0 ? -1 : 0;
 	if (rc < 0)
 		e->map_dirty = 1;
+	note_history(e, after, txn, coord);
 	alias_clear(&before);
 	return rc;
+}
+
+/* handle_history - the history lines of one address, as items */
+static void
+handle_history(struct engine *e, const char *address, engine_emit_fn emit, void *arg)
+{
+	char *path = xasprintf("%s/history", e->conf->state_dir), *data = NULL;
+	size_t len = 0;
+
+	if (fsutil_read_file(path, &data, &len, 64u * 1024 * 1024, NULL) == 0) {
+		for (char *line = data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+			struct msg rec = { 0 };
+
+			nl = strchr(line, '\n');
+			if (msg_decode_line(line, nl ? (size_t)(nl - line) : strlen(line), &rec, NULL) == 0 &&
+			    strcmp(msg_gets(&rec, "address"), address) == 0) {
+				msg_set(&rec, "item", "history");
+				emit(arg, &rec);
+			}
+			msg_clear(&rec);
+		}
+	}
+	free(data);
+	free(path);
 }
 
 void
@@ -714,6 +766,8 @@ handle_list(struct engine *e, const struct msg *req, struct msg *resp,
 {
 	size_t n = emit_aliases(e, emit, arg, msg_get(req, "owner"), msg_get(req, "address"));
 
+	if (msg_get(req, "address") != NULL && msg_get(req, "history") != NULL)
+		handle_history(e, msg_get(req, "address"), emit, arg);
 	reply(resp, "ok", "%zu aliases", n);
 	msg_setf(resp, "count", "%zu", n);
 }
