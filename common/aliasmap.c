@@ -131,8 +131,8 @@ alias_access_line(const struct alias *a, struct buf *out)
 {
 	if (a->owner[0] == '\0' || a->state == ALIAS_ACTIVE)
 		return 0;
-	buf_appendf(out, "%s 550 5.1.1 <%s>: this alias was %s by its owner\n",
-		    a->address, a->address,
+	/* Postfix puts "<address>: Recipient address rejected:" in front. */
+	buf_appendf(out, "%s 550 5.1.1 This alias was %s by its owner\n", a->address,
 		    a->state == ALIAS_DISABLED ? "disabled" : "deleted");
 	return 1;
 }

@@ -57,7 +57,7 @@ char *alias_map_key(const struct alias *a, enum map_format fmt);
 void alias_entry_line(const struct alias *a, enum map_format fmt, struct buf *out);
 
 /* The access(5) line that makes Postfix refuse mail to a disabled or
- * deleted alias with its reason ("address 550 5.1.1 <address>: ..."), or
+ * deleted alias with its reason ("address 550 5.1.1 This alias was ..."), or
  * nothing for an active one.  Appended to out; returns 1 if it wrote one. */
 int alias_access_line(const struct alias *a, struct buf *out);
 /* The whole access map source: a line per disabled or deleted alias, and

@@ -24,6 +24,7 @@
 #include "tls.h"
 #include "msg.h"
 #include "request.h"
+#include "setup.h"
 
 #define CTL_TIMEOUT_MS 60000
 
@@ -45,7 +46,8 @@ usage(void)
 		"  show ADDRESS\n"
 		"  add ADDRESS --owner LOGIN [--note TEXT]\n"
 		"  disable ADDRESS | enable ADDRESS | delete ADDRESS\n"
-		"  verify | journal | keygen | pin\n");
+		"  verify | journal | keygen | pin\n"
+		"  postfix-setup [--apply]\n");
 	exit(2);
 }
 
@@ -134,6 +136,27 @@ static const char *const alias_keys[] = {
 	"address", "target", "owner", "state", "created", "node", "note", "updated",
 };
 
+/* alias_json - one alias as a JSON object */
+static void
+alias_json(const struct msg *m)
+{
+	char when[32];
+
+	printf("{");
+	for (size_t k = 0; k < N_ELEMENTS(alias_keys); k++) {
+		const char *v = msg_gets(m, alias_keys[k]);
+
+		printf("%s\"%s\": ", k ? ", " : "", alias_keys[k]);
+		if (strcmp(alias_keys[k], "created") == 0 ||
+		    strcmp(alias_keys[k], "updated") == 0) {
+			iso_time(v, when, sizeof(when));
+			json_string(when);
+		} else
+			json_string(v);
+	}
+	printf("}");
+}
+
 static void
 print_aliases(struct ctl *c)
 {
@@ -142,19 +165,8 @@ print_aliases(struct ctl *c)
 	if (c->json) {
 		printf("[");
 		for (size_t i = 0; i < c->nitems; i++) {
-			printf("%s\n  {", i ? "," : "");
-			for (size_t k = 0; k < N_ELEMENTS(alias_keys); k++) {
-				const char *v = msg_gets(&c->items[i], alias_keys[k]);
-
-				printf("%s\"%s\": ", k ? ", " : "", alias_keys[k]);
-				if (strcmp(alias_keys[k], "created") == 0 ||
-				    strcmp(alias_keys[k], "updated") == 0) {
-					iso_time(v, created, sizeof(created));
-					json_string(created);
-				} else
-					json_string(v);
-			}
-			printf("}");
+			printf("%s\n  ", i ? "," : "");
+			alias_json(&c->items[i]);
 		}
 		printf("%s]\n", c->nitems ? "\n" : "");
 		return;
@@ -169,6 +181,47 @@ print_aliases(struct ctl *c)
 		       msg_gets(m, "target"), msg_gets(m, "owner"), msg_gets(m, "state"),
 		       created, msg_gets(m, "node"), msg_gets(m, "note"));
 	}
+}
+
+/* print_show - one alias (the first item), then its history items */
+static void
+print_show(struct ctl *c)
+{
+	static const char *const hkeys[] = { "time", "state", "target", "txn", "coord" };
+	size_t nhist = c->nitems - 1;
+	char when[32];
+
+	c->nitems = 1;
+	if (c->json) {
+		printf("{\"alias\": ");
+		alias_json(&c->items[0]);
+		printf(", \"history\": [");
+	} else {
+		print_aliases(c);
+		printf("\nHISTORY (as applied on this node)\n");
+	}
+	for (size_t i = 1; i <= nhist; i++) {
+		const struct msg *m = &c->items[i];
+
+		iso_time(msg_gets(m, "time"), when, sizeof(when));
+		if (c->json) {
+			printf("%s{", i > 1 ? ", " : "");
+			for (size_t k = 0; k < N_ELEMENTS(hkeys); k++) {
+				printf("%s\"%s\": ", k ? ", " : "", hkeys[k]);
+				if (k == 0)
+					json_string(when);
+				else
+					json_string(msg_gets(m, hkeys[k]));
+			}
+			printf("}");
+		} else
+			printf("%s  %-8s -> %s  txn %s (coordinator %s)\n", when,
+			       msg_gets(m, "state"), msg_gets(m, "target"),
+			       msg_gets(m, "txn"), msg_gets(m, "coord"));
+	}
+	if (c->json)
+		printf("]}\n");
+	c->nitems = nhist + 1;
 }
 
 static int
@@ -367,14 +420,19 @@ verb_list(struct ctl *c, const char *owner, const char *address)
 	msg_set(&req, "op", "list");
 	if (owner != NULL)
 		msg_set(&req, "owner", owner);
-	if (address != NULL)
+	if (address != NULL) {
 		msg_set(&req, "address", address);
+		msg_set(&req, "history", "1");
+	}
 	call(c, &req, &resp);
 	rc = strcmp(msg_gets(&resp, "status"), "ok") == 0 ? 0 : 1;
 	if (rc != 0)
 		rc = finish(c, &resp);
-	else if (address != NULL && c->nitems == 0)
+	else if (address != NULL && (c->nitems == 0 ||
+				     strcmp(msg_gets(&c->items[0], "item"), "alias") != 0))
 		die(1, "there is no alias %s", address);
+	else if (address != NULL)
+		print_show(c);
 	else
 		print_aliases(c);
 	msg_clear(&req);
@@ -444,6 +502,16 @@ verb_keygen(struct ctl *c)
 	return 0;
 }
 
+/* verb_postfix_setup - report (or with --apply make) the Postfix wiring;
+ * exit 0 nothing needed / applied, 1 changes pending / failed, 2 error */
+static int
+verb_postfix_setup(struct ctl *c, int apply)
+{
+	struct setup_options o = { .apply = apply, .json = c->json };
+
+	return postfix_setup(c->conf, &o);
+}
+
 /* verb_pin - print this node's pin, one line */
 static int
 verb_pin(struct ctl *c)
@@ -470,13 +538,14 @@ main(int argc, char **argv)
 		{ "owner", required_argument, NULL, 'o' },
 		{ "note", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "apply", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_file = DEFAULT_CONFIG_FILE, *owner = NULL, *note = NULL;
 	const char *verb, *arg = NULL;
 	struct ctl c = { 0 };
 	char *err = NULL;
-	int ch, rc;
+	int ch, rc, apply = 0;
 
 	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -492,6 +561,9 @@ main(int argc, char **argv)
 		case 'n':
 			note = optarg;
 			break;
+		case 'a':
+			apply = 1;
+			break;
 		default:
 			usage();
 		}
@@ -506,6 +578,8 @@ main(int argc, char **argv)
 	if (note != NULL && strlen(note) > REQUEST_NOTE_MAX)
 		die(2, "--note is longer than %d characters", REQUEST_NOTE_MAX);
 
+	if (apply && strcmp(verb, "postfix-setup") != 0)
+		die(2, "--apply belongs to postfix-setup only");
 	if (conf_load(config_file, &c.conf, &err) < 0)
 		die(2, "%s", err);
 
@@ -532,6 +606,11 @@ main(int argc, char **argv)
 		rc = verb_keygen(&c);
 	else if (strcmp(verb, "pin") == 0 && arg == NULL)
 		rc = verb_pin(&c);
+	else if (strcmp(verb, "postfix-setup") == 0) {
+		if (arg != NULL)
+			die(2, "postfix-setup: unexpected argument \"%s\"", arg);
+		rc = verb_postfix_setup(&c, apply);
+	}
 	else if (strcmp(verb, "status") == 0 || strcmp(verb, "list") == 0 ||
 		   strcmp(verb, "show") == 0)
 		die(2, "%s: wrong number of arguments", verb);

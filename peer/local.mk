@@ -10,6 +10,7 @@ peer_libpeer_a_SOURCES = \
 	peer/notify.c peer/notify.h \
 	peer/peers.c peer/peers.h \
 	peer/postfix.c peer/postfix.h \
+	peer/setup.c peer/setup.h \
 	peer/tls.c peer/tls.h
 
 sbin_PROGRAMS += peer/milter-alias-peer

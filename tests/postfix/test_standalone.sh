@@ -26,6 +26,8 @@ dir=$(th_dir $H)
 ctl() { "$CTL" -c "$conf" "$@"; }
 
 start_peer() {
+	# After a kill -9 the old socket file is still there: wait for the new.
+	rm -f "$(th_control_socket $H)"
 	th_daemon $H "$dir/peer.log" "$PEER" -f -c "$conf" >/dev/null
 	th_wait_socket "$(th_control_socket $H)" 10
 }
