@@ -60,12 +60,16 @@ void alias_entry_line(const struct alias *a, enum map_format fmt, struct buf *ou
  * deleted alias with its reason ("address 550 5.1.1 This alias was ..."), or
  * nothing for an active one.  Appended to out; returns 1 if it wrote one. */
 int alias_access_line(const struct alias *a, struct buf *out);
-/* The whole access map source: a line per disabled or deleted alias, and
- * "request_address milter_alias_request" per request address (the
- * restriction class that postfix-setup defines). */
+/* The access(5) line that defers mail to an address whose change is
+ * prepared but not yet decided here ("address 450 4.2.1 ..."). */
+void alias_pending_line(const char *address, struct buf *out);
+/* The whole access map source: a line per disabled or deleted alias, a
+ * deferral per pending address (may be NULL), and "request_address
+ * milter_alias_request" per request address (the restriction class that
+ * postfix-setup defines). */
 void aliasmap_render_access(const struct aliasmap *m,
 			    const struct strlist *request_addresses,
-			    struct buf *out);
+			    const struct strlist *pending, struct buf *out);
 
 /* Parse a whole file's text.  0 on success; -1 with "line N: ..." */
 int aliasmap_parse(const char *text, size_t len, enum map_format fmt,

@@ -173,6 +173,24 @@ record_done(struct engine *e, const char *id)
 	msg_clear(&rec);
 }
 
+void
+commit_note_confirmed(struct engine *e, const char *id)
+{
+	struct msg rec = { 0 };
+	char *err = NULL;
+
+	msg_set(&rec, "rec", "confirmed");
+	msg_set(&rec, "txn", id);
+	pthread_rwlock_rdlock(&e->jlock);
+	/* Lost, it only means one more confirmation after a crash. */
+	if (journal_append(e->journal, &rec, &err) < 0) {
+		log_warnx(id, "journal: %s", err);
+		free(err);
+	}
+	pthread_rwlock_unlock(&e->jlock);
+	msg_clear(&rec);
+}
+
 int
 commit_compact(struct engine *e, int force, char **err_r)
 {
@@ -399,6 +417,11 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 		if (rc < 0)
 			log_err(id, "commit recorded but not applied: %s", err);
 		crash_point("part-after-apply");
+	} else {
+		pthread_mutex_lock(&e->lock);
+		if (engine_set_pending(e, after.address, 0, &err) < 0)
+			log_err(id, "access map: %s", err);
+		pthread_mutex_unlock(&e->lock);
 	}
 	log_info(id, "%s address=%s state=%s (%s)", decision > 0 ? "commit" : "abort",
 		 after.address, alias_state_name(after.state), how);
@@ -438,6 +461,11 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	}
 	local = xstrndup(after.address, strcspn(after.address, "@"));
 	pthread_mutex_lock(&e->lock);
+	if (engine_refresh(e) < 0) {
+		pthread_mutex_unlock(&e->lock);
+		vote(resp, "temp", "The alias map on %s needs the postmaster's attention", node);
+		goto out;
+	}
 	if (txn_find(e, id) != NULL) {
 		/* The same prepare again (the coordinator reconnected). */
 		pthread_mutex_unlock(&e->lock);
@@ -494,6 +522,17 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		}
 		goto release;
 	}
+	/* Until the decision arrives, mail to the address is deferred here,
+	 * never refused for good: the coordinator may answer 250 as soon as
+	 * this vote reaches it. */
+	pthread_mutex_lock(&e->lock);
+	rc = engine_set_pending(e, after.address, 1, &err);
+	pthread_mutex_unlock(&e->lock);
+	if (rc < 0) {
+		log_err(id, "access map: %s", err);
+		vote(resp, "temp", "%s cannot update its access map right now", node);
+		goto unpend;
+	}
 	for (size_t i = 0; i < req->n; i++)
 		if (strcmp(req->v[i].key, "op") != 0 && strcmp(req->v[i].key, "sender") != 0)
 			msg_set(&rec, req->v[i].key, req->v[i].value);
@@ -501,13 +540,18 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	if (record_prepare(e, &rec, peer, &after, 0, &err) < 0) {
 		log_err(id, "journal: %s", err);
 		vote(resp, "temp", "%s cannot store the change right now", node);
-		goto release;
+		goto unpend;
 	}
 	log_info(id, "prepared for %s: verb=%s address=%s state=%s", peer, verb,
 		 after.address, alias_state_name(after.state));
 	crash_point("part-after-prepare");
 	vote(resp, "yes", "prepared");
 	goto out;
+unpend:
+	pthread_mutex_lock(&e->lock);
+	if (engine_set_pending(e, after.address, 0, &err) < 0)
+		log_err(id, "access map: %s", err);
+	pthread_mutex_unlock(&e->lock);
 release:
 	pthread_mutex_lock(&e->lock);
 	engine_busy_release(e, after.address, id);
@@ -687,7 +731,7 @@ commit_recover(struct engine *e, struct msg *recs, size_t n, char **err_r)
 
 	for (size_t i = 0; i < n; i++) {
 		const char *id = msg_gets(&recs[i], "txn"), *coord = msg_gets(&recs[i], "coord");
-		int decision = 0, done = 0;
+		int decision = 0, done = 0, confirmed = 0;
 		struct alias a;
 		char *err = NULL;
 
@@ -706,6 +750,8 @@ commit_recover(struct engine *e, struct msg *recs, size_t n, char **err_r)
 				decision = -1;
 			else if (strcmp(what, "done") == 0)
 				done = 1;
+			else if (strcmp(what, "confirmed") == 0)
+				confirmed = 1;
 		}
 		if (alias_from_msg(&recs[i], &a, &err) < 0) {
 			set_error(err_r, "journal: transaction %s is unreadable: %s", id, err);
@@ -732,10 +778,17 @@ commit_recover(struct engine *e, struct msg *recs, size_t n, char **err_r)
 			/* Idempotent: the final state, put once more. */
 			aliasmap_put(&e->map, &a);
 			replayed++;
+			/* Each server confirms a new alias once (a crash may make
+			 * that twice, never zero times). */
+			if (!confirmed && strcmp(msg_gets(&recs[i], "verb"), "new") == 0) {
+				strlist_add(&e->unconfirmed, id);
+				strlist_add(&e->unconfirmed, a.address);
+			}
 		}
 		if (!is_self(e, coord) && decision == 0) {
 			txn_add(e, id, coord, &recs[i], &a);
 			engine_busy_add(e, a.address, id);
+			strlist_add(&e->pending, a.address);	/* deferred until decided */
 			log_notice(id, "recovery: in doubt address=%s; asking %s", a.address, coord);
 			in_doubt++;
 		} else if (is_self(e, coord) && !done && e->conf->npeers > 0) {

@@ -11,6 +11,7 @@
 #define MA_ENGINE_PRIVATE_H
 
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include "engine.h"
 #include "journal.h"
@@ -49,6 +50,10 @@ struct engine {
 	struct aliasmap map;
 	struct journal *journal;
 	int map_dirty;		/* committed state not yet in the files */
+	struct stat map_st;	/* the map file as this daemon last wrote it */
+	int map_broken;		/* someone else's edit made it unreadable */
+	struct strlist pending;	/* addresses prepared here for a peer, undecided */
+	struct strlist unconfirmed;	/* start-up only: txn, address pairs */
 	struct busy *busy;
 	size_t nbusy;
 	struct txn **txns;
@@ -90,6 +95,8 @@ void commit_peer_request(struct engine *e, const char *peer,
 /* Rebuild the transaction table from the journal at start-up; applies
  * committed changes to e->map.  0 or -1 with a reason. */
 int commit_recover(struct engine *e, struct msg *recs, size_t n, char **err_r);
+/* Journal that the confirmation of a transaction's new alias was queued. */
+void commit_note_confirmed(struct engine *e, const char *id);
 /* Background work: deliver decisions, resolve in-doubt transactions. */
 void commit_tick(struct engine *e);
 /* Rewrite the journal with the live transactions only.  force: whatever
@@ -106,6 +113,15 @@ void commit_new_id(char out[TXN_ID_LEN + 1]);
  * change or at start-up). */
 int engine_apply(struct engine *e, const struct alias *after, const char *txn,
 		 const char *coord, char **err_r);
+/* Notice a map file changed by someone else: adopt it as this node's
+ * state (logged; verify shows how it differs from the peers), or, if it
+ * cannot be parsed, set map_broken.  Caller holds e->lock.  Returns 0, or
+ * -1 while the file is unreadable (changes must be refused). */
+int engine_refresh(struct engine *e);
+/* Mark address pending (deferred with 4xx at SMTP time: its change is
+ * prepared here but not decided) or clear that, in the access map.
+ * Caller holds e->lock.  0 or -1 with a reason. */
+int engine_set_pending(struct engine *e, const char *address, int on, char **err_r);
 /* Address locks.  busy_take fails (-1) if anyone holds address. */
 int engine_busy_take(struct engine *e, const char *address, const char *txn);
 void engine_busy_add(struct engine *e, const char *address, const char *txn);

@@ -20,6 +20,7 @@
 #define RATE_WINDOW 3600
 #define ANTI_ENTROPY_EVERY_MS 15000
 #define BG_TICK_MS 1000
+#define RECONNECT_EVERY_MS 2000
 
 /* Requests per login within the last hour (kept in memory: a restart
  * forgets them, which errs on the side of the user). */
@@ -119,7 +120,59 @@ rate_count_and_note(struct engine *e, const char *login)
 
 /* ---- applying committed changes ---- */
 
-/* save_all - write the map file and rebuild the compiled map in full */
+/* note_written - remember the map file as we left it */
+static void
+note_written(struct engine *e)
+{
+	if (stat(e->conf->map_file, &e->map_st) < 0)
+		memset(&e->map_st, 0, sizeof(e->map_st));
+}
+
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
+		a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+		a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static int save_all(struct engine *e, char **err_r);
+
+int
+engine_refresh(struct engine *e)
+{
+	struct aliasmap fresh;
+	struct stat st;
+	char *err = NULL;
+
+	if (stat(e->conf->map_file, &st) < 0 || same_file(&st, &e->map_st))
+		return e->map_broken ? -1 : 0;
+	if (aliasmap_load(e->conf->map_file, e->conf->map_format, &fresh, &err) < 0) {
+		if (!e->map_broken)
+			log_err(NULL, "map: %s was changed outside milter-alias-peer and "
+				"cannot be read (%s); changes are refused until it is fixed",
+				e->conf->map_file, err);
+		e->map_broken = 1;
+		e->map_st = st;		/* say it once per edit */
+		free(err);
+		return -1;
+	}
+	/* Never silently overwritten: the edit becomes this node's state, the
+	 * digest changes, and anti-entropy and verify show the difference. */
+	log_warnx(NULL, "map: %s was changed outside milter-alias-peer; using it as "
+		  "it is now (%zu aliases, were %zu); milter-aliasctl verify compares "
+		  "it with the peers", e->conf->map_file, fresh.n, e->map.n);
+	aliasmap_clear(&e->map);
+	e->map = fresh;
+	e->map_broken = 0;
+	if (save_all(e, &err) < 0) {
+		log_err(NULL, "map: %s", err);
+		free(err);
+		e->map_dirty = 1;
+	}
+	return 0;
+}
+
 /* save_access - write the access map source derived from the alias map */
 static int
 save_access(struct engine *e, char **err_r)
@@ -128,7 +181,7 @@ save_access(struct engine *e, char **err_r)
 	struct buf b = { 0 };
 	int rc;
 
-	aliasmap_render_access(&e->map, &e->conf->request_addresses, &b);
+	aliasmap_render_access(&e->map, &e->conf->request_addresses, &e->pending, &b);
 	rc = fsutil_write_atomic(path, b.data, b.len, 0644, err_r);
 	buf_free(&b);
 	free(path);
@@ -144,6 +197,7 @@ save_all(struct engine *e, char **err_r)
 	    postfix_map_rebuild(e->conf, err_r) < 0 ||
 	    postfix_access_rebuild(e->conf, err_r) < 0)
 		return -1;
+	note_written(e);
 	e->map_dirty = 0;
 	return 0;
 }
@@ -174,31 +228,86 @@ note_history(struct engine *e, const struct alias *after, const char *txn,
 	free(path);
 }
 
+/* access_sync - make the compiled access map's entry for address what
+ * the state says (pending deferral, refusal, or none); had_entry: whether
+ * it may have one now.  The source must be written already. */
+static int
+access_sync(struct engine *e, const char *address, int had_entry, char **err_r)
+{
+	const struct alias *a = aliasmap_find(&e->map, address);
+	struct buf line = { 0 };
+	int rc = 0;
+
+	if (strlist_contains(&e->pending, address, false))
+		alias_pending_line(address, &line);
+	else if (a != NULL)
+		alias_access_line(a, &line);
+	if (line.len > 0 || had_entry)
+		rc = postfix_access_set(e->conf, address, line.len ? line.data : NULL, err_r);
+	buf_free(&line);
+	return rc;
+}
+
+/* pending_remove - forget that address is pending; 1 if it was */
+static int
+pending_remove(struct engine *e, const char *address)
+{
+	for (size_t i = 0; i < e->pending.n; i++)
+		if (strcmp(e->pending.v[i], address) == 0) {
+			free(e->pending.v[i]);
+			e->pending.v[i] = e->pending.v[--e->pending.n];
+			e->pending.v[e->pending.n] = NULL;
+			return 1;
+		}
+	return 0;
+}
+
+int
+engine_set_pending(struct engine *e, const char *address, int on, char **err_r)
+{
+	const struct alias *a = aliasmap_find(&e->map, address);
+	int had = a != NULL && a->state != ALIAS_ACTIVE, rc;
+
+	if (on)
+		strlist_add(&e->pending, address);
+	else
+		had |= pending_remove(e, address);
+	rc = save_access(e, err_r) < 0 || access_sync(e, address, had, err_r) < 0 ? -1 : 0;
+	if (rc < 0)
+		e->map_dirty = 1;
+	return rc;
+}
+
 int
 engine_apply(struct engine *e, const struct alias *after, const char *txn,
 	     const char *coord, char **err_r)
 {
-	struct alias *cur = aliasmap_find(&e->map, after->address), before = { 0 };
+	struct alias *cur, before = { 0 };
 	const struct alias *b;
-	int rc = 0;
+	int rc = 0, had_entry;
 
+	engine_refresh(e);	/* a hand edit must not vanish under this write */
+	cur = aliasmap_find(&e->map, after->address);
 	if (cur != NULL)
 		alias_copy(&before, cur);
 	b = before.address ? &before : NULL;
+	/* The decision is in: the address is no longer pending here. */
+	had_entry = pending_remove(e, after->address) |
+		(b != NULL && b->state != ALIAS_ACTIVE);
 	aliasmap_put(&e->map, after);
 	if (e->map_dirty)
 		rc = save_all(e, err_r);
 	else if (aliasmap_save(e->conf->map_file, e->conf->map_format, &e->map, err_r) < 0 ||
-		 save_access(e, err_r) < 0)
+		 (note_written(e), save_access(e, err_r) < 0))
 		rc = -1;
 	/* Never deliverable by accident: an alias becoming active gets its
 	 * entry before its refusal goes; one going inactive is refused
 	 * before its entry goes. */
 	else if (after->state == ALIAS_ACTIVE)
 		rc = postfix_map_update(e->conf, b, after, err_r) < 0 ||
-			postfix_access_update(e->conf, b, after, err_r) < 0 ? -1 : 0;
+			access_sync(e, after->address, had_entry, err_r) < 0 ? -1 : 0;
 	else
-		rc = postfix_access_update(e->conf, b, after, err_r) < 0 ||
+		rc = access_sync(e, after->address, had_entry, err_r) < 0 ||
 			postfix_map_update(e->conf, b, after, err_r) < 0 ? -1 : 0;
 	if (rc < 0)
 		e->map_dirty = 1;
@@ -239,8 +348,10 @@ engine_confirm(struct engine *e, const struct alias *a, const char *txn)
 	if (notify_confirm(e->conf, a, e->conf->request_addresses.v[0], txn, &err) < 0) {
 		log_warnx(txn, "confirmation to=<%s> failed: %s", a->address, err);
 		free(err);
-	} else
+	} else {
 		log_info(txn, "confirmation queued to=<%s>", a->address);
+		commit_note_confirmed(e, txn);
+	}
 }
 
 void
@@ -287,6 +398,12 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	}
 
 	pthread_mutex_lock(&e->lock);
+	if (engine_refresh(e) < 0) {
+		pthread_mutex_unlock(&e->lock);
+		reply(resp, "temp", "The alias map needs the postmaster's attention; "
+		      "try again later");
+		goto out_free;
+	}
 	old = conf->map_format == MAP_FORMAT_ALIASES ?
 		aliasmap_find_local(&e->map, local) : aliasmap_find(&e->map, address);
 	if (old != NULL && !(old->state == ALIAS_DELETED &&
@@ -373,6 +490,12 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	int rc;
 
 	pthread_mutex_lock(&e->lock);
+	if (engine_refresh(e) < 0) {
+		pthread_mutex_unlock(&e->lock);
+		reply(resp, "temp", "The alias map needs the postmaster's attention; "
+		      "try again later");
+		goto out;
+	}
 	old = aliasmap_find(&e->map, address);
 	if (old == NULL || old->state == ALIAS_DELETED || old->owner[0] == '\0') {
 		pthread_mutex_unlock(&e->lock);
@@ -556,6 +679,7 @@ handle_status(struct engine *e, struct msg *resp)
 	size_t active = 0, n, in_doubt = 0, undelivered = 0;
 
 	pthread_mutex_lock(&e->lock);
+	engine_refresh(e);
 	aliasmap_digest(&e->map, e->conf->map_format, digest);
 	n = e->map.n;
 	for (size_t i = 0; i < e->map.n; i++)
@@ -671,6 +795,7 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 	struct buf here = { 0 }, there = { 0 };
 
 	pthread_mutex_lock(&e->lock);
+	engine_refresh(e);
 	aliasmap_copy(&mine, &e->map);
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < npeers; i++) {
@@ -691,6 +816,8 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 			unreachable++;
 			goto next;
 		}
+		size_t before_diff = ndiff;
+
 		/* Both maps are sorted: walk them side by side. */
 		for (size_t a = 0, b = 0; a < mine.n || b < theirs.n; ) {
 			int c = a >= mine.n ? 1 : b >= theirs.n ? -1 :
@@ -718,6 +845,13 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 			if (c >= 0)
 				b++;
 		}
+		/* What verify saw is what status reports, at once. */
+		pthread_mutex_lock(&e->lock);
+		if (e->digest_equal != NULL) {
+			e->digest_equal[i] = ndiff == before_diff;
+			e->mismatches[i] = ndiff == before_diff ? 0 : 2;
+		}
+		pthread_mutex_unlock(&e->lock);
 next:
 		aliasmap_clear(&theirs);
 		msg_clear(&req);
@@ -742,6 +876,7 @@ emit_aliases(struct engine *e, engine_emit_fn emit, void *arg, const char *owner
 	size_t n = 0;
 
 	pthread_mutex_lock(&e->lock);
+	engine_refresh(e);
 	aliasmap_copy(&snapshot, &e->map);
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < snapshot.n; i++) {
@@ -805,8 +940,10 @@ engine_followup_run(struct engine *e, struct engine_followup *f)
 	if (notify_confirm(e->conf, &f->alias, f->from, f->txn, &err) < 0) {
 		log_warnx(f->txn, "confirmation to=<%s> failed: %s", f->alias.address, err);
 		free(err);
-	} else
+	} else {
 		log_info(f->txn, "confirmation queued to=<%s>", f->alias.address);
+		commit_note_confirmed(e, f->txn);
+	}
 	alias_clear(&f->alias);
 	free(f->from);
 	f->from = NULL;
@@ -832,6 +969,7 @@ engine_peer_handler(void *arg, const char *peer, const struct msg *req,
 
 	if (strcmp(op, "digest") == 0) {
 		pthread_mutex_lock(&e->lock);
+		engine_refresh(e);
 		aliasmap_digest(&e->map, e->conf->map_format, digest);
 		msg_setf(resp, "live", "%zu", live_count(e));
 		msg_setf(resp, "aliases", "%zu", e->map.n);
@@ -847,9 +985,11 @@ engine_peer_handler(void *arg, const char *peer, const struct msg *req,
 
 /* anti_entropy - compare map digests with every peer; report drift, never
  * repair it (milter-aliasctl verify shows the differences) */
-static void
+static int
 anti_entropy(struct engine *e)
 {
+	int all_reached = 1;
+
 	for (size_t i = 0; i < peers_count(e->peers); i++) {
 		struct msg req = { 0 }, resp = { 0 };
 		char digest[65], *err = NULL;
@@ -859,9 +999,11 @@ anti_entropy(struct engine *e)
 
 		msg_set(&req, "op", "digest");
 		msg_set(&req, "sender", e->conf->node_name);
-		if (peers_call(e->peers, i, &req, &resp, NULL, NULL, 5000, &err) == 0 &&
-		    msg_get_ll(&resp, "live", &remote_live) == 0) {
+		if (peers_call(e->peers, i, &req, &resp, NULL, NULL, 5000, &err) != 0)
+			all_reached = 0;
+		else if (msg_get_ll(&resp, "live", &remote_live) == 0) {
 			pthread_mutex_lock(&e->lock);
+			engine_refresh(e);
 			aliasmap_digest(&e->map, e->conf->map_format, digest);
 			live = live_count(e);
 			pthread_mutex_unlock(&e->lock);
@@ -889,6 +1031,7 @@ anti_entropy(struct engine *e)
 		msg_clear(&req);
 		msg_clear(&resp);
 	}
+	return all_reached;
 }
 
 static void *
@@ -903,10 +1046,10 @@ bg_thread(void *arg)
 
 		pthread_mutex_unlock(&e->lock);
 		commit_tick(e);
-		if (e->peers != NULL && now_mono_ms() >= next_check) {
-			anti_entropy(e);
-			next_check = now_mono_ms() + ANTI_ENTROPY_EVERY_MS;
-		}
+		if (e->peers != NULL && now_mono_ms() >= next_check)
+			/* An unreachable peer is looked for again soon. */
+			next_check = now_mono_ms() + (anti_entropy(e) ?
+						      ANTI_ENTROPY_EVERY_MS : RECONNECT_EVERY_MS);
 		pthread_mutex_lock(&e->lock);
 		if (e->bg_stop)
 			break;
@@ -974,6 +1117,15 @@ engine_open(const struct conf *conf, struct engine **e_r, char **err_r)
 	 * a compiled map that is missing or older than its source. */
 	if (save_all(e, err_r) < 0)
 		goto fail;
+	/* Confirmations a crash kept from going out, for aliases still
+	 * active; noted before compaction forgets the transactions. */
+	for (size_t i = 0; i + 1 < e->unconfirmed.n; i += 2) {
+		const struct alias *a = aliasmap_find(&e->map, e->unconfirmed.v[i + 1]);
+
+		if (a != NULL && a->state == ALIAS_ACTIVE)
+			engine_confirm(e, a, e->unconfirmed.v[i]);
+	}
+	strlist_clear(&e->unconfirmed);
 	if (commit_compact(e, 1, err_r) < 0)
 		goto fail;
 	journal_free_records(recs, n);
@@ -1014,6 +1166,8 @@ engine_close(struct engine **ep)
 	free(e->rates);
 	free(e->digest_equal);
 	free(e->mismatches);
+	strlist_clear(&e->pending);
+	strlist_clear(&e->unconfirmed);
 	pthread_mutex_destroy(&e->lock);
 	pthread_rwlock_destroy(&e->jlock);
 	pthread_cond_destroy(&e->bg_wake);

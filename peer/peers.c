@@ -123,9 +123,11 @@ note_state(struct pconn *pc, int connected, const char *error)
 {
 	pthread_mutex_lock(&pc->state_lock);
 	pc->connected = connected;
-	if (error == NULL)
+	if (error == NULL) {
 		pc->last_contact = now_wall();
-	else {
+		free(pc->last_error);
+		pc->last_error = NULL;
+	} else {
 		free(pc->last_error);
 		pc->last_error = xstrdup(error);
 	}

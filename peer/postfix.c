@@ -354,22 +354,21 @@ postfix_map_update(const struct conf *conf, const struct alias *before,
 }
 
 int
-postfix_access_update(const struct conf *conf, const struct alias *before,
-		      const struct alias *after, char **err_r)
+postfix_access_set(const struct conf *conf, const char *address, const char *line,
+		   char **err_r)
 {
-	char *source = conf_access_file(conf);
-	struct buf line = { 0 };
-	int rc = 0;
+	char *source = conf_access_file(conf), *key;
+	int rc;
 
 	if (strcmp(conf->map_type, "lmdb") != 0)
 		rc = postfix_access_rebuild(conf, err_r);
-	else if (after != NULL && alias_access_line(after, &line))
-		rc = edit(conf, POSTFIX_SBINDIR "/postmap", source, "-i", line.data, err_r);
-	else if (before != NULL && before->state != ALIAS_ACTIVE) {
-		buf_appendf(&line, "%s\n", before->address);
-		rc = edit(conf, POSTFIX_SBINDIR "/postmap", source, "-d", line.data, err_r);
+	else if (line != NULL)
+		rc = edit(conf, POSTFIX_SBINDIR "/postmap", source, "-i", line, err_r);
+	else {
+		key = xasprintf("%s\n", address);
+		rc = edit(conf, POSTFIX_SBINDIR "/postmap", source, "-d", key, err_r);
+		free(key);
 	}
-	buf_free(&line);
 	free(source);
 	return rc;
 }

@@ -35,8 +35,11 @@ int postfix_map_update(const struct conf *conf, const struct alias *before,
 /* The same two for the access map (conf_access_file): refusals for
  * disabled and deleted aliases.  The source file must be written first. */
 int postfix_access_rebuild(const struct conf *conf, char **err_r);
-int postfix_access_update(const struct conf *conf, const struct alias *before,
-			  const struct alias *after, char **err_r);
+/* Make the compiled access map's entry for address equal line (one
+ * "address value" line), or remove it when line is NULL: incremental for
+ * lmdb, a full rebuild from the (already written) source otherwise. */
+int postfix_access_set(const struct conf *conf, const char *address,
+		       const char *line, char **err_r);
 
 /* Queue a complete message (headers and body, LF line ends) through
  * sendmail_path -C postfix_config_dir -t.  0 or -1 with a reason. */
