@@ -4,7 +4,8 @@
 # Layers (tests/README.md):
 #   1. build with -Werror
 #   2. make check: Criterion unit tests and milter protocol tests
-#   3. real Postfix + Dovecot tests in network namespaces (needs root)
+#   3. real Postfix + Dovecot tests in network namespaces (needs root),
+#      one host and two synchronised hosts with fault injection
 #   4. make distcheck
 # A layer that cannot run fails: nothing is skipped silently.  The last line
 # counts test cases over all layers: "total: N passed, M failed".
@@ -82,6 +83,18 @@ done
 say "layer 3: real Postfix + Dovecot in network namespaces"
 for t in tests/postfix/test_*.sh; do
 	name=$(basename "$t" .sh)
+	if "$t" >"$logdir/$name.log" 2>&1; then
+		echo "$name: ok"
+	else
+		layer_fail+=("$name")
+		echo "$name: FAILED (tail of $logdir/$name.log follows)"
+		tail -n 30 "$logdir/$name.log"
+	fi
+	count "$logdir/$name.log" && grep -E '[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -n 1
+done
+# two hosts as a synchronised pair (testing.md layer 4), same style
+for t in tests/twohost/test_*.sh; do
+	name=twohost_$(basename "$t" .sh)
 	if "$t" >"$logdir/$name.log" 2>&1; then
 		echo "$name: ok"
 	else

@@ -33,8 +33,30 @@
 #                       (t + first letter of SUITE + "-"); both may be set
 #                       explicitly instead.
 #   TW_COMMIT_TIMEOUT   commit_timeout written to both confs (default 4 s)
+#   TW_CONF_EXTRA       lines appended to both hosts' pair configuration
+#   TW_COPY_BINARIES    1 (default): tw_preflight copies the three binaries
+#                       to ROOT/bin and runs those, so a rebuild during the
+#                       run cannot break a daemon restart; 0: run them in place
 #   top_builddir        where the binaries are (default: the source tree)
 #   TH_KEEP, TH_VERBOSE, TH_TIMING as in lib.sh.
+#
+# Functions (each has its comment below):
+#   bring-up     tw_preflight tw_setup tw_keys tw_write_conf tw_wire_access
+#   daemons      tw_start_peer NAME [CRASH_POINT]  tw_restart_peer NAME [CRASH_POINT]
+#                tw_stop_peer tw_kill_peer tw_peer_pid tw_peer_alive tw_wait_dead
+#                tw_start_milter
+#   state        tw_ctl NAME ARGS  tw_status_json tw_connected tw_in_doubt
+#                tw_verify tw_converged tw_wait_converged [T]
+#                tw_wait_connected [T]  tw_wait_recovered [T]
+#   mail         tw_request HOST LOGIN SUBJECT  tw_eom_class  tw_expect_class
+#                tw_mail_to HOST RCPT  tw_confirmations  tw_check_confirmations
+#   invariants   tw_q tw_map_entries tw_map_count tw_maps_identical
+#                tw_check_invariant DESC ADDRESS CLASS [TARGET]
+#   misc         tw_ip tw_other tw_node tw_conf tw_pin tw_peer_log tw_random_pin
+#                tw_log_mark tw_log_since tw_elapsed tw_dump_logs
+# Status caveat: "connected" and "digest_equal" in status --json describe
+# the daemon's last call to the peer (made for a request, verify, or the
+# periodic check every 15 s); tw_wait_recovered therefore runs verify first.
 #
 # Conventions as in lib.sh: functions return 0 on success, print
 # diagnostics on stderr prefixed "tw:", never exit.
@@ -107,6 +129,15 @@ tw_preflight() {
             th_fail "missing $b: build first (make)"; th_summary; return 1
         fi
     done
+    # Run private copies: a rebuild while the suite runs (make in another
+    # shell) must not swap or remove a binary under a daemon being restarted.
+    if [ "${TW_COPY_BINARIES:-1}" = 1 ]; then
+        mkdir -p "$TH_ROOT/bin" && chmod 0755 "$TH_ROOT" "$TH_ROOT/bin" || return 1
+        for b in MILTER PEER CTL; do
+            cp -f "${!b}" "$TH_ROOT/bin/" || { th_fail "cannot copy ${!b}"; th_summary; return 1; }
+            printf -v "$b" '%s/bin/%s' "$TH_ROOT" "$(basename "${!b}")"
+        done
+    fi
     for b in swaks postmap "$TW_PY"; do
         if ! command -v "$b" >/dev/null; then
             th_fail "missing $b"; th_summary; return 1
@@ -126,7 +157,8 @@ tw_tls_lines() {
 # tw_write_conf NAME [PIN_OF_OTHER [LINE...]] : write the host's full pair
 #   configuration: th_write_conf + listen IP:7465 + tls + a peer section for
 #   the other host pinning PIN_OF_OTHER (default: the other host's real pin)
-#   + LINEs; commit_timeout is set to TW_COMMIT_TIMEOUT.  Prints the path.
+#   + $TW_CONF_EXTRA (if set) + LINEs; commit_timeout is set to
+#   TW_COMMIT_TIMEOUT.  Prints the path.
 tw_write_conf() {
     local name=$1 other pin f; shift
     other=$(tw_other "$name")
@@ -137,7 +169,7 @@ tw_write_conf() {
         "peer \"$(tw_node "$other")\" {
   address = \"$(tw_ip "$other"):$TW_PORT\"
   pin     = \"$pin\"
-}" "$@") || return 1
+}" ${TW_CONF_EXTRA:+"$TW_CONF_EXTRA"} "$@") || return 1
     sed -i "s/^commit_timeout .*/commit_timeout     = $TW_COMMIT_TIMEOUT/" "$f"
     echo "$f"
 }
@@ -308,9 +340,21 @@ tw_wait_converged() {
     return 1
 }
 
+# tw_wire_access NAME : what postfix-setup wires for port 25 (as
+#   tests/postfix/test_standalone.sh does): the daemon's access map
+#   (<map_file>.access) refuses disabled and deleted aliases with a reason,
+#   and the request address to unauthenticated clients.
+tw_wire_access() {
+    local n=$1
+    th_postconf "$n" "smtpd_restriction_classes = milter_alias_request" \
+        "milter_alias_request = permit_sasl_authenticated, check_recipient_access static:{550 5.7.1 Authenticate (SMTP AUTH) before sending alias requests}" \
+        "smtpd_recipient_restrictions = check_recipient_access lmdb:$(th_map_file "$n").access, permit_mynetworks, reject_unauth_destination"
+}
+
 # tw_setup : the whole pair: create and configure both hosts, keygen, pins,
 #   full confs, start both sync daemons and milters, attach the milters to
-#   submission, start Postfix+Dovecot, wait until the peers are connected.
+#   submission, wire the access map (tw_wire_access), start Postfix+Dovecot,
+#   wait until verify says identical and the peers are connected.
 #   Installs the cleanup trap (TH_KEEP=1 keeps everything).
 tw_setup() {
     local n
@@ -328,8 +372,22 @@ tw_setup() {
     fi
     for n in $TW_HOSTS; do tw_start_peer "$n" || return 1; done
     for n in $TW_HOSTS; do tw_start_milter "$n" || return 1; done
-    for n in $TW_HOSTS; do th_host_start "$n" || return 1; done
-    tw_wait_connected 20
+    for n in $TW_HOSTS; do tw_wire_access "$n" || return 1; done
+    # both hosts' Postfix and Dovecot start at once (separate directories)
+    local pids=() rc=0 p
+    for n in $TW_HOSTS; do th_host_start "$n" & pids+=($!); done
+    for p in "${pids[@]}"; do wait "$p" || rc=1; done
+    [ $rc = 0 ] || return 1
+    # verify asks the peer, so it also (re)opens each side's link; waiting
+    # for "connected" alone would wait for the daemons' next periodic
+    # contact (anti-entropy, every 15 s)
+    tw_wait_converged 20 && tw_wait_connected 10
+}
+
+# tw_wait_recovered [TIMEOUT=30] : after a restart or a cut: converged
+#   (verify 0 on both, nothing in doubt), then both sides connected.
+tw_wait_recovered() {
+    tw_wait_converged "${1:-30}" && tw_wait_connected 10
 }
 
 # ------------------------------------------------------------- requests --
@@ -376,6 +434,30 @@ tw_mail_to() {
         --from someone@elsewhere.test --to "$rcpt" --header "Subject: $subj" >/dev/null
     th_smtp_reply_code RCPT "$(th_dir "$host")/mail_to.last" || echo none
 }
+
+# tw_confirmations HOST USER ALIAS : number of confirmations for ALIAS
+#   (Subject "Alias ALIAS is ready") in USER's Maildir on HOST that passed
+#   through HOST itself (X-Milter-Alias-Server: HOST.example.test).
+tw_confirmations() {
+    local f n=0 pat
+    pat=$(printf '%s' "$3" | sed 's/[.]/\\./g')
+    for f in $(th_mail_files "$1" "$2" "^Subject: Alias $pat is ready"); do
+        grep -qE "^X-Milter-Alias-Server: $1\.example\.test" "$f" && n=$((n + 1))
+    done
+    echo $n
+}
+
+# tw_check_confirmations DESC USER ALIAS [TIMEOUT=10] : each host's own
+#   confirmation for ALIAS reached USER on that host, exactly once.
+tw_check_confirmations() {
+    local desc=$1 user=$2 alias=$3 t=${4:-10} h got=
+    for h in $TW_HOSTS; do
+        _th_poll "$t" _tw_has_confirmation "$h" "$user" "$alias"
+    done
+    for h in $TW_HOSTS; do got="$got $h=$(tw_confirmations "$h" "$user" "$alias")"; done
+    th_check_eq "$desc: one confirmation per server for $alias" " a=1 b=1" "$got"
+}
+_tw_has_confirmation() { [ "$(tw_confirmations "$@")" -ge 1 ]; }
 
 # ---------------------------------------------------------- invariants --
 
