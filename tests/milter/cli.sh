@@ -1,0 +1,106 @@
+#!/bin/bash
+# cli.sh - milter-aliasctl against a real standalone milter-alias-peer:
+# every verb with --json gives valid JSON, and every bad invocation
+# (unknown verb, missing argument, daemon not running, permission denied)
+# gets one clear line on stderr and a non-zero exit status.
+set -u
+if [ -n "${top_builddir:-}" ]; then
+	build=$(cd "$top_builddir" && pwd)
+elif [ -x ./peer/milter-aliasctl ]; then
+	build=$(pwd)
+else
+	build=$(cd "$(dirname "$0")/../.." && pwd)
+fi
+PEER=$build/peer/milter-alias-peer
+CTL=$build/peer/milter-aliasctl
+PY=/usr/bin/python3
+[ -x /usr/sbin/postmap ] || { echo "Postfix's postmap is needed"; echo "0 passed, 1 failed"; exit 1; }
+
+T=$(mktemp -d /tmp/ma-cli.XXXXXX)
+chmod 755 "$T"
+passed=0 failed=0
+ok() { passed=$((passed + 1)); echo "ok - $*"; }
+bad() { failed=$((failed + 1)); echo "not ok - $*"; }
+# expect DESC STATUS PATTERN CMD... : exit status and a stderr/stdout line
+expect() {
+	local desc=$1 want=$2 pat=$3 out rc; shift 3
+	out=$("$@" 2>&1); rc=$?
+	if [ "$rc" = "$want" ] && grep -qE -- "$pat" <<<"$out"; then ok "$desc"
+	else bad "$desc (exit $rc, want $want; output: $(head -c 200 <<<"$out" | tr '\n' '|'))"; fi
+}
+json() { # DESC CMD... : exit status aside, stdout parses as JSON
+	local desc=$1 out; shift
+	out=$("$@" 2>/dev/null)
+	if "$PY" -c 'import json,sys; json.loads(sys.stdin.read())' <<<"$out" 2>/dev/null; then ok "$desc"
+	else bad "$desc (not JSON: $(head -c 200 <<<"$out"))"; fi
+}
+
+mkdir -p "$T/pf" "$T/state"
+cat > "$T/pf/main.cf" <<EOF2
+compatibility_level = 3.6
+virtual_alias_maps = lmdb:$T/state/aliases
+virtual_mailbox_maps =
+alias_maps =
+EOF2
+: > "$T/pf/master.cf"
+cat > "$T/conf" <<EOF2
+node_name = "cli.example.test"
+domains = {"example.org"}
+request_address = {"makealias@example.org"}
+map_file = "$T/state/aliases"
+postfix_config_dir = "$T/pf"
+state_dir = "$T/state"
+control_socket = "$T/control.sock"
+milter_socket = "unix:$T/milter.sock"
+sendmail_path = "/bin/true"
+user = "$(id -un)"
+tls {
+  key_file = "$T/tls/key.pem"
+  cert_file = "$T/tls/cert.pem"
+}
+EOF2
+C=(-c "$T/conf")
+
+expect "daemon not running: exit 2, says so" 2 "is milter-alias-peer running" "$CTL" "${C[@]}" status
+"$PEER" -f -c "$T/conf" </dev/null >"$T/peer.log" 2>&1 &
+pid=$!
+for _ in $(seq 50); do [ -S "$T/control.sock" ] && break; sleep 0.1; done
+
+expect "status: healthy, exit 0" 0 "healthy +yes" "$CTL" "${C[@]}" status
+expect "add: exit 0" 0 "created" "$CTL" "${C[@]}" add cli@example.org --owner alice --note "from the cli test"
+expect "show: the alias and its history" 0 "HISTORY" "$CTL" "${C[@]}" show cli@example.org
+expect "list --owner" 0 "cli@example.org" "$CTL" "${C[@]}" list --owner alice
+expect "disable: exit 0" 0 "now disabled" "$CTL" "${C[@]}" disable cli@example.org
+expect "journal: nothing pending" 0 "no pending" "$CTL" "${C[@]}" journal
+expect "verify standalone: identical, exit 0" 0 "identical" "$CTL" "${C[@]}" verify
+expect "keygen creates the key" 0 "created" "$CTL" "${C[@]}" keygen
+expect "keygen again keeps it" 0 "kept existing" "$CTL" "${C[@]}" keygen
+expect "pin: one sha256// line" 0 '^sha256//[A-Za-z0-9+/]{43}=$' "$CTL" "${C[@]}" pin
+for v in status list journal verify pin keygen "show cli@example.org" "enable cli@example.org"; do
+	# shellcheck disable=SC2086
+	json "--json $v" "$CTL" "${C[@]}" --json $v
+done
+
+expect "unknown verb: exit 2" 2 'unknown verb "frobnicate"' "$CTL" "${C[@]}" frobnicate
+expect "show without an address: exit 2" 2 "wrong number of arguments" "$CTL" "${C[@]}" show
+expect "add without --owner: exit 2" 2 "add needs ADDRESS and --owner" "$CTL" "${C[@]}" add x@example.org
+expect "disable without an address: exit 2" 2 "needs an alias address" "$CTL" "${C[@]}" disable
+expect "not an address: exit 2" 2 "not an alias address" "$CTL" "${C[@]}" disable nonsense
+expect "extra argument: exit 2" 2 "wrong number of arguments|unexpected argument" "$CTL" "${C[@]}" status now
+expect "no verb: usage, exit 2" 2 "usage: milter-aliasctl" "$CTL" "${C[@]}"
+expect "a missing alias: exit 1" 1 "there is no alias" "$CTL" "${C[@]}" show nobody-here@example.org
+expect "disable a missing alias: exit 1" 1 "There is no alias" "$CTL" "${C[@]}" disable nobody-here@example.org
+expect "bad configuration: exit 2, names the file" 2 "/nonexistent.conf" "$CTL" -c /nonexistent.conf status
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
+	expect "another uid is refused: exit 2, Permission denied" 2 "Permission denied" \
+		setpriv --reuid=nobody --regid=nogroup --clear-groups "$CTL" "${C[@]}" status
+else
+	bad "permission test needs root and setpriv (util-linux)"
+fi
+
+kill -TERM "$pid"; wait "$pid"
+rc=$?
+[ "$rc" = 0 ] && ok "SIGTERM: the daemon exits 0" || bad "SIGTERM: the daemon exits $rc"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ] && rm -rf "$T"
+[ "$failed" = 0 ]
