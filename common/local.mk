@@ -5,6 +5,7 @@ common_libcommon_a_SOURCES = \
 	common/aliasmap.c common/aliasmap.h \
 	common/conf.c common/conf.h \
 	common/crashpoint.c common/crashpoint.h \
+	common/daemon.c common/daemon.h \
 	common/ctlsock.c common/ctlsock.h \
 	common/fsutil.c common/fsutil.h \
 	common/log.c common/log.h \

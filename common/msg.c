@@ -43,6 +43,20 @@ msg_setf(struct msg *m, const char *key, const char *fmt, ...)
 	free(s);
 }
 
+void
+msg_set_status(struct msg *m, const char *status, const char *fmt, ...)
+{
+	va_list ap;
+	char *text;
+
+	va_start(ap, fmt);
+	text = xvasprintf(fmt, ap);
+	va_end(ap);
+	msg_set(m, "status", status);
+	msg_set(m, "text", text);
+	free(text);
+}
+
 const char *
 msg_get(const struct msg *m, const char *key)
 {

@@ -31,6 +31,9 @@ struct msg {
 /* Set key to value (a copy), replacing an earlier value. */
 void msg_set(struct msg *m, const char *key, const char *value);
 void msg_setf(struct msg *m, const char *key, const char *fmt, ...) ATTR_PRINTF(3, 4);
+/* Set "status" and a formatted "text": every answer's first two keys. */
+void msg_set_status(struct msg *m, const char *status, const char *fmt, ...)
+	ATTR_PRINTF(3, 4);
 /* Borrowed value, or NULL when absent. */
 const char *msg_get(const struct msg *m, const char *key);
 /* Borrowed value, or "" when absent. */

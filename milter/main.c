@@ -12,16 +12,10 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "daemon.h"
 #include "filter.h"
 #include "log.h"
 #include "privs.h"
-
-static void ATTR_NORETURN
-usage(void)
-{
-	fprintf(stderr, "usage: milter-alias [-f] [-t] [-c config_file]\n");
-	exit(2);
-}
 
 /* unix_path - the file behind a "unix:" or "local:" milter socket, or NULL */
 static const char *
@@ -63,35 +57,12 @@ clear_stale_socket(const char *path)
 int
 main(int argc, char **argv)
 {
-	const char *config_file = DEFAULT_CONFIG_FILE, *path;
-	bool foreground = false, check_only = false;
+	const char *path;
 	struct conf *conf;
 	char *err = NULL;
-	int ch, rc;
+	int rc;
 
-	while ((ch = getopt(argc, argv, "c:fth")) != -1) {
-		switch (ch) {
-		case 'c':
-			config_file = optarg;
-			break;
-		case 'f':
-			foreground = true;
-			break;
-		case 't':
-			check_only = true;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-
-	log_init("milter-alias", foreground);
-	if (conf_load(config_file, &conf, &err) < 0)
-		log_fatalx("%s", err);
-	if (check_only)
-		return 0;
+	conf = daemon_start("milter-alias", argc, argv);
 
 	/* The socket must be reachable by Postfix through group permissions. */
 	umask(007);

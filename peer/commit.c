@@ -361,23 +361,6 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 
 /* ---- participant ---- */
 
-static void
-vote(struct msg *resp, const char *status, const char *fmt, ...) ATTR_PRINTF(3, 4);
-
-static void
-vote(struct msg *resp, const char *status, const char *fmt, ...)
-{
-	va_list ap;
-	char *text;
-
-	va_start(ap, fmt);
-	text = xvasprintf(fmt, ap);
-	va_end(ap);
-	msg_set(resp, "status", status);
-	msg_set(resp, "text", text);
-	free(text);
-}
-
 /* finish - apply the decision on a transaction this node voted yes on */
 static int
 finish(struct engine *e, const char *id, int decision, const char *how)
@@ -453,7 +436,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 
 	if (strlen(id) != TXN_ID_LEN || strcmp(msg_gets(req, "coord"), peer) != 0 ||
 	    alias_from_msg(req, &after, &err) < 0) {
-		vote(resp, "perm", "malformed prepare from %s", peer);
+		msg_set_status(resp, "perm", "malformed prepare from %s", peer);
 		log_warnx(id[0] ? id : NULL, "prepare from %s refused: %s", peer,
 			  err ? err : "bad fields");
 		free(err);
@@ -463,13 +446,13 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	pthread_mutex_lock(&e->lock);
 	if (engine_refresh(e) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		vote(resp, "temp", "The alias map on %s needs the postmaster's attention", node);
+		msg_set_status(resp, "temp", "The alias map on %s needs the postmaster's attention", node);
 		goto out;
 	}
 	if (txn_find(e, id) != NULL) {
 		/* The same prepare again (the coordinator reconnected). */
 		pthread_mutex_unlock(&e->lock);
-		vote(resp, "yes", "already prepared");
+		msg_set_status(resp, "yes", "already prepared");
 		goto out;
 	}
 	old = strcmp(verb, "new") == 0 && conf->map_format == MAP_FORMAT_ALIASES ?
@@ -479,7 +462,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 				     strcmp(old->owner, after.owner) == 0 &&
 				     strcmp(old->address, after.address) == 0)) {
 			pthread_mutex_unlock(&e->lock);
-			vote(resp, "perm", "Alias %s already exists", after.address);
+			msg_set_status(resp, "perm", "Alias %s already exists", after.address);
 			goto out;
 		}
 	} else if (old == NULL || strcmp(old->owner, after.owner) != 0 ||
@@ -487,7 +470,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		pthread_mutex_unlock(&e->lock);
 		log_warnx(id, "prepare from %s: %s differs here; run milter-aliasctl verify",
 			  peer, after.address);
-		vote(resp, "perm", "Alias %s is not the same on %s; the postmaster has "
+		msg_set_status(resp, "perm", "Alias %s is not the same on %s; the postmaster has "
 		     "been told", after.address, node);
 		goto out;
 	}
@@ -502,7 +485,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 				 after.address, peer, id, peer);
 		} else {
 			pthread_mutex_unlock(&e->lock);
-			vote(resp, "temp", "A change to %s is in progress on %s; try again "
+			msg_set_status(resp, "temp", "A change to %s is in progress on %s; try again "
 			     "in a minute", after.address, node);
 			goto out;
 		}
@@ -514,11 +497,11 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	if (strcmp(verb, "new") == 0 &&
 	    (rc = postfix_resolves(conf, after.address, &where, &err)) != 0) {
 		if (rc > 0)
-			vote(resp, "perm", "Address %s is already in use on %s (%s)",
+			msg_set_status(resp, "perm", "Address %s is already in use on %s (%s)",
 			     after.address, node, where);
 		else {
 			log_warnx(id, "resolve check address=%s failed: %s", after.address, err);
-			vote(resp, "temp", "Postfix on %s cannot be asked right now", node);
+			msg_set_status(resp, "temp", "Postfix on %s cannot be asked right now", node);
 		}
 		goto release;
 	}
@@ -530,7 +513,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	pthread_mutex_unlock(&e->lock);
 	if (rc < 0) {
 		log_err(id, "access map: %s", err);
-		vote(resp, "temp", "%s cannot update its access map right now", node);
+		msg_set_status(resp, "temp", "%s cannot update its access map right now", node);
 		goto unpend;
 	}
 	for (size_t i = 0; i < req->n; i++)
@@ -539,13 +522,13 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	msg_set(&rec, "rec", "prepare");
 	if (record_prepare(e, &rec, peer, &after, 0, &err) < 0) {
 		log_err(id, "journal: %s", err);
-		vote(resp, "temp", "%s cannot store the change right now", node);
+		msg_set_status(resp, "temp", "%s cannot store the change right now", node);
 		goto unpend;
 	}
 	log_info(id, "prepared for %s: verb=%s address=%s state=%s", peer, verb,
 		 after.address, alias_state_name(after.state));
 	crash_point("part-after-prepare");
-	vote(resp, "yes", "prepared");
+	msg_set_status(resp, "yes", "prepared");
 	goto out;
 unpend:
 	pthread_mutex_lock(&e->lock);
@@ -577,13 +560,13 @@ commit_peer_request(struct engine *e, const char *peer, const struct msg *req,
 		const char *d = msg_gets(req, "decision");
 
 		if (strcmp(d, "commit") != 0 && strcmp(d, "abort") != 0) {
-			vote(resp, "perm", "bad decision");
+			msg_set_status(resp, "perm", "bad decision");
 			return;
 		}
 		if (finish(e, id, strcmp(d, "commit") == 0 ? 1 : -1, "decided by coordinator") < 0)
-			vote(resp, "temp", "cannot record the decision now");
+			msg_set_status(resp, "temp", "cannot record the decision now");
 		else
-			vote(resp, "ok", "recorded");
+			msg_set_status(resp, "ok", "recorded");
 	} else if (strcmp(op, "outcome") == 0) {
 		const char *answer = "abort";	/* unknown: never committed */
 
@@ -592,10 +575,10 @@ commit_peer_request(struct engine *e, const char *peer, const struct msg *req,
 		if (t != NULL && is_self(e, t->coord))
 			answer = t->decision > 0 ? "commit" : t->decision < 0 ? "abort" : "pending";
 		pthread_mutex_unlock(&e->lock);
-		vote(resp, "ok", "%s", answer);
+		msg_set_status(resp, "ok", "%s", answer);
 		msg_set(resp, "decision", answer);
 	} else
-		vote(resp, "perm", "unknown operation");
+		msg_set_status(resp, "perm", "unknown operation");
 }
 
 /* ---- background work ---- */

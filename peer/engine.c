@@ -31,23 +31,6 @@ struct rate {
 	size_t cap;
 };
 
-static void
-reply(struct msg *resp, const char *status, const char *fmt, ...) ATTR_PRINTF(3, 4);
-
-static void
-reply(struct msg *resp, const char *status, const char *fmt, ...)
-{
-	va_list ap;
-	char *text;
-
-	va_start(ap, fmt);
-	text = xvasprintf(fmt, ap);
-	va_end(ap);
-	msg_set(resp, "status", status);
-	msg_set(resp, "text", text);
-	free(text);
-}
-
 /* ---- per-address locks and rates (caller holds e->lock) ---- */
 
 const char *
@@ -377,22 +360,22 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	int rc;
 
 	if (!admin && strlist_contains(&conf->reserved, local, false)) {
-		reply(resp, "perm", "Alias name %s is reserved", local);
+		msg_set_status(resp, "perm", "Alias name %s is reserved", local);
 		goto out_free;
 	}
 	for (size_t i = 0; i < conf->request_addresses.n; i++)
 		if (strcmp(conf->request_addresses.v[i], address) == 0) {
-			reply(resp, "perm", "%s is the request address itself", address);
+			msg_set_status(resp, "perm", "%s is the request address itself", address);
 			goto out_free;
 		}
 	rc = postfix_owner_address(conf, c->login, &target, &err);
 	if (rc != 0 || !request_target_valid(target)) {
 		if (rc < 0) {
 			log_warnx(c->id, "owner lookup login=%s failed: %s", c->login, err);
-			reply(resp, "temp", "The owner of login %s cannot be looked up right "
+			msg_set_status(resp, "temp", "The owner of login %s cannot be looked up right "
 			      "now; try again later", c->login);
 		} else
-			reply(resp, "perm", "No delivery address is known for login %s; "
+			msg_set_status(resp, "perm", "No delivery address is known for login %s; "
 			      "ask the postmaster", c->login);
 		goto out_free;
 	}
@@ -400,7 +383,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	pthread_mutex_lock(&e->lock);
 	if (engine_refresh(e) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		reply(resp, "temp", "The alias map needs the postmaster's attention; "
+		msg_set_status(resp, "temp", "The alias map needs the postmaster's attention; "
 		      "try again later");
 		goto out_free;
 	}
@@ -410,7 +393,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 			     strcmp(old->owner, c->login) == 0 &&
 			     strcmp(old->address, address) == 0)) {
 		pthread_mutex_unlock(&e->lock);
-		reply(resp, "perm", old->state == ALIAS_DELETED ?
+		msg_set_status(resp, "perm", old->state == ALIAS_DELETED ?
 		      "Alias %s was deleted and stays reserved to its former owner" :
 		      "Alias %s already exists", address);
 		goto out_free;
@@ -420,13 +403,13 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	if (!admin && conf->max_aliases_per_user > 0 &&
 	    aliasmap_count_owner(&e->map, c->login) >= (size_t)conf->max_aliases_per_user) {
 		pthread_mutex_unlock(&e->lock);
-		reply(resp, "perm", "Login %s already has %ld aliases, the most allowed",
+		msg_set_status(resp, "perm", "Login %s already has %ld aliases, the most allowed",
 		      c->login, conf->max_aliases_per_user);
 		goto out_free;
 	}
 	if (engine_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		reply(resp, "temp", "Another change to %s is in progress; try again "
+		msg_set_status(resp, "temp", "Another change to %s is in progress; try again "
 		      "in a minute", address);
 		goto out_free;
 	}
@@ -437,10 +420,10 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	if (rc != 0) {
 		if (rc < 0) {
 			log_warnx(c->id, "resolve check address=%s failed: %s", address, err);
-			reply(resp, "temp", "Postfix cannot be asked about %s right now; "
+			msg_set_status(resp, "temp", "Postfix cannot be asked about %s right now; "
 			      "try again later", address);
 		} else
-			reply(resp, "perm", "Address %s is already in use (%s)", address, where);
+			msg_set_status(resp, "perm", "Address %s is already in use (%s)", address, where);
 		goto out_release;
 	}
 
@@ -453,16 +436,16 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	c->after.note = xstrdup(note ? note : "");
 	rc = commit_change(e, c, &err);
 	if (rc > 0) {
-		reply(resp, "perm", "%s", c->refusal);
+		msg_set_status(resp, "perm", "%s", c->refusal);
 		goto out_release;
 	}
 	if (rc < 0) {
-		reply(resp, "temp", "The alias could not be stored on every server; "
+		msg_set_status(resp, "temp", "The alias could not be stored on every server; "
 		      "try again later");
 		log_warnx(c->id, "new address=%s: %s", address, err);
 		goto out_release;
 	}
-	reply(resp, "ok", "Alias %s created; it delivers to %s", address, c->after.target);
+	msg_set_status(resp, "ok", "Alias %s created; it delivers to %s", address, c->after.target);
 	msg_set(resp, "txn", c->txn);
 	f->pending = 1;
 	alias_copy(&f->alias, &c->after);
@@ -492,29 +475,29 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	pthread_mutex_lock(&e->lock);
 	if (engine_refresh(e) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		reply(resp, "temp", "The alias map needs the postmaster's attention; "
+		msg_set_status(resp, "temp", "The alias map needs the postmaster's attention; "
 		      "try again later");
 		goto out;
 	}
 	old = aliasmap_find(&e->map, address);
 	if (old == NULL || old->state == ALIAS_DELETED || old->owner[0] == '\0') {
 		pthread_mutex_unlock(&e->lock);
-		reply(resp, "perm", "There is no alias %s", address);
+		msg_set_status(resp, "perm", "There is no alias %s", address);
 		goto out;
 	}
 	if (!admin && strcmp(old->owner, c->login) != 0) {
 		pthread_mutex_unlock(&e->lock);
-		reply(resp, "perm", "Alias %s belongs to another user", address);
+		msg_set_status(resp, "perm", "Alias %s belongs to another user", address);
 		goto out;
 	}
 	if (old->state == want) {
 		pthread_mutex_unlock(&e->lock);
-		reply(resp, "ok", "Alias %s is already %s", address, alias_state_name(want));
+		msg_set_status(resp, "ok", "Alias %s is already %s", address, alias_state_name(want));
 		goto out;
 	}
 	if (engine_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		reply(resp, "temp", "Another change to %s is in progress; try again "
+		msg_set_status(resp, "temp", "Another change to %s is in progress; try again "
 		      "in a minute", address);
 		goto out;
 	}
@@ -527,13 +510,13 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	c->after.updated = now_wall();
 	rc = commit_change(e, c, &err);
 	if (rc > 0)
-		reply(resp, "perm", "%s", c->refusal);
+		msg_set_status(resp, "perm", "%s", c->refusal);
 	else if (rc < 0) {
-		reply(resp, "temp", "The change could not be stored on every server; "
+		msg_set_status(resp, "temp", "The change could not be stored on every server; "
 		      "try again later");
 		log_warnx(c->id, "%s address=%s: %s", c->verb, address, err);
 	} else {
-		reply(resp, "ok", "Alias %s is now %s", address, alias_state_name(want));
+		msg_set_status(resp, "ok", "Alias %s is now %s", address, alias_state_name(want));
 		msg_set(resp, "txn", c->txn);
 	}
 	free(err);
@@ -554,7 +537,7 @@ do_list_mail(struct engine *e, const char *id, const char *login,
 	int rc;
 
 	if ((rc = postfix_owner_address(e->conf, login, &owner, &err)) != 0) {
-		reply(resp, rc < 0 ? "temp" : "perm", rc < 0 ?
+		msg_set_status(resp, rc < 0 ? "temp" : "perm", rc < 0 ?
 		      "The owner address cannot be looked up right now; try again later" :
 		      "No delivery address is known for your login; ask the postmaster");
 		goto out;
@@ -566,10 +549,10 @@ do_list_mail(struct engine *e, const char *id, const char *login,
 	aliasmap_clear(&snapshot);
 	if (rc < 0) {
 		log_warnx(id, "list login=%s: %s", login, err);
-		reply(resp, "temp", "The list could not be sent; try again later");
+		msg_set_status(resp, "temp", "The list could not be sent; try again later");
 	} else {
 		log_info(id, "list login=%s sent to=<%s>", login, owner);
-		reply(resp, "ok", "The list of your aliases is on its way to %s", owner);
+		msg_set_status(resp, "ok", "The list of your aliases is on its way to %s", owner);
 	}
 out:
 	free(owner);
@@ -593,14 +576,14 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 	long long deadline;
 
 	if (request_verb_parse(msg_gets(req, "verb"), &verb) < 0) {
-		reply(resp, "perm", "Unknown command; use new, disable, enable, delete or list");
+		msg_set_status(resp, "perm", "Unknown command; use new, disable, enable, delete or list");
 		return;
 	}
 	c.verb = request_verb_name(verb);
 	if (from == NULL || !conf_is_request_address(conf, from))
 		from = conf->request_addresses.v[0];
 	if (!admin && *login == '\0') {
-		reply(resp, "perm", "Authenticate (SMTP AUTH) before sending alias requests");
+		msg_set_status(resp, "perm", "Authenticate (SMTP AUTH) before sending alias requests");
 		return;
 	}
 	if (msg_get_ll(req, "deadline", &deadline) == 0) {
@@ -609,7 +592,7 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 			 * the milter answers 4xx by now. */
 			log_notice(id, "request login=%s ignored: it arrived after its "
 				   "deadline", login);
-			reply(resp, "temp", "The request took too long; try again later");
+			msg_set_status(resp, "temp", "The request took too long; try again later");
 			return;
 		}
 		c.deadline = deadline;
@@ -621,7 +604,7 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 		n = rate_count_and_note(e, login);
 		pthread_mutex_unlock(&e->lock);
 		if (n >= (size_t)conf->max_requests_per_hour) {
-			reply(resp, "perm", "Too many alias requests in the last hour (at most "
+			msg_set_status(resp, "perm", "Too many alias requests in the last hour (at most "
 			      "%ld); try again later", conf->max_requests_per_hour);
 			log_info(id, "refused login=%s: hourly rate", login);
 			return;
@@ -629,7 +612,7 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 	}
 	if (verb == VERB_LIST) {
 		if (admin)
-			reply(resp, "perm", "Use the list verb of milter-aliasctl");
+			msg_set_status(resp, "perm", "Use the list verb of milter-aliasctl");
 		else
 			do_list_mail(e, id, login, from, resp);
 		return;
@@ -637,11 +620,11 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 	/* The milter parsed this already; a second look costs nothing and the
 	 * control socket is a trust boundary of its own. */
 	if (!request_name_valid(name) || !conf_serves_domain(conf, domain)) {
-		reply(resp, "perm", "Invalid alias name or domain");
+		msg_set_status(resp, "perm", "Invalid alias name or domain");
 		return;
 	}
 	if (admin && verb == VERB_NEW && *login == '\0') {
-		reply(resp, "perm", "An owner login is required");
+		msg_set_status(resp, "perm", "An owner login is required");
 		return;
 	}
 	address = str_lower(xasprintf("%s@%s", name, domain));
@@ -716,7 +699,7 @@ handle_status(struct engine *e, struct msg *resp)
 		free(lerr);
 	}
 	pthread_mutex_unlock(&e->lock);
-	reply(resp, "ok", "running");
+	msg_set_status(resp, "ok", "running");
 	msg_set(resp, "node", e->conf->node_name);
 	msg_set(resp, "digest", digest);
 	msg_setf(resp, "aliases", "%zu", n);
@@ -757,7 +740,7 @@ handle_journal(struct engine *e, struct msg *resp, engine_emit_fn emit, void *ar
 		msg_clear(&items[i]);
 	}
 	free(items);
-	reply(resp, "ok", "%zu unfinished changes", n);
+	msg_set_status(resp, "ok", "%zu unfinished changes", n);
 	msg_setf(resp, "count", "%zu", n);
 }
 
@@ -861,7 +844,7 @@ next:
 	aliasmap_clear(&mine);
 	buf_free(&here);
 	buf_free(&there);
-	reply(resp, "ok", "%zu differences, %zu of %zu peers unreachable", ndiff,
+	msg_set_status(resp, "ok", "%zu differences, %zu of %zu peers unreachable", ndiff,
 	      unreachable, npeers);
 	msg_setf(resp, "differences", "%zu", ndiff);
 	msg_setf(resp, "unreachable", "%zu", unreachable);
@@ -903,7 +886,7 @@ handle_list(struct engine *e, const struct msg *req, struct msg *resp,
 
 	if (msg_get(req, "address") != NULL && msg_get(req, "history") != NULL)
 		handle_history(e, msg_get(req, "address"), emit, arg);
-	reply(resp, "ok", "%zu aliases", n);
+	msg_set_status(resp, "ok", "%zu aliases", n);
 	msg_setf(resp, "count", "%zu", n);
 }
 
@@ -927,7 +910,7 @@ engine_handle(struct engine *e, const struct msg *req, struct msg *resp,
 	else if (strcmp(op, "journal") == 0)
 		handle_journal(e, resp, emit, emit_arg);
 	else
-		reply(resp, "perm", "unknown operation \"%.40s\"", op);
+		msg_set_status(resp, "perm", "unknown operation \"%.40s\"", op);
 }
 
 void

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "daemon.h"
 #include "crashpoint.h"
 #include "ctlserver.h"
 #include "engine.h"
@@ -38,13 +39,6 @@ on_signal(int sig)
 		/* The pipe is full: a wake-up is pending anyway. */
 	}
 	errno = saved;
-}
-
-static void ATTR_NORETURN
-usage(void)
-{
-	fprintf(stderr, "usage: milter-alias-peer [-f] [-t] [-c config_file]\n");
-	exit(2);
 }
 
 /* notify_systemd - tell a Type=notify unit we are ready (no libsystemd) */
@@ -92,8 +86,6 @@ reload(const char *config_file, const struct conf *cur)
 int
 main(int argc, char **argv)
 {
-	const char *config_file = DEFAULT_CONFIG_FILE;
-	bool foreground = false, check_only = false;
 	struct sigaction sa = { .sa_handler = on_signal };
 	struct ctlserver *server = NULL;
 	struct engine *engine = NULL;
@@ -101,31 +93,8 @@ main(int argc, char **argv)
 	struct peers *peers = NULL;
 	struct conf *conf;
 	char *err = NULL;
-	int ch;
 
-	while ((ch = getopt(argc, argv, "c:fth")) != -1) {
-		switch (ch) {
-		case 'c':
-			config_file = optarg;
-			break;
-		case 'f':
-			foreground = true;
-			break;
-		case 't':
-			check_only = true;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
-
-	log_init("milter-alias-peer", foreground);
-	if (conf_load(config_file, &conf, &err) < 0)
-		log_fatalx("%s", err);
-	if (check_only)
-		return 0;
+	conf = daemon_start("milter-alias-peer", argc, argv);
 
 	umask(007);
 	signal(SIGPIPE, SIG_IGN);
@@ -169,7 +138,7 @@ main(int argc, char **argv)
 			;
 		if (reload_requested) {
 			reload_requested = 0;
-			reload(config_file, conf);
+			reload(conf->path, conf);
 		}
 	}
 	notify_systemd("STOPPING=1");
