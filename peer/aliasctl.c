@@ -233,10 +233,17 @@ verb_status(struct ctl *c)
 	};
 	struct msg req = { 0 }, resp = { 0 };
 	long long npeers = 0;
-	int healthy;
+	int healthy, rc;
 
 	msg_set(&req, "op", "status");
 	call(c, &req, &resp);
+	if (msg_get(&resp, "node") == NULL) {
+		/* Refused (permission) or an error: say so, not an empty table. */
+		rc = finish(c, &resp);
+		msg_clear(&req);
+		msg_clear(&resp);
+		return rc == 0 ? 1 : rc;
+	}
 	msg_get_ll(&resp, "peers", &npeers);
 	healthy = strcmp(msg_gets(&resp, "status"), "ok") == 0 &&
 		strcmp(msg_gets(&resp, "map_dirty"), "0") == 0;
@@ -587,8 +594,12 @@ main(int argc, char **argv)
 		rc = verb_status(&c);
 	else if (strcmp(verb, "list") == 0 && arg == NULL)
 		rc = verb_list(&c, owner, NULL);
-	else if (strcmp(verb, "show") == 0 && arg != NULL)
-		rc = verb_list(&c, NULL, str_lower(xstrdup(arg)));
+	else if (strcmp(verb, "show") == 0 && arg != NULL) {
+		char *address = str_lower(xstrdup(arg));
+
+		rc = verb_list(&c, NULL, address);
+		free(address);
+	}
 	else if (strcmp(verb, "add") == 0) {
 		if (arg == NULL || owner == NULL)
 			die(2, "add needs ADDRESS and --owner LOGIN");

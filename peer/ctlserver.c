@@ -92,6 +92,9 @@ conn_thread(void *arg)
 
 	if (!allowed(c->fd, &uid)) {
 		log_warnx(NULL, "control: refused connection from uid=%ld", (long)uid);
+		/* Take the request first: closing on an unread request would
+		 * make the client's write fail before it reads the refusal. */
+		msg_recv(c->fd, &req, 1000, NULL);
 		send_refusal(c->fd, "perm", "permission denied: run as root or as a "
 			     "member of the daemon's group");
 		goto out;

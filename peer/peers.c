@@ -20,12 +20,14 @@
 #define IDLE_TIMEOUT_MS (10 * 60 * 1000)
 #define SERVE_WRITE_TIMEOUT_MS 10000
 
-/* Our client connection to one peer. */
+/* Our client connections to one peer: a small pool, so concurrent
+ * commits do not queue behind one another's round trip. */
 struct pconn {
 	const struct conf_peer *cp;
-	pthread_mutex_t lock;		/* held for a whole request */
-	struct tls_conn *tls;
-	pthread_mutex_t state_lock;	/* guards the fields below */
+	pthread_mutex_t lock[PEERS_POOL];	/* each held for a whole request */
+	struct tls_conn *tls[PEERS_POOL];
+	unsigned next;				/* round robin when all are busy */
+	pthread_mutex_t state_lock;		/* guards next and the fields below */
 	int connected;
 	long long last_contact;
 	char *last_error;
@@ -134,21 +136,22 @@ note_state(struct pconn *pc, int connected, const char *error)
 	pthread_mutex_unlock(&pc->state_lock);
 }
 
-/* ensure_connected - open the client connection to pc (pc->lock held) */
+/* ensure_connected - open client connection *tls to pc (its lock held) */
 static int
-ensure_connected(struct peers *p, struct pconn *pc, int timeout_ms, char **err_r)
+ensure_connected(struct peers *p, struct pconn *pc, struct tls_conn **tls,
+		 int timeout_ms, char **err_r)
 {
 	char *pin = NULL, *err = NULL;
 	int fd;
 
-	if (pc->tls != NULL)
+	if (*tls != NULL)
 		return 0;
 	fd = tcp_connect(pc->cp->address, timeout_ms < PEERS_CONNECT_TIMEOUT_MS ?
 			 timeout_ms : PEERS_CONNECT_TIMEOUT_MS, err_r);
 	if (fd < 0)
 		return -1;
 	if (tls_handshake(p->tls, fd, 0, &pc->cp->pins, HANDSHAKE_TIMEOUT_MS < timeout_ms ?
-			  HANDSHAKE_TIMEOUT_MS : timeout_ms, &pc->tls, &pin, &err) < 0) {
+			  HANDSHAKE_TIMEOUT_MS : timeout_ms, tls, &pin, &err) < 0) {
 		log_warnx(NULL, "peer %s: TLS handshake with %s refused: %s", pc->cp->name,
 			  pc->cp->address, err);
 		set_error(err_r, "TLS handshake with %s: %s", pc->cp->address, err);
@@ -161,23 +164,24 @@ ensure_connected(struct peers *p, struct pconn *pc, int timeout_ms, char **err_r
 	return 0;
 }
 
-/* call_once - one exchange on the client connection (pc->lock held) */
+/* call_once - one exchange on client connection *tls (its lock held) */
 static int
-call_once(struct peers *p, struct pconn *pc, const struct msg *req, struct msg *resp,
+call_once(struct peers *p, struct pconn *pc, struct tls_conn **tls,
+	  const struct msg *req, struct msg *resp,
 	  void (*item)(void *, const struct msg *), void *item_arg,
 	  long long deadline, char **err_r)
 {
 	long long left = deadline - now_mono_ms();
 
-	if (ensure_connected(p, pc, left > 0 ? (int)left : 1, err_r) < 0)
+	if (ensure_connected(p, pc, tls, left > 0 ? (int)left : 1, err_r) < 0)
 		return -1;
-	if (tls_send_msg(pc->tls, req, left > 0 ? (int)left : 1, err_r) < 0)
+	if (tls_send_msg(*tls, req, left > 0 ? (int)left : 1, err_r) < 0)
 		goto drop;
 	for (;;) {
 		int r;
 
 		left = deadline - now_mono_ms();
-		r = tls_recv_msg(pc->tls, resp, left > 0 ? (int)left : 1, err_r);
+		r = tls_recv_msg(*tls, resp, left > 0 ? (int)left : 1, err_r);
 		if (r == 1)
 			set_error(err_r, "peer closed the connection");
 		if (r != 0)
@@ -190,7 +194,7 @@ call_once(struct peers *p, struct pconn *pc, const struct msg *req, struct msg *
 	}
 drop:
 	/* A half-read answer leaves the stream unusable: start afresh. */
-	tls_close(&pc->tls);
+	tls_close(tls);
 	return -1;
 }
 
@@ -202,23 +206,32 @@ peers_call(struct peers *p, size_t i, const struct msg *req, struct msg *resp,
 	struct pconn *pc = &p->out[i];
 	long long deadline = now_mono_ms() + timeout_ms;
 	char *err = NULL;
-	int reused, rc;
+	int reused, rc, k;
 
-	pthread_mutex_lock(&pc->lock);
-	reused = pc->tls != NULL;
-	rc = call_once(p, pc, req, resp, item, item_arg, deadline, &err);
+	/* A free connection if there is one, else wait for one in turn. */
+	for (k = 0; k < PEERS_POOL; k++)
+		if (pthread_mutex_trylock(&pc->lock[k]) == 0)
+			break;
+	if (k == PEERS_POOL) {
+		pthread_mutex_lock(&pc->state_lock);
+		k = (int)(pc->next++ % PEERS_POOL);
+		pthread_mutex_unlock(&pc->state_lock);
+		pthread_mutex_lock(&pc->lock[k]);
+	}
+	reused = pc->tls[k] != NULL;
+	rc = call_once(p, pc, &pc->tls[k], req, resp, item, item_arg, deadline, &err);
 	/* A connection that sat idle may have died with the peer's restart;
 	 * every request on the link is idempotent, so ask once more. */
 	if (rc < 0 && reused && now_mono_ms() < deadline) {
 		msg_clear(resp);
-		rc = call_once(p, pc, req, resp, item, item_arg, deadline, &err);
+		rc = call_once(p, pc, &pc->tls[k], req, resp, item, item_arg, deadline, &err);
 	}
 	if (rc < 0) {
 		note_state(pc, 0, err ? err : "error");
 		set_error(err_r, "%s", err ? err : "error");
 	} else
 		note_state(pc, 1, NULL);
-	pthread_mutex_unlock(&pc->lock);
+	pthread_mutex_unlock(&pc->lock[k]);
 	free(err);
 	return rc;
 }
@@ -501,7 +514,8 @@ peers_open(const struct conf *conf, struct tls_ctx *tls, peers_handler_fn handle
 	p->out = xcalloc(p->n, sizeof(*p->out));
 	for (size_t i = 0; i < p->n; i++) {
 		p->out[i].cp = &conf->peers[i];
-		pthread_mutex_init(&p->out[i].lock, NULL);
+		for (int k = 0; k < PEERS_POOL; k++)
+			pthread_mutex_init(&p->out[i].lock[k], NULL);
 		pthread_mutex_init(&p->out[i].state_lock, NULL);
 		for (size_t k = 0; k < conf->peers[i].pins.n; k++)
 			strlist_add(&p->all_pins, conf->peers[i].pins.v[k]);
@@ -550,9 +564,11 @@ peers_close(struct peers **pp)
 		pthread_cond_wait(&p->idle, &p->lock);
 	pthread_mutex_unlock(&p->lock);
 	for (size_t i = 0; i < p->n; i++) {
-		pthread_mutex_lock(&p->out[i].lock);
-		tls_close(&p->out[i].tls);
-		pthread_mutex_unlock(&p->out[i].lock);
+		for (int k = 0; k < PEERS_POOL; k++) {
+			pthread_mutex_lock(&p->out[i].lock[k]);
+			tls_close(&p->out[i].tls[k]);
+			pthread_mutex_unlock(&p->out[i].lock[k]);
+		}
 		free(p->out[i].last_error);
 	}
 	free(p->out);

@@ -1,8 +1,9 @@
 /* peers.h - the link between servers: transport only.
  *
- * Every node listens on "listen" and keeps one client connection to each
- * configured peer for its own requests, so the two directions never wait
- * for each other.  All traffic is mutual TLS 1.3 pinned by SPKI (tls.h);
+ * Every node listens on "listen" and keeps up to PEERS_POOL client
+ * connections to each configured peer for its own requests, so the two
+ * directions never wait for each other and concurrent commits do not
+ * queue behind one round trip.  All traffic is mutual TLS 1.3 pinned by SPKI (tls.h);
  * a connection whose certificate is not pinned is refused before any
  * request is read.  Requests and answers are msg frames: an answer may be
  * preceded by item frames (those with an "item" key).  What the requests
@@ -16,6 +17,7 @@
 #include "tls.h"
 
 #define PEERS_MAX_INCOMING 64
+#define PEERS_POOL 4		/* client connections per peer */
 #define PEERS_CONNECT_TIMEOUT_MS 5000
 
 struct peers;
@@ -43,7 +45,7 @@ int peers_index(const struct peers *p, const char *name);
 
 /* One request to peer i over our client connection (connecting first if
  * needed), waiting at most timeout_ms for the answer; item frames go to
- * item (may be NULL).  Concurrent calls to one peer are serialised.
+ * item (may be NULL).  Up to PEERS_POOL calls to one peer run at once.
  * 0 and *resp, or -1 with a reason (the connection is then dropped). */
 int peers_call(struct peers *p, size_t i, const struct msg *req,
 	       struct msg *resp, void (*item)(void *, const struct msg *),
