@@ -676,6 +676,17 @@ resolve(struct engine *e, const struct pending *p)
 	msg_clear(&resp);
 }
 
+static int
+stopping(struct engine *e)
+{
+	int stop;
+
+	pthread_mutex_lock(&e->lock);
+	stop = e->bg_stop;
+	pthread_mutex_unlock(&e->lock);
+	return stop;
+}
+
 void
 commit_tick(struct engine *e)
 {
@@ -683,16 +694,20 @@ commit_tick(struct engine *e)
 	size_t n;
 	char *err = NULL;
 
+	/* Both loops give way to a stop at once: whatever is left is in the
+	 * journal and is finished after the restart. */
 	if (e->peers != NULL) {
 		n = snapshot(e, 1, &list);
 		for (size_t i = 0; i < n; i++) {
-			deliver(e, &list[i]);
+			if (!stopping(e))
+				deliver(e, &list[i]);
 			free(list[i].coord);
 		}
 		free(list);
 		n = snapshot(e, 0, &list);
 		for (size_t i = 0; i < n; i++) {
-			resolve(e, &list[i]);
+			if (!stopping(e))
+				resolve(e, &list[i]);
 			free(list[i].coord);
 		}
 		free(list);
