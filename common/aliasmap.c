@@ -297,6 +297,70 @@ entry_address(char *key, enum map_format fmt, const struct alias *pending)
 	return str_lower(xstrdup(key));
 }
 
+/* put_unique - add a parsed alias; an address seen before is an error:
+ * postmap would keep the first, we the last, so the file is ambiguous */
+static int
+put_unique(struct aliasmap *m, const struct alias *a, int lineno, char **err_r)
+{
+	if (aliasmap_find(m, a->address) != NULL) {
+		set_error(err_r, "line %d: %s appears twice", lineno, a->address);
+		return -1;
+	}
+	aliasmap_put(m, a);
+	return 0;
+}
+
+/* put_pending - a "#@" record that no entry line followed: fine for a
+ * disabled or deleted alias; an active one lost its entry by hand, which
+ * must be reported, not quietly written back */
+static int
+put_pending(struct aliasmap *m, const struct alias *a, int lineno, char **err_r)
+{
+	if (a->state == ALIAS_ACTIVE) {
+		set_error(err_r, "line %d: alias %s is active but its entry line is missing",
+			  lineno, a->address);
+		return -1;
+	}
+	if (aliasmap_find(m, a->address) != NULL) {
+		set_error(err_r, "line %d: %s appears twice", lineno, a->address);
+		return -1;
+	}
+	aliasmap_put(m, a);
+	return 0;
+}
+
+struct keyline {
+	char *key;
+	int line;
+};
+
+static int
+cmp_keyline(const void *a, const void *b)
+{
+	const struct keyline *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+
+	return c != 0 ? c : x->line - y->line;
+}
+
+/* unique_keys - in aliases format two addresses can share a key (the
+ * local part), and the compiled map would hold only one of them: an
+ * error naming the later line.  0 or -1 with a reason. */
+static int
+unique_keys(struct keyline *keys, size_t n, char **err_r)
+{
+	if (n < 2)
+		return 0;	/* and qsort must not see a NULL base */
+	qsort(keys, n, sizeof(*keys), cmp_keyline);
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(keys[i - 1].key, keys[i].key) == 0) {
+			set_error(err_r, "line %d: aliases key \"%s\" also stands on line %d",
+				  keys[i].line, keys[i].key, keys[i - 1].line);
+			return -1;
+		}
+	return 0;
+}
+
 int
 aliasmap_parse(const char *text, size_t len, enum map_format fmt,
 	       struct aliasmap *m, char **err_r)
@@ -305,6 +369,8 @@ aliasmap_parse(const char *text, size_t len, enum map_format fmt,
 	struct alias pending = { 0 };
 	int have_pending = 0, lineno = 0, rc = -1;
 	struct msg rec = { 0 };
+	struct keyline *keys = NULL;
+	size_t nkeys = 0, capkeys = 0;
 
 	memset(m, 0, sizeof(*m));
 	for (line = copy; line != NULL; line = save) {
@@ -315,8 +381,8 @@ aliasmap_parse(const char *text, size_t len, enum map_format fmt,
 			*nl = '\0';
 		lineno++;
 		if (line[0] == '#' && line[1] == '@') {
-			if (have_pending)
-				aliasmap_put(m, &pending);
+			if (have_pending && put_pending(m, &pending, lineno, err_r) < 0)
+				goto out;
 			alias_clear(&pending);
 			have_pending = 0;
 			char *body = str_trim(line + 2);
@@ -329,6 +395,15 @@ aliasmap_parse(const char *text, size_t len, enum map_format fmt,
 			}
 			have_pending = 1;
 			continue;
+		}
+		/* A hand edit may end lines with CRLF; a CR anywhere else would
+		 * let "\r# x" pass for an entry here and for a comment once
+		 * trimmed. */
+		if (*line != '\0' && line[strlen(line) - 1] == '\r')
+			line[strlen(line) - 1] = '\0';
+		if (strchr(line, '\r') != NULL) {
+			set_error(err_r, "line %d: a carriage return inside a line", lineno);
+			goto out;
 		}
 		if (line[0] == '#')
 			continue;
@@ -348,12 +423,35 @@ aliasmap_parse(const char *text, size_t len, enum map_format fmt,
 			set_error(err_r, "line %d: not a \"key value\" entry", lineno);
 			goto out;
 		}
+		/* aliases(5) keys are local parts: "a@b" and "a@c" would both
+		 * become "a". */
+		if (fmt == MAP_FORMAT_ALIASES && strchr(key, '@') != NULL) {
+			set_error(err_r, "line %d: an aliases key is a local part, without '@'",
+				  lineno);
+			goto out;
+		}
 		struct alias a = { 0 };
 		char *address = entry_address(key, fmt, have_pending ? &pending : NULL);
 
+		if (fmt == MAP_FORMAT_ALIASES) {
+			if (nkeys == capkeys) {
+				capkeys = capkeys ? capkeys * 2 : 64;
+				keys = xrealloc(keys, capkeys * sizeof(*keys));
+			}
+			keys[nkeys].key = str_lower(xstrdup(key));
+			keys[nkeys++].line = lineno;
+		}
+
 		if (have_pending && strcmp(address, pending.address) == 0) {
 			/* The entry is authoritative for the target: a hand edit
-			 * shows up in the digest instead of being hidden. */
+			 * shows up in the digest instead of being hidden.  It must
+			 * still be one plain address, as the metadata requires. */
+			if (!request_target_valid(value)) {
+				set_error(err_r, "line %d: the target of managed alias %s must be "
+					  "one address", lineno, address);
+				free(address);
+				goto out;
+			}
 			alias_copy(&a, &pending);
 			free(a.target);
 			a.target = xstrdup(value);
@@ -362,8 +460,10 @@ aliasmap_parse(const char *text, size_t len, enum map_format fmt,
 			have_pending = 0;
 			alias_clear(&pending);
 		} else {
-			if (have_pending)
-				aliasmap_put(m, &pending);
+			if (have_pending && put_pending(m, &pending, lineno, err_r) < 0) {
+				free(address);
+				goto out;
+			}
 			have_pending = 0;
 			alias_clear(&pending);
 			a.address = address;
@@ -372,13 +472,21 @@ aliasmap_parse(const char *text, size_t len, enum map_format fmt,
 			a.node = xstrdup("");
 			a.note = xstrdup("");
 		}
-		aliasmap_put(m, &a);
+		if (put_unique(m, &a, lineno, err_r) < 0) {
+			alias_clear(&a);
+			goto out;
+		}
 		alias_clear(&a);
 	}
-	if (have_pending)
-		aliasmap_put(m, &pending);
+	if (have_pending && put_pending(m, &pending, lineno, err_r) < 0)
+		goto out;
+	if (unique_keys(keys, nkeys, err_r) < 0)
+		goto out;
 	rc = 0;
 out:
+	for (size_t i = 0; i < nkeys; i++)
+		free(keys[i].key);
+	free(keys);
 	alias_clear(&pending);
 	msg_clear(&rec);
 	free(copy);

@@ -375,8 +375,13 @@ load_locked(const char *path, struct conf **conf_r, char **err_r)
 		goto fail;
 	}
 	if (rc != CFG_SUCCESS) {
-		set_error(err_r, "%s", parse.error ? parse.error :
-			  "configuration parse error");
+		/* libconfuse sometimes fails without a message (a NUL byte, an
+		 * empty string where a key belongs): still name the file. */
+		if (parse.error != NULL)
+			set_error(err_r, "%s", parse.error);
+		else
+			set_error(err_r, "%s: syntax error (check quotes, braces and "
+				  "stray bytes)", path);
 		goto fail;
 	}
 

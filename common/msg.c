@@ -262,7 +262,6 @@ msg_unframe(const char *data, size_t len, size_t *used, struct msg *m,
 {
 	const unsigned char *u = (const unsigned char *)data;
 	size_t n;
-	long long v;
 
 	if (len < 4)
 		return 0;
@@ -275,8 +274,10 @@ msg_unframe(const char *data, size_t len, size_t *used, struct msg *m,
 		return 0;
 	if (msg_decode_line(data + 4, n, m, err_r) < 0)
 		return -1;
-	if (msg_get_ll(m, "v", &v) < 0 || v != MSG_VERSION) {
-		set_error(err_r, "unsupported protocol version \"%s\"", msg_gets(m, "v"));
+	/* Exactly the version's digits: no "01", "+1" or " 1". */
+	if (strcmp(msg_gets(m, "v"), MSG_VERSION_STR) != 0) {
+		set_error(err_r, "unsupported protocol version (this end speaks %s)",
+			  MSG_VERSION_STR);
 		msg_clear(m);
 		return -1;
 	}

@@ -14,6 +14,7 @@
 #include "util.h"
 
 #define MSG_VERSION 1
+#define MSG_VERSION_STR "1"
 #define MSG_MAX_FRAME 65536
 #define MSG_MAX_KEYS 64
 

@@ -6,7 +6,9 @@ set -eu
 PKGS="build-essential autoconf automake libtool pkg-config
       libmilter-dev libgnutls28-dev libconfuse-dev libcriterion-dev
       postfix postfix-lmdb dovecot-core swaks miltertest
-      iproute2 procps psmisc python3 gnutls-bin"
+      iproute2 procps psmisc python3 gnutls-bin
+      clang libclang-rt-14-dev
+      dpkg-dev debhelper fakeroot lintian debootstrap systemd systemd-container"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-deps.sh: run as root (it calls apt-get)" >&2

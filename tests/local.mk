@@ -3,4 +3,7 @@ EXTRA_DIST += tests/run-all.sh
 include tests/milter/local.mk
 include tests/unit/local.mk
 include tests/twohost/local.mk
+include tests/fuzz/local.mk
 include tests/postfix/local.mk
+include tests/bench/local.mk
+include tests/hostile/local.mk

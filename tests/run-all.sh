@@ -7,6 +7,9 @@
 #   3. real Postfix + Dovecot tests in network namespaces (needs root),
 #      one host and two synchronised hosts with fault injection
 #   4. make distcheck
+#   5. the .deb: built from the release tarball, lintian, installed with
+#      apt-get into a clean debootstrap root booted with systemd, used,
+#      purged (tests/package; runs right after layer 3)
 # A layer that cannot run fails: nothing is skipped silently.  The last line
 # counts test cases over all layers: "total: N passed, M failed".
 set -uo pipefail
@@ -103,6 +106,30 @@ for t in tests/twohost/test_*.sh; do
 		tail -n 30 "$logdir/$name.log"
 	fi
 	count "$logdir/$name.log" && grep -E '[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -n 1
+done
+
+say "fuzzing: libFuzzer targets, ${FUZZ_SECONDS:-45} s each (tests/fuzz/run.sh)"
+if tests/fuzz/run.sh "${FUZZ_SECONDS:-45}" >"$logdir/fuzz.log" 2>&1; then
+	echo "fuzz: ok"
+else
+	layer_fail+=("fuzz")
+	echo "fuzz: FAILED (tail of $logdir/fuzz.log follows)"
+	tail -n 30 "$logdir/fuzz.log"
+fi
+count "$logdir/fuzz.log" && grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/fuzz.log" | tail -n 1
+
+say "hostile: ASan+UBSan make check, valgrind, hostile inputs (tests/hostile)"
+# ASAN_POSTFIX=1 also runs test_standalone.sh on the ASan daemons (+2 min)
+for t in asan valgrind test_peer; do
+	name=hostile_$t
+	if ASAN_POSTFIX=${ASAN_POSTFIX:-0} tests/hostile/$t.sh >"$logdir/$name.log" 2>&1; then
+		echo "$name: ok"
+	else
+		layer_fail+=("$name")
+		echo "$name: FAILED (tail of $logdir/$name.log follows)"
+		tail -n 30 "$logdir/$name.log"
+	fi
+	count "$logdir/$name.log" && grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -n 1
 done
 
 say "layer 4: make distcheck"
