@@ -7,3 +7,4 @@ include tests/fuzz/local.mk
 include tests/postfix/local.mk
 include tests/bench/local.mk
 include tests/hostile/local.mk
+include tests/package/local.mk

@@ -108,6 +108,20 @@ for t in tests/twohost/test_*.sh; do
 	count "$logdir/$name.log" && grep -E '[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -n 1
 done
 
+say "layer 5: the Debian package, installed into a clean Debian root booted with systemd"
+for t in tests/package/test_*.sh; do
+	name=package_$(basename "$t" .sh)
+	if "$t" >"$logdir/$name.log" 2>&1; then
+		echo "$name: ok"
+	else
+		layer_fail+=("$name")
+		echo "$name: FAILED (tail of $logdir/$name.log follows)"
+		tail -n 30 "$logdir/$name.log"
+	fi
+	count "$logdir/$name.log" && grep -E '[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -n 1
+	grep -E '^total time: ' "$logdir/$name.log" | tail -n 1
+done
+
 say "fuzzing: libFuzzer targets, ${FUZZ_SECONDS:-45} s each (tests/fuzz/run.sh)"
 if tests/fuzz/run.sh "${FUZZ_SECONDS:-45}" >"$logdir/fuzz.log" 2>&1; then
 	echo "fuzz: ok"
