@@ -216,6 +216,9 @@ start_peer() {
 }
 
 start_milter() {
+	# The log is appended across restarts: wait for one more "started".
+	local before
+	before=$(grep -c "started socket=" "$T/milter.log" 2>/dev/null)
 	"$MILTER" -f -c "$CONF" </dev/null >>"$T/milter.log" 2>&1 &
 	MILTER_PID=$!
 	for _ in $(seq 1 100); do
@@ -224,7 +227,8 @@ start_milter() {
 			MILTER_PID=
 			return 1
 		fi
-		if [ -S "$MSOCK" ] && grep -q "started socket=" "$T/milter.log"; then
+		if [ -S "$MSOCK" ] &&
+		   [ "$(grep -c "started socket=" "$T/milter.log")" -gt "${before:-0}" ]; then
 			return 0
 		fi
 		sleep 0.1
