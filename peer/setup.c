@@ -476,17 +476,11 @@ note(struct setup *s, const char *fmt, ...)
 
 /* ----------------------------------------------------------- postconf -- */
 
-/* pc_get - a main.cf parameter's value (raw, or expanded with -x).
- * 1 and *val_r (caller frees), 0 if Postfix does not know the parameter,
- * -1 on error. */
+/* pc_query - run one postconf read; 1 and *val_r (its first line, caller
+ * frees), 0 when it printed nothing, -1 on error */
 static int
-pc_get(struct setup *s, const char *param, int expand, char **val_r, char **err_r)
+pc_query(char **argv, const char *what, char **val_r, char **err_r)
 {
-	char *carrier = xasprintf(CARRIER "=$%s", param);
-	char *argv[] = {
-		POSTCONF, "-c", s->dir, "-o", carrier, expand ? "-xh" : "-h",
-		(char *)param, NULL
-	};
 	struct buf out = { 0 }, eout = { 0 };
 	char *run_err = NULL;
 	int status, rc;
@@ -494,7 +488,7 @@ pc_get(struct setup *s, const char *param, int expand, char **val_r, char **err_
 	*val_r = NULL;
 	status = tool(argv, NULL, &out, &eout, &run_err);
 	if (status != 0) {
-		char *f = tool_failure("postconf", status, &eout, run_err);
+		char *f = tool_failure(what, status, &eout, run_err);
 
 		set_error(err_r, "%s", f);
 		free(f);
@@ -506,10 +500,26 @@ pc_get(struct setup *s, const char *param, int expand, char **val_r, char **err_
 		*val_r = xstrdup(out.data);
 		rc = 1;
 	}
-	free(carrier);
 	free(run_err);
 	buf_free(&out);
 	buf_free(&eout);
+	return rc;
+}
+
+/* pc_get - a main.cf parameter's value (raw, or expanded with -x).
+ * 1 and *val_r (caller frees), 0 if Postfix does not know the parameter,
+ * -1 on error. */
+static int
+pc_get(struct setup *s, const char *param, int expand, char **val_r, char **err_r)
+{
+	char *carrier = xasprintf(CARRIER "=$%s", param);
+	char *argv[] = {
+		POSTCONF, "-c", s->dir, "-o", carrier, expand ? "-xh" : "-h",
+		(char *)param, NULL
+	};
+	int rc = pc_query(argv, "postconf", val_r, err_r);
+
+	free(carrier);
 	return rc;
 }
 
@@ -550,29 +560,8 @@ pc_master_get(struct setup *s, const char *key, int expand, char **val_r, char *
 	char *argv[] = {
 		POSTCONF, "-c", s->dir, expand ? "-Pxh" : "-Ph", (char *)key, NULL
 	};
-	struct buf out = { 0 }, eout = { 0 };
-	char *run_err = NULL;
-	int status, rc;
 
-	*val_r = NULL;
-	status = tool(argv, NULL, &out, &eout, &run_err);
-	if (status != 0) {
-		char *f = tool_failure("postconf -P", status, &eout, run_err);
-
-		set_error(err_r, "%s", f);
-		free(f);
-		rc = -1;
-	} else if (out.len == 0) {
-		rc = 0;
-	} else {
-		out.data[strcspn(out.data, "\n")] = '\0';
-		*val_r = xstrdup(out.data);
-		rc = 1;
-	}
-	free(run_err);
-	buf_free(&out);
-	buf_free(&eout);
-	return rc;
+	return pc_query(argv, "postconf -P", val_r, err_r);
 }
 
 /* split_key_line - "name/type/x = value" -> service key, x, value */
