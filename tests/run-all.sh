@@ -1,15 +1,15 @@
 #!/bin/bash
 # run-all.sh - the whole test suite, from a fresh Debian 12 machine.
 #
-# Layers (tests/README.md):
+# Layers, as the README's "Testing against reality" lists them:
 #   1. build with -Werror
-#   2. make check: Criterion unit tests and milter protocol tests
-#   3. real Postfix + Dovecot tests in network namespaces (needs root),
-#      one host and two synchronised hosts with fault injection
-#   4. make distcheck
-#   5. the .deb: built from the release tarball, lintian, installed with
-#      apt-get into a clean debootstrap root booted with systemd, used,
-#      purged (tests/package; runs right after layer 3)
+#   2. make check: Criterion unit tests, milter protocol and CLI tests
+#   3. real Postfix + Dovecot, one host, in a network namespace (root)
+#   4. two synchronised hosts, with fault injection and races
+#   5. the .deb in a clean debootstrap root booted with systemd
+#   6. fuzzing (libFuzzer, each target FUZZ_SECONDS, default 45)
+#   7. ASan+UBSan make check, valgrind, hostile inputs
+#   8. make distcheck
 # A layer that cannot run fails: nothing is skipped silently.  The last line
 # counts test cases over all layers: "total: N passed, M failed".
 set -uo pipefail
@@ -83,70 +83,48 @@ for log in tests/milter/*.log; do
 	count "$log" && echo "$(basename "$log" .log): $(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)"
 done
 
-say "layer 3: real Postfix + Dovecot in network namespaces"
+# run_test NAME CMD... - run one test script, its output to $logdir/NAME.log;
+# a failure is reported with the log's tail; its "N passed, M failed" line
+# goes into the totals either way
+run_test() {
+	local name=$1; shift
+	if "$@" >"$logdir/$name.log" 2>&1; then
+		echo "$name: ok"
+	else
+		layer_fail+=("$name")
+		echo "$name: FAILED (tail of $logdir/$name.log follows)"
+		tail -n 30 "$logdir/$name.log"
+	fi
+	count "$logdir/$name.log" &&
+		grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -n 1
+}
+
+say "layer 3: real Postfix + Dovecot in a network namespace"
 for t in tests/postfix/test_*.sh; do
-	name=$(basename "$t" .sh)
-	if "$t" >"$logdir/$name.log" 2>&1; then
-		echo "$name: ok"
-	else
-		layer_fail+=("$name")
-		echo "$name: FAILED (tail of $logdir/$name.log follows)"
-		tail -n 30 "$logdir/$name.log"
-	fi
-	count "$logdir/$name.log" && grep -E '[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -n 1
+	run_test "$(basename "$t" .sh)" "$t"
 done
-# two hosts as a synchronised pair (testing.md layer 4), same style
+
+say "layer 4: two synchronised hosts: faults, link cuts, races"
 for t in tests/twohost/test_*.sh; do
-	name=twohost_$(basename "$t" .sh)
-	if "$t" >"$logdir/$name.log" 2>&1; then
-		echo "$name: ok"
-	else
-		layer_fail+=("$name")
-		echo "$name: FAILED (tail of $logdir/$name.log follows)"
-		tail -n 30 "$logdir/$name.log"
-	fi
-	count "$logdir/$name.log" && grep -E '[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -n 1
+	run_test "twohost_$(basename "$t" .sh)" "$t"
 done
 
 say "layer 5: the Debian package, installed into a clean Debian root booted with systemd"
 for t in tests/package/test_*.sh; do
-	name=package_$(basename "$t" .sh)
-	if "$t" >"$logdir/$name.log" 2>&1; then
-		echo "$name: ok"
-	else
-		layer_fail+=("$name")
-		echo "$name: FAILED (tail of $logdir/$name.log follows)"
-		tail -n 30 "$logdir/$name.log"
-	fi
-	count "$logdir/$name.log" && grep -E '[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -n 1
-	grep -E '^total time: ' "$logdir/$name.log" | tail -n 1
+	run_test "package_$(basename "$t" .sh)" "$t"
+	grep -E '^total time: ' "$logdir/package_$(basename "$t" .sh).log" | tail -n 1
 done
 
-say "fuzzing: libFuzzer targets, ${FUZZ_SECONDS:-45} s each (tests/fuzz/run.sh)"
-if tests/fuzz/run.sh "${FUZZ_SECONDS:-45}" >"$logdir/fuzz.log" 2>&1; then
-	echo "fuzz: ok"
-else
-	layer_fail+=("fuzz")
-	echo "fuzz: FAILED (tail of $logdir/fuzz.log follows)"
-	tail -n 30 "$logdir/fuzz.log"
-fi
-count "$logdir/fuzz.log" && grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/fuzz.log" | tail -n 1
+say "layer 6: libFuzzer targets, ${FUZZ_SECONDS:-45} s each (tests/fuzz/run.sh)"
+run_test fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-45}"
 
-say "hostile: ASan+UBSan make check, valgrind, hostile inputs (tests/hostile)"
+say "layer 7: ASan+UBSan make check, valgrind, hostile inputs (tests/hostile)"
 # ASAN_POSTFIX=1 also runs test_standalone.sh on the ASan daemons (+2 min)
 for t in asan valgrind test_peer; do
-	name=hostile_$t
-	if ASAN_POSTFIX=${ASAN_POSTFIX:-0} tests/hostile/$t.sh >"$logdir/$name.log" 2>&1; then
-		echo "$name: ok"
-	else
-		layer_fail+=("$name")
-		echo "$name: FAILED (tail of $logdir/$name.log follows)"
-		tail -n 30 "$logdir/$name.log"
-	fi
-	count "$logdir/$name.log" && grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/$name.log" | tail -n 1
+	run_test "hostile_$t" env ASAN_POSTFIX="${ASAN_POSTFIX:-0}" "tests/hostile/$t.sh"
 done
 
-say "layer 4: make distcheck"
+say "layer 8: make distcheck"
 if make distcheck >"$logdir/distcheck.log" 2>&1; then
 	echo "distcheck ok"
 	passed=$((passed + 1))
