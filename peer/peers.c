@@ -213,10 +213,25 @@ peers_call(struct peers *p, size_t i, const struct msg *req, struct msg *resp,
 		if (pthread_mutex_trylock(&pc->lock[k]) == 0)
 			break;
 	if (k == PEERS_POOL) {
+		struct timespec until;
+
 		pthread_mutex_lock(&pc->state_lock);
 		k = (int)(pc->next++ % PEERS_POOL);
 		pthread_mutex_unlock(&pc->state_lock);
-		pthread_mutex_lock(&pc->lock[k]);
+		/* The wait for a connection counts against the caller's time:
+		 * with the peer unreachable, requests must not queue forever. */
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += timeout_ms / 1000;
+		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_mutex_timedlock(&pc->lock[k], &until) != 0) {
+			set_error(err_r, "no connection to %s free within %d ms",
+				  pc->cp->name, timeout_ms);
+			return -1;
+		}
 	}
 	reused = pc->tls[k] != NULL;
 	rc = call_once(p, pc, &pc->tls[k], req, resp, item, item_arg, deadline, &err);
