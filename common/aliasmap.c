@@ -3,9 +3,13 @@
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "aliasmap.h"
 #include "fsutil.h"
@@ -518,25 +522,30 @@ aliasmap_load(const char *path, enum map_format fmt, struct aliasmap *m,
 	return rc;
 }
 
-void
-aliasmap_render(const struct aliasmap *m, enum map_format fmt, struct buf *out)
+/* render_one - an alias's "#@" metadata line (managed aliases) and its
+ * entry line (active ones) */
+static void
+render_one(const struct alias *a, enum map_format fmt, struct buf *out)
 {
 	struct msg rec = { 0 };
 
-	buf_append(out, MAP_HEADER, strlen(MAP_HEADER));
-	for (size_t i = 0; i < m->n; i++) {
-		const struct alias *a = &m->v[i];
-
-		if (a->owner[0] != '\0') {
-			alias_to_msg(a, &rec);
-			buf_append(out, "#@ ", 3);
-			msg_encode_line(&rec, out);
-			buf_append(out, "\n", 1);
-			msg_clear(&rec);
-		}
-		if (a->state == ALIAS_ACTIVE)
-			alias_entry_line(a, fmt, out);
+	if (a->owner[0] != '\0') {
+		alias_to_msg(a, &rec);
+		buf_append(out, "#@ ", 3);
+		msg_encode_line(&rec, out);
+		buf_append(out, "\n", 1);
+		msg_clear(&rec);
 	}
+	if (a->state == ALIAS_ACTIVE)
+		alias_entry_line(a, fmt, out);
+}
+
+void
+aliasmap_render(const struct aliasmap *m, enum map_format fmt, struct buf *out)
+{
+	buf_append(out, MAP_HEADER, strlen(MAP_HEADER));
+	for (size_t i = 0; i < m->n; i++)
+		render_one(&m->v[i], fmt, out);
 }
 
 int
@@ -548,6 +557,35 @@ aliasmap_save(const char *path, enum map_format fmt, const struct aliasmap *m,
 
 	aliasmap_render(m, fmt, &b);
 	rc = fsutil_write_atomic(path, b.data, b.len, 0644, err_r);
+	buf_free(&b);
+	return rc;
+}
+
+int
+aliasmap_append(const char *path, enum map_format fmt, const struct alias *a,
+		char **err_r)
+{
+	struct buf b = { 0 };
+	struct stat st;
+	int fd, rc = -1;
+
+	render_one(a, fmt, &b);
+	/* O_APPEND and one write: readers and a killed daemon see the record
+	 * whole or not at all.  A failed write is cut off again. */
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
+	    fstat(fd, &st) < 0)
+		set_error(err_r, "%s: %s", path, strerror(errno));
+	else if (fsutil_write_all(fd, b.data, b.len) < 0 || fdatasync(fd) < 0) {
+		set_error(err_r, "%s: %s", path, strerror(errno));
+		if (ftruncate(fd, st.st_size) < 0)
+			set_error(err_r, "%s: %s, and cannot cut the record off again",
+				  path, strerror(errno));
+	} else
+		rc = 0;
+	if (fd >= 0 && close(fd) < 0 && rc == 0) {
+		set_error(err_r, "%s: %s", path, strerror(errno));
+		rc = -1;
+	}
 	buf_free(&b);
 	return rc;
 }

@@ -5,8 +5,10 @@
  * line "#@ key=value ..." (msg.h encoding) holding its metadata; disabled
  * and deleted aliases keep their "#@" line but have no entry, so Postfix
  * does not deliver through them.  Entries without a "#@" line (hand edits)
- * are kept as unmanaged.  The canonical rendering is sorted by address;
- * its SHA-256 is the digest servers compare.
+ * are kept as unmanaged.  A full write is sorted by address; a new alias
+ * is appended at the end (aliasmap_append), so the file's order is not
+ * significant.  The canonical rendering is sorted by address; its SHA-256
+ * is the digest servers compare.
  */
 #ifndef MA_ALIASMAP_H
 #define MA_ALIASMAP_H
@@ -82,6 +84,11 @@ void aliasmap_render(const struct aliasmap *m, enum map_format fmt,
 /* Render and write atomically (mode 0644).  0 or -1 with a reason. */
 int aliasmap_save(const char *path, enum map_format fmt,
 		  const struct aliasmap *m, char **err_r);
+/* Append one alias's lines to the file (one write, then fdatasync), for
+ * an address the file does not hold yet; the file must end with a newline
+ * (every file written by aliasmap_save does).  0 or -1 with a reason. */
+int aliasmap_append(const char *path, enum map_format fmt,
+		    const struct alias *a, char **err_r);
 /* Lowercase hex SHA-256 of the canonical rendering (65 bytes with NUL). */
 void aliasmap_digest(const struct aliasmap *m, enum map_format fmt,
 		     char hex[65]);

@@ -40,6 +40,7 @@ run_program(char *const argv[], const char *input, size_t input_len,
 	int in[2] = { -1, -1 }, op[2] = { -1, -1 }, ep[2] = { -1, -1 };
 	long long deadline = now_mono_ms() + timeout_ms;
 	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
 	int status = 0, rc = -1, spawn_errno;
 	size_t off = 0;
 	pid_t pid;
@@ -53,7 +54,13 @@ run_program(char *const argv[], const char *input, size_t input_len,
 	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, op[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, ep[1], 2);
-	spawn_errno = posix_spawn(&pid, argv[0], &fa, NULL, argv, envp);
+	/* Its own process group, so a timeout also kills what it started
+	 * (sendmail runs postdrop). */
+	posix_spawnattr_init(&attr);
+	posix_spawnattr_setpgroup(&attr, 0);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+	spawn_errno = posix_spawn(&pid, argv[0], &fa, &attr, argv, envp);
+	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	if (spawn_errno != 0) {
 		set_error(err_r, "cannot run %s: %s", argv[0], strerror(spawn_errno));
@@ -79,7 +86,7 @@ run_program(char *const argv[], const char *input, size_t input_len,
 		int n;
 
 		if (left <= 0) {
-			kill(pid, SIGKILL);
+			kill(-pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			set_error(err_r, "%s did not finish within %d ms", argv[0], timeout_ms);
 			goto close_pipes;
@@ -90,7 +97,7 @@ run_program(char *const argv[], const char *input, size_t input_len,
 			continue;
 		if (n < 0) {
 			set_error(err_r, "poll: %s", strerror(errno));
-			kill(pid, SIGKILL);
+			kill(-pid, SIGKILL);
 			waitpid(pid, NULL, 0);
 			goto close_pipes;
 		}

@@ -51,6 +51,8 @@ struct engine {
 	struct journal *journal;
 	int map_dirty;		/* committed state not yet in the files */
 	struct stat map_st;	/* the map file as this daemon last wrote it */
+	unsigned char access_sum[32];	/* SHA-256 of the access source last written */
+	int access_sum_set;
 	int map_broken;		/* someone else's edit made it unreadable */
 	struct strlist pending;	/* addresses prepared here for a peer, undecided */
 	struct strlist unconfirmed;	/* start-up only: txn, address pairs */

@@ -3,6 +3,9 @@
  * commit.c; see engine.h and engine-private.h. */
 #include "config.h"
 
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -164,8 +167,21 @@ save_access(struct engine *e, char **err_r)
 	struct buf b = { 0 };
 	int rc;
 
+	unsigned char sum[32];
+	struct stat st;
+
 	aliasmap_render_access(&e->map, &e->conf->request_addresses, &e->pending, &b);
-	rc = fsutil_write_atomic(path, b.data, b.len, 0644, err_r);
+	/* Most changes (every create) leave it as it was: skip the write,
+	 * unless the file is gone. */
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, b.data, b.len, sum);
+	if (e->access_sum_set && memcmp(sum, e->access_sum, sizeof(sum)) == 0 &&
+	    stat(path, &st) == 0)
+		rc = 0;
+	else if ((rc = fsutil_write_atomic(path, b.data, b.len, 0644, err_r)) == 0) {
+		memcpy(e->access_sum, sum, sizeof(sum));
+		e->access_sum_set = 1;
+	} else
+		e->access_sum_set = 0;
 	buf_free(&b);
 	free(path);
 	return rc;
@@ -280,7 +296,11 @@ engine_apply(struct engine *e, const struct alias *after, const char *txn,
 	aliasmap_put(&e->map, after);
 	if (e->map_dirty)
 		rc = save_all(e, err_r);
-	else if (aliasmap_save(e->conf->map_file, e->conf->map_format, &e->map, err_r) < 0 ||
+	/* A new address is appended (the cost does not grow with the map);
+	 * any other change rewrites the file. */
+	else if ((b == NULL ?
+		  aliasmap_append(e->conf->map_file, e->conf->map_format, after, err_r) :
+		  aliasmap_save(e->conf->map_file, e->conf->map_format, &e->map, err_r)) < 0 ||
 		 (note_written(e), save_access(e, err_r) < 0))
 		rc = -1;
 	/* Never deliverable by accident: an alias becoming active gets its

@@ -2,12 +2,14 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "fsutil.h"
 #include "postfix.h"
@@ -114,20 +116,57 @@ query_maps(const struct conf *conf, const struct strlist *maps, const char *key,
 	return rc;
 }
 
-int
-postfix_resolves(const struct conf *conf, const char *address, char **where_r,
-		 char **err_r)
+/*
+ * The three map lists, from postconf.  Asking postconf costs a process
+ * (10-60 ms here), so its answer is kept until main.cf changes: the
+ * parameters are main.cf's alone, and an edit or a replacement changes
+ * the file's inode, size or nanosecond mtime/ctime.
+ */
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	char *config_dir;
+	struct stat st;
+	char *lines[3];
+} maps_cache;
+
+static int
+same_stat(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+		a->st_size == b->st_size &&
+		a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+		a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+		a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+		a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* lookup_maps - virtual_alias_maps, virtual_mailbox_maps and alias_maps
+ * as three caller-owned strings; 0 or -1 with a reason */
+static int
+lookup_maps(const struct conf *conf, char *lines_r[3], char **err_r)
 {
 	char *argv[] = {
 		POSTFIX_SBINDIR "/postconf", "-c", conf->postfix_config_dir, "-xh",
 		"virtual_alias_maps", "virtual_mailbox_maps", "alias_maps", NULL
 	};
-	struct strlist vmaps = { 0 }, amaps = { 0 };
+	char *maincf = xasprintf("%s/main.cf", conf->postfix_config_dir);
 	struct buf out = { 0 }, eout = { 0 };
-	char *run_err = NULL, *lines[3] = { 0 }, *p, *local;
-	struct passwd pw, *res = NULL;
-	char pwbuf[4096];
-	int status, rc = -1;
+	char *run_err = NULL, *lines[3] = { 0 }, *p;
+	struct stat before, after;
+	int status, have, rc = -1;
+
+	have = stat(maincf, &before) == 0;
+	pthread_mutex_lock(&maps_lock);
+	if (have && maps_cache.config_dir != NULL &&
+	    strcmp(maps_cache.config_dir, conf->postfix_config_dir) == 0 &&
+	    same_stat(&before, &maps_cache.st)) {
+		for (int i = 0; i < 3; i++)
+			lines_r[i] = xstrdup(maps_cache.lines[i]);
+		pthread_mutex_unlock(&maps_lock);
+		free(maincf);
+		return 0;
+	}
+	pthread_mutex_unlock(&maps_lock);
 
 	status = run_program(argv, NULL, 0, &out, &eout, TOOL_TIMEOUT_MS, &run_err);
 	if (status != 0) {
@@ -144,6 +183,59 @@ postfix_resolves(const struct conf *conf, const char *address, char **where_r,
 		set_error(err_r, "postconf printed less than it was asked for");
 		goto out;
 	}
+	for (int i = 0; i < 3; i++)
+		lines_r[i] = xstrdup(lines[i]);
+	rc = 0;
+	/* Cache it only if main.cf did not change while postconf read it. */
+	if (have && stat(maincf, &after) == 0 && same_stat(&before, &after)) {
+		pthread_mutex_lock(&maps_lock);
+		free(maps_cache.config_dir);
+		maps_cache.config_dir = xstrdup(conf->postfix_config_dir);
+		maps_cache.st = after;
+		for (int i = 0; i < 3; i++) {
+			free(maps_cache.lines[i]);
+			maps_cache.lines[i] = xstrdup(lines[i]);
+		}
+		pthread_mutex_unlock(&maps_lock);
+	}
+out:
+	buf_free(&out);
+	buf_free(&eout);
+	free(run_err);
+	free(maincf);
+	return rc;
+}
+
+/* The two postmap runs of one check go side by side. */
+struct query_job {
+	const struct conf *conf;
+	const struct strlist *maps;
+	const char *key;
+	char *where, *err;
+	int rc;
+};
+
+static void *
+query_job_run(void *arg)
+{
+	struct query_job *j = arg;
+
+	j->rc = query_maps(j->conf, j->maps, j->key, &j->where, &j->err);
+	return NULL;
+}
+
+int
+postfix_resolves(const struct conf *conf, const char *address, char **where_r,
+		 char **err_r)
+{
+	struct strlist vmaps = { 0 }, amaps = { 0 };
+	char *lines[3] = { 0 }, *local;
+	struct passwd pw, *res = NULL;
+	char pwbuf[4096];
+	int rc = -1;
+
+	if (lookup_maps(conf, lines, err_r) < 0)
+		return -1;
 	split_maps(conf, lines[0], &vmaps);
 	split_maps(conf, lines[1], &vmaps);
 	split_maps(conf, lines[2], &amaps);
@@ -152,15 +244,39 @@ postfix_resolves(const struct conf *conf, const char *address, char **where_r,
 	if (getpwnam_r(local, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res != NULL) {
 		set_error(where_r, "a local user");
 		rc = 1;
-	} else if ((rc = query_maps(conf, &vmaps, address, where_r, err_r)) == 0)
-		rc = query_maps(conf, &amaps, local, where_r, err_r);
+	} else {
+		struct query_job v = { conf, &vmaps, address, NULL, NULL, -1 };
+		struct query_job a = { conf, &amaps, local, NULL, NULL, -1 };
+		pthread_t t;
+		int threaded = vmaps.n > 0 && amaps.n > 0 &&
+			pthread_create(&t, NULL, query_job_run, &a) == 0;
+
+		query_job_run(&v);
+		if (threaded)
+			pthread_join(t, NULL);
+		else
+			query_job_run(&a);
+		/* A hit anywhere wins over an error elsewhere: it is final. */
+		if (v.rc > 0 || a.rc > 0) {
+			struct query_job *hit = v.rc > 0 ? &v : &a;
+
+			*where_r = hit->where;
+			hit->where = NULL;
+			rc = 1;
+		} else if (v.rc < 0 || a.rc < 0) {
+			struct query_job *bad = v.rc < 0 ? &v : &a;
+
+			set_error(err_r, "%s", bad->err ? bad->err : "postmap -q failed");
+			rc = -1;
+		} else
+			rc = 0;
+		free(v.where), free(v.err), free(a.where), free(a.err);
+	}
 	free(local);
-out:
 	strlist_clear(&vmaps);
 	strlist_clear(&amaps);
-	buf_free(&out);
-	buf_free(&eout);
-	free(run_err);
+	for (int i = 0; i < 3; i++)
+		free(lines[i]);
 	return rc;
 }
 

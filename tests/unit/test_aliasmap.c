@@ -874,6 +874,51 @@ Test(aliasmap, save_load_roundtrip)
 	aliasmap_clear(&l);
 }
 
+/* A create appends its record; the file then loads as the same map (the
+ * digest is of the canonical rendering, so the order on file does not
+ * matter) and stays a map source postmap accepts. */
+Test(aliasmap, append_then_load_is_the_same_map)
+{
+	struct aliasmap m, l;
+	char *path = ut_path(dir, "aliases"), *err = NULL, *onfile;
+	char d1[65], d2[65];
+
+	sample(&m);
+	cr_assert_eq(aliasmap_save(path, MAP_FORMAT_VIRTUAL, &m, &err), 0, "%s", err);
+	put(&m, "aaa-first@example.org", "carol@example.net", "carol", ALIAS_ACTIVE,
+	    1700000300, "sorts first, appended last");
+	cr_assert_eq(aliasmap_append(path, MAP_FORMAT_VIRTUAL,
+				     aliasmap_find(&m, "aaa-first@example.org"), &err), 0, "%s", err);
+	onfile = ut_slurp(path);
+	cr_assert(has_line(onfile, "aaa-first@example.org carol@example.net"), "%s", onfile);
+	cr_assert_eq(onfile[strlen(onfile) - 1], '\n');
+	cr_assert_eq(aliasmap_load(path, MAP_FORMAT_VIRTUAL, &l, &err), 0, "%s", err);
+	assert_map_eq(&m, &l);
+	aliasmap_digest(&m, MAP_FORMAT_VIRTUAL, d1);
+	aliasmap_digest(&l, MAP_FORMAT_VIRTUAL, d2);
+	cr_assert_str_eq(d1, d2);
+	cr_assert_eq(ut_count_entries(dir), 1, "temporary file left behind");
+	free(onfile);
+	free(path);
+	aliasmap_clear(&m);
+	aliasmap_clear(&l);
+}
+
+Test(aliasmap, append_to_missing_file_fails_and_creates_nothing)
+{
+	struct aliasmap m;
+	char *path = ut_path(dir, "never-written"), *err = NULL;
+
+	sample(&m);
+	cr_assert_eq(aliasmap_append(path, MAP_FORMAT_VIRTUAL, &m.v[0], &err), -1);
+	cr_assert_not_null(err);
+	cr_assert(strstr(err, "never-written") != NULL, "%s", err);
+	cr_assert_eq(ut_count_entries(dir), 0);
+	free(err);
+	free(path);
+	aliasmap_clear(&m);
+}
+
 Test(aliasmap, load_absent_is_empty)
 {
 	struct aliasmap m;
