@@ -34,10 +34,16 @@ struct alias {
 	char *note;
 };
 
+struct strpool;
+
+/* Zero-initialised is an empty map.  Its aliases are packed: address and
+ * note share one allocation, and target, owner and node (few distinct
+ * values: one user has many aliases) point into the map's string pool. */
 struct aliasmap {
 	struct alias *v;	/* sorted by address */
 	size_t n;
 	size_t cap;
+	struct strpool *pool;
 };
 
 #define ALIASMAP_MAX_BYTES (256u * 1024 * 1024)
@@ -93,10 +99,14 @@ int aliasmap_append(const char *path, enum map_format fmt,
 void aliasmap_digest(const struct aliasmap *m, enum map_format fmt,
 		     char hex[65]);
 
-/* Borrowed pointer into the map, or NULL. */
-struct alias *aliasmap_find(const struct aliasmap *m, const char *address);
+/* Borrowed pointer into the map, or NULL.  A map's aliases are packed (one
+ * allocation each): change them only with aliasmap_put. */
+const struct alias *aliasmap_find(const struct aliasmap *m, const char *address);
+/* Index of the first alias whose address sorts after address (m->n if
+ * none): where a walk in batches resumes. */
+size_t aliasmap_index_after(const struct aliasmap *m, const char *address);
 /* Borrowed pointer to an alias with this local part in any domain. */
-struct alias *aliasmap_find_local(const struct aliasmap *m, const char *local);
+const struct alias *aliasmap_find_local(const struct aliasmap *m, const char *local);
 /* Insert a deep copy of a, replacing an alias with the same address. */
 void aliasmap_put(struct aliasmap *m, const struct alias *a);
 /* Aliases of owner that are not deleted. */

@@ -50,8 +50,8 @@ fsutil_fsync_parent(const char *path, char **err_r)
 }
 
 int
-fsutil_write_atomic(const char *path, const void *data, size_t len,
-		    mode_t mode, char **err_r)
+fsutil_write_atomic_with(const char *path, mode_t mode,
+			 int (*produce)(int fd, void *arg), void *arg, char **err_r)
 {
 	char *tmp = xasprintf("%s.tmp.%ld", path, (long)getpid());
 	int fd;
@@ -65,8 +65,7 @@ fsutil_write_atomic(const char *path, const void *data, size_t len,
 		return -1;
 	}
 	/* fchmod: the umask must not narrow what Postfix needs to read. */
-	if (fchmod(fd, mode) < 0 || fsutil_write_all(fd, data, len) < 0 ||
-	    fsync(fd) < 0) {
+	if (fchmod(fd, mode) < 0 || produce(fd, arg) < 0 || fsync(fd) < 0) {
 		set_error(err_r, "write(%s) failed: %s", tmp, strerror(errno));
 		goto fail;
 	}
@@ -88,6 +87,28 @@ fail:
 	unlink(tmp);
 	free(tmp);
 	return -1;
+}
+
+struct bytes {
+	const void *data;
+	size_t len;
+};
+
+static int
+write_bytes(int fd, void *arg)
+{
+	const struct bytes *b = arg;
+
+	return fsutil_write_all(fd, b->data, b->len);
+}
+
+int
+fsutil_write_atomic(const char *path, const void *data, size_t len,
+		    mode_t mode, char **err_r)
+{
+	struct bytes b = { data, len };
+
+	return fsutil_write_atomic_with(path, mode, write_bytes, &b, err_r);
 }
 
 int

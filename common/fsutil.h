@@ -15,6 +15,11 @@
  * the target is untouched and the temporary file removed. */
 int fsutil_write_atomic(const char *path, const void *data, size_t len,
 			mode_t mode, char **err_r);
+/* The same, for content too big to hold at once: produce writes it to fd
+ * (fsutil_write_all) and returns 0, or -1 with errno set. */
+int fsutil_write_atomic_with(const char *path, mode_t mode,
+			     int (*produce)(int fd, void *arg), void *arg,
+			     char **err_r);
 /* fsync the directory holding path.  0 or -1 with a reason. */
 int fsutil_fsync_parent(const char *path, char **err_r);
 /* Whole file into a caller-owned NUL-terminated buffer (*len_r without

@@ -282,6 +282,31 @@ collect_votes(struct engine *e, struct change *c, const struct msg *prepare,
 	return result;
 }
 
+/* local_check - the end of this node's own resolve check, if one runs
+ * during the vote: 0 clear, 1 refused for good (c->refusal), -1 not now */
+static int
+local_check(struct engine *e, struct change *c, char **err_r)
+{
+	char *where = NULL, *err = NULL;
+	int rc;
+
+	if (c->check == NULL)
+		return 0;
+	rc = postfix_resolves_finish(c->check, &where, &err);
+	c->check = NULL;
+	if (rc > 0) {
+		free(c->refusal);
+		c->refusal = xasprintf("Address %s is already in use on %s (%s)",
+				       c->after.address, e->conf->node_name, where);
+	} else if (rc < 0) {
+		log_warnx(c->txn, "resolve check address=%s failed: %s", c->after.address, err);
+		set_error(err_r, "Postfix cannot be asked about %s right now", c->after.address);
+	}
+	free(where);
+	free(err);
+	return rc;
+}
+
 int
 commit_change(struct engine *e, struct change *c, char **err_r)
 {
@@ -298,6 +323,7 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 	alias_to_msg(&c->after, &rec);
 	rc = record_prepare(e, &rec, e->conf->node_name, &c->after, 1, err_r);
 	if (rc < 0) {
+		local_check(e, c, NULL);
 		msg_clear(&rec);
 		return -1;
 	}
@@ -308,6 +334,9 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 
 	if (e->peers != NULL)
 		votes = collect_votes(e, c, &rec, err_r);
+	/* This node's own "no" counts as a vote like any other. */
+	if ((rc = local_check(e, c, err_r)) > 0 || (rc < 0 && votes == 0))
+		votes = rc;
 	msg_clear(&rec);
 	pthread_mutex_lock(&e->lock);
 	doomed = txn_find(e, c->txn)->doomed;
@@ -427,10 +456,12 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	const struct conf *conf = e->conf;
 	const char *id = msg_gets(req, "txn"), *verb = msg_gets(req, "verb");
 	const char *node = conf->node_name;
-	struct alias after, *old;
+	struct alias after;
+	const struct alias *old;
 	struct msg rec = { 0 };
 	char *err = NULL, *where = NULL, *local;
 	struct txn *holder_txn;
+	struct postfix_check *check = NULL;
 	const char *holder;
 	int rc;
 
@@ -493,24 +524,31 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	engine_busy_add(e, after.address, id);
 	pthread_mutex_unlock(&e->lock);
 
-	/* Our own Postfix must not deliver this address already either. */
-	if (strcmp(verb, "new") == 0 &&
-	    (rc = postfix_resolves(conf, after.address, &where, &err)) != 0) {
-		if (rc > 0)
-			msg_set_status(resp, "perm", "Address %s is already in use on %s (%s)",
-			     after.address, node, where);
-		else {
-			log_warnx(id, "resolve check address=%s failed: %s", after.address, err);
-			msg_set_status(resp, "temp", "Postfix on %s cannot be asked right now", node);
-		}
-		goto release;
-	}
+	/* Our own Postfix must not deliver this address already either; the
+	 * check runs while the access map is updated. */
+	if (strcmp(verb, "new") == 0)
+		check = postfix_resolves_start(conf, after.address);
 	/* Until the decision arrives, mail to the address is deferred here,
 	 * never refused for good: the coordinator may answer 250 as soon as
 	 * this vote reaches it. */
 	pthread_mutex_lock(&e->lock);
 	rc = engine_set_pending(e, after.address, 1, &err);
 	pthread_mutex_unlock(&e->lock);
+	if (check != NULL) {
+		char *cerr = NULL;
+		int crc = postfix_resolves_finish(check, &where, &cerr);
+
+		if (crc > 0 && rc == 0)
+			msg_set_status(resp, "perm", "Address %s is already in use on %s (%s)",
+				       after.address, node, where);
+		else if (crc < 0 && rc == 0) {
+			log_warnx(id, "resolve check address=%s failed: %s", after.address, cerr);
+			msg_set_status(resp, "temp", "Postfix on %s cannot be asked right now", node);
+		}
+		free(cerr);
+		if (crc != 0 && rc == 0)
+			goto unpend;
+	}
 	if (rc < 0) {
 		log_err(id, "access map: %s", err);
 		msg_set_status(resp, "temp", "%s cannot update its access map right now", node);
@@ -534,9 +572,6 @@ unpend:
 	pthread_mutex_lock(&e->lock);
 	if (engine_set_pending(e, after.address, 0, &err) < 0)
 		log_err(id, "access map: %s", err);
-	pthread_mutex_unlock(&e->lock);
-release:
-	pthread_mutex_lock(&e->lock);
 	engine_busy_release(e, after.address, id);
 	pthread_mutex_unlock(&e->lock);
 out:

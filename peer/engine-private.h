@@ -16,6 +16,7 @@
 #include "engine.h"
 #include "journal.h"
 #include "peers.h"
+#include "postfix.h"
 
 #define TXN_ID_LEN 16
 
@@ -83,6 +84,8 @@ struct change {
 	struct alias after;
 	char txn[TXN_ID_LEN + 1];
 	char *refusal;		/* a peer's "no" that is final (5xx), or NULL */
+	struct postfix_check *check;	/* this node's resolve check, running
+					 * during the vote; commit_change ends it */
 };
 
 /* ---- commit.c ---- */

@@ -281,7 +281,8 @@ int
 engine_apply(struct engine *e, const struct alias *after, const char *txn,
 	     const char *coord, char **err_r)
 {
-	struct alias *cur, before = { 0 };
+	const struct alias *cur;
+	struct alias before = { 0 };
 	const struct alias *b;
 	int rc = 0, had_entry;
 
@@ -376,7 +377,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	const char *address = c->after.address;
 	char *local = xstrndup(address, strcspn(address, "@"));
 	char *target = NULL, *where = NULL, *err = NULL;
-	struct alias *old;
+	const struct alias *old;
 	int rc;
 
 	if (!admin && strlist_contains(&conf->reserved, local, false)) {
@@ -435,8 +436,13 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	}
 	pthread_mutex_unlock(&e->lock);
 
-	/* Never capture mail that already has a home. */
-	rc = postfix_resolves(conf, address, &where, &err);
+	/* Never capture mail that already has a home.  With peers the check
+	 * runs during their vote (commit_change ends it); alone, first. */
+	if (e->peers != NULL) {
+		c->check = postfix_resolves_start(conf, address);
+		rc = 0;
+	} else
+		rc = postfix_resolves(conf, address, &where, &err);
 	if (rc != 0) {
 		if (rc < 0) {
 			log_warnx(c->id, "resolve check address=%s failed: %s", address, err);
@@ -489,7 +495,7 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 {
 	/* c->after is replaced below: keep a copy of the address. */
 	char *address = xstrdup(c->after.address), *err = NULL;
-	struct alias *old;
+	const struct alias *old;
 	int rc;
 
 	pthread_mutex_lock(&e->lock);
@@ -793,22 +799,49 @@ describe(const struct alias *a, struct buf *b)
 static void
 handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg)
 {
-	struct aliasmap mine;
+	struct aliasmap mine = { 0 };
 	size_t ndiff = 0, unreachable = 0, npeers = e->peers ? peers_count(e->peers) : 0;
 	struct buf here = { 0 }, there = { 0 };
+	int copied = 0;
 
 	pthread_mutex_lock(&e->lock);
 	engine_refresh(e);
-	aliasmap_copy(&mine, &e->map);
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < npeers; i++) {
 		struct aliasmap theirs = { 0 };
 		struct msg req = { 0 }, r = { 0 };
-		char *err = NULL;
+		char *err = NULL, digest[65];
 
-		msg_set(&req, "op", "dump");
+		/* Equal digests (SHA-256 of every field) mean no difference:
+		 * the common case costs no copy of either map. */
+		msg_set(&req, "op", "digest");
 		msg_set(&req, "sender", e->conf->node_name);
-		if (peers_call(e->peers, i, &req, &r, collect, &theirs, 30000, &err) < 0) {
+		if (peers_call(e->peers, i, &req, &r, NULL, NULL, 30000, &err) == 0) {
+			pthread_mutex_lock(&e->lock);
+			aliasmap_digest(&e->map, e->conf->map_format, digest);
+			pthread_mutex_unlock(&e->lock);
+			if (strcmp(digest, msg_gets(&r, "digest")) == 0) {
+				pthread_mutex_lock(&e->lock);
+				if (e->digest_equal != NULL) {
+					e->digest_equal[i] = 1;
+					e->mismatches[i] = 0;
+				}
+				pthread_mutex_unlock(&e->lock);
+				goto next;
+			}
+			msg_clear(&req);
+			msg_clear(&r);
+			if (!copied) {
+				pthread_mutex_lock(&e->lock);
+				aliasmap_copy(&mine, &e->map);
+				pthread_mutex_unlock(&e->lock);
+				copied = 1;
+			}
+			msg_set(&req, "op", "dump");
+			msg_set(&req, "sender", e->conf->node_name);
+		}
+		if (err != NULL ||
+		    peers_call(e->peers, i, &req, &r, collect, &theirs, 30000, &err) < 0) {
 			struct msg item = { 0 };
 
 			msg_set(&item, "item", "unreachable");
@@ -870,31 +903,49 @@ next:
 	msg_setf(resp, "unreachable", "%zu", unreachable);
 }
 
-/* emit_aliases - send aliases (all, or one owner's, or one) as items */
+/* emit_aliases - send aliases (all, or one owner's, or one) as items, a
+ * batch at a time: a copy of a whole large map would double the daemon's
+ * memory, and the lock must not wait for a slow reader */
 static size_t
 emit_aliases(struct engine *e, engine_emit_fn emit, void *arg, const char *owner,
 	     const char *address)
 {
-	struct aliasmap snapshot;
+	char *cursor = NULL;	/* the last address looked at */
 	size_t n = 0;
+	int more = 1;
 
 	pthread_mutex_lock(&e->lock);
 	engine_refresh(e);
-	aliasmap_copy(&snapshot, &e->map);
 	pthread_mutex_unlock(&e->lock);
-	for (size_t i = 0; i < snapshot.n; i++) {
-		struct msg item = { 0 };
+	while (more) {
+		struct aliasmap batch = { 0 };
+		size_t i;
 
-		if ((owner != NULL && strcmp(snapshot.v[i].owner, owner) != 0) ||
-		    (address != NULL && strcmp(snapshot.v[i].address, address) != 0))
-			continue;
-		msg_set(&item, "item", "alias");
-		alias_to_msg(&snapshot.v[i], &item);
-		emit(arg, &item);
-		msg_clear(&item);
-		n++;
+		pthread_mutex_lock(&e->lock);
+		i = cursor ? aliasmap_index_after(&e->map, cursor) : 0;
+		for (size_t seen = 0; i < e->map.n && seen < 1024; i++, seen++) {
+			const struct alias *a = &e->map.v[i];
+
+			if ((owner == NULL || strcmp(a->owner, owner) == 0) &&
+			    (address == NULL || strcmp(a->address, address) == 0))
+				aliasmap_put(&batch, a);
+		}
+		more = i < e->map.n;
+		free(cursor);
+		cursor = i > 0 && more ? xstrdup(e->map.v[i - 1].address) : NULL;
+		pthread_mutex_unlock(&e->lock);
+		for (size_t k = 0; k < batch.n; k++) {
+			struct msg item = { 0 };
+
+			msg_set(&item, "item", "alias");
+			alias_to_msg(&batch.v[k], &item);
+			emit(arg, &item);
+			msg_clear(&item);
+			n++;
+		}
+		aliasmap_clear(&batch);
 	}
-	aliasmap_clear(&snapshot);
+	free(cursor);
 	return n;
 }
 

@@ -280,6 +280,55 @@ postfix_resolves(const struct conf *conf, const char *address, char **where_r,
 	return rc;
 }
 
+struct postfix_check {
+	const struct conf *conf;
+	char *address, *where, *err;
+	int rc, threaded;
+	pthread_t thread;
+};
+
+static void *
+check_run(void *arg)
+{
+	struct postfix_check *c = arg;
+
+	c->rc = postfix_resolves(c->conf, c->address, &c->where, &c->err);
+	return NULL;
+}
+
+struct postfix_check *
+postfix_resolves_start(const struct conf *conf, const char *address)
+{
+	struct postfix_check *c = xcalloc(1, sizeof(*c));
+
+	c->conf = conf;
+	c->address = xstrdup(address);
+	c->threaded = pthread_create(&c->thread, NULL, check_run, c) == 0;
+	if (!c->threaded)
+		check_run(c);	/* no thread to be had: ask now */
+	return c;
+}
+
+int
+postfix_resolves_finish(struct postfix_check *c, char **where_r, char **err_r)
+{
+	int rc;
+
+	if (c->threaded)
+		pthread_join(c->thread, NULL);
+	rc = c->rc;
+	if (rc > 0) {
+		*where_r = c->where;
+		c->where = NULL;
+	} else if (rc < 0)
+		set_error(err_r, "%s", c->err ? c->err : "resolve check failed");
+	free(c->address);
+	free(c->where);
+	free(c->err);
+	free(c);
+	return rc;
+}
+
 int
 postfix_map_query(const struct conf *conf, const char *map, const char *key,
 		  char **value_r, char **err_r)

@@ -16,6 +16,16 @@
 int postfix_resolves(const struct conf *conf, const char *address,
 		     char **where_r, char **err_r);
 
+/* postfix_resolves in a thread of its own, so that the check overlaps
+ * other work (the vote round trip, the access map update); _finish waits
+ * for it and returns what postfix_resolves would have.  Every _start
+ * needs exactly one _finish. */
+struct postfix_check;
+struct postfix_check *postfix_resolves_start(const struct conf *conf,
+					     const char *address);
+int postfix_resolves_finish(struct postfix_check *c, char **where_r,
+			    char **err_r);
+
 /* The delivery address for a SASL login: owner_map, or the login if it
  * holds an '@', else login@<first domain>.  Returns 0 and a caller-owned
  * *addr_r, 1 if owner_map has no entry, -1 on error. */
