@@ -20,9 +20,11 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "fsutil.h"
 #include "request.h"
 
 #define MAX_KEY_LINES 64
+#define CONF_MAX_BYTES (1024 * 1024)
 
 /* Parse-time state shared with the libconfuse callbacks. */
 struct conf_parse {
@@ -76,6 +78,62 @@ static cfg_opt_t root_opts[] = {
 	CFG_END()
 };
 
+/*
+ * blank_comments - turn comments into spaces, keeping every newline, so
+ * that libconfuse (3.3 counts two extra lines for each "#" comment and one
+ * for each block comment) reports the lines the administrator sees.  As in
+ * libconfuse, "#" starts a comment anywhere outside a quoted string (it
+ * ends an unquoted word), while "//" and a block comment start one only
+ * where a token may start ("/var/lib//x" is one unquoted word).
+ */
+static void
+blank_comments(char *s, size_t len)
+{
+	enum { CODE, DQUOTE, SQUOTE, LINE, BLOCK } st = CODE;
+	int boundary = 1;	/* could a token start here? */
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i], next = i + 1 < len ? s[i + 1] : '\0';
+
+		switch (st) {
+		case CODE:
+			if (c == '#' || (boundary && c == '/' && next == '/')) {
+				st = LINE;
+				s[i] = ' ';
+			} else if (boundary && c == '/' && next == '*') {
+				st = BLOCK;
+				s[i] = s[i + 1] = ' ';
+				i++;
+			} else if (c == '"' || c == '\'') {
+				st = c == '"' ? DQUOTE : SQUOTE;
+			}
+			boundary = strchr(" \t\r\n{}(),=+", c) != NULL || st == BLOCK;
+			break;
+		case DQUOTE:
+		case SQUOTE:
+			if (c == '\\' && i + 1 < len)
+				i++;	/* the escaped character, whatever it is */
+			else if (c == (st == DQUOTE ? '"' : '\''))
+				st = CODE, boundary = 0;
+			break;
+		case LINE:
+			if (c == '\n')
+				st = CODE, boundary = 1;
+			else
+				s[i] = ' ';
+			break;
+		case BLOCK:
+			if (c == '*' && next == '/') {
+				s[i] = s[i + 1] = ' ';
+				i++;
+				st = CODE, boundary = 1;
+			} else if (c != '\n')
+				s[i] = ' ';
+			break;
+		}
+	}
+}
+
 /* conf_errfunc - libconfuse error hook: keep the first error with its place */
 static void
 conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
@@ -86,8 +144,8 @@ conf_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 	if (cur_parse == NULL || cur_parse->error != NULL)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	/* A non-multi section (tls) was created before the file was known. */
-	file = cfg != NULL && cfg->filename != NULL ? cfg->filename : cur_parse->path;
+	/* libconfuse reads our blanked copy (its name for it is "FILE"). */
+	file = cur_parse->path;
 	if (cfg != NULL && cfg->line > 0)
 		cur_parse->error = xasprintf("%s:%d: %s", file, cfg->line, msg);
 	else
@@ -341,7 +399,9 @@ load_locked(const char *path, struct conf **conf_r, char **err_r)
 	struct stat st;
 	struct conf *c;
 	cfg_t *cfg;
-	char *err;
+	char *err = NULL, *text = NULL;
+	size_t len = 0;
+	FILE *fp;
 	int rc;
 
 	*conf_r = NULL;
@@ -360,20 +420,38 @@ load_locked(const char *path, struct conf **conf_r, char **err_r)
 	cfg_set_validate_func(cfg, "peer|pin", validate_opt);
 	cfg_set_validate_func(cfg, "peer", validate_peer);
 
-	/* libconfuse's scanner exits the process on a read error. */
+	/* The file is read here, not by libconfuse, whose scanner exits the
+	 * process on a read error and miscounts lines after comments. */
 	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
 		set_error(err_r, "%s: cannot read: %s", path, strerror(EISDIR));
 		goto fail;
 	}
-	cur_parse = &parse;
-	parse.path = path;
-	rc = cfg_parse(cfg, path);
-	cur_parse = NULL;
-
-	if (rc == CFG_FILE_ERROR) {
+	if ((rc = fsutil_read_file(path, &text, &len, CONF_MAX_BYTES, &err)) != 0) {
+		if (rc > 0)
+			set_error(err_r, "%s: cannot read: %s", path, strerror(ENOENT));
+		else
+			set_error(err_r, "%s", err);
+		free(err);
+		goto fail;
+	}
+	blank_comments(text, len);
+	if (len == 0) {		/* fmemopen needs a byte: a harmless one */
+		free(text);
+		text = xstrdup("\n");
+		len = 1;
+	}
+	if ((fp = fmemopen(text, len, "r")) == NULL) {
 		set_error(err_r, "%s: cannot read: %s", path, strerror(errno));
 		goto fail;
 	}
+	cur_parse = &parse;
+	parse.path = path;
+	rc = cfg_parse_fp(cfg, fp);
+	cur_parse = NULL;
+	fclose(fp);
+	fp = NULL;
+	free(text);
+	text = NULL;
 	if (rc != CFG_SUCCESS) {
 		/* libconfuse sometimes fails without a message (a NUL byte, an
 		 * empty string where a key belongs): still name the file. */
@@ -438,6 +516,7 @@ load_locked(const char *path, struct conf **conf_r, char **err_r)
 
 fail:
 	free(parse.error);
+	free(text);
 	cfg_free(cfg);
 	return -1;
 }

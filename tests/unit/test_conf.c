@@ -246,6 +246,36 @@ Test(conf, comments_and_blank_lines)
 	conf_free(&c);
 }
 
+/* libconfuse 3.3 counts extra lines after comments; conf.c blanks them
+ * first, so an error after comments of every kind names the right line. */
+Test(conf, lines_after_comments_are_right)
+{
+	load_err("# one\n# two\n   # three\n" BASE "bogus = 1\n", 6, "bogus", NULL);
+	load_err("// one\n/* two\n three */\n" BASE "bogus = 1\n", 6, "bogus", NULL);
+	load_err(BASE "commit_timeout = 9 # trailing\n/**/ bogus = 1\n", 4, "bogus", NULL);
+	load_err(BASE "# a\ncommit_timeout = \"x\"\n", 4, "commit_timeout", NULL);
+}
+
+/* What looks like a comment inside a string or a word is not one. */
+Test(conf, comment_marks_inside_strings_and_words)
+{
+	struct conf *c = load_ok(BASE "owner_map = \"hash:/etc/a#b//c/*d*/\"\n"
+				 "listen = 0.0.0.0:7465\n"
+				 "peer b.example.org {\n  address = \"b:7465\"\n"
+				 "  pin = \"" PIN_A "\" # the key of b\n}\n"
+				 "map_file = /var/lib//x#y\n"
+				 "state_dir = /var/lib/s\n");
+
+	cr_assert_str_eq(c->owner_map, "hash:/etc/a#b//c/*d*/");
+	cr_assert_eq(c->npeers, 1);
+	cr_assert_str_eq(c->peers[0].pins.v[0], PIN_A);
+	cr_assert_str_eq(c->map_file, "/var/lib//x");
+	cr_assert_str_eq(c->state_dir, "/var/lib/s");
+	conf_free(&c);
+	load_err(BASE "owner_map = \"a # b\"\nbogus = 1\n", 4, "bogus", NULL);
+	load_err(BASE "map_file = /x#y\nbogus = 1\n", 4, "bogus", NULL);
+}
+
 Test(conf, map_format_and_type_values)
 {
 	static const struct {
