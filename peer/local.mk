@@ -1,12 +1,13 @@
 # peer/: the sync daemon milter-alias-peer(8) and its client milter-aliasctl(8).
 noinst_LIBRARIES += peer/libpeer.a
-peer_libpeer_a_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS)
+peer_libpeer_a_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS) $(LMDB_CFLAGS)
 peer_libpeer_a_SOURCES = \
 	peer/commit.c \
 	peer/ctlserver.c peer/ctlserver.h \
 	peer/engine-private.h \
 	peer/engine.c peer/engine.h \
 	peer/journal.c peer/journal.h \
+	peer/lmdbmap.c peer/lmdbmap.h \
 	peer/notify.c peer/notify.h \
 	peer/peers.c peer/peers.h \
 	peer/postfix.c peer/postfix.h \
@@ -15,10 +16,10 @@ peer_libpeer_a_SOURCES = \
 
 sbin_PROGRAMS += peer/milter-alias-peer
 peer_milter_alias_peer_SOURCES = peer/main.c
-peer_milter_alias_peer_LDADD = peer/libpeer.a $(COMMON_LIBS)
+peer_milter_alias_peer_LDADD = peer/libpeer.a $(COMMON_LIBS) $(LMDB_LIBS)
 
 sbin_PROGRAMS += peer/milter-aliasctl
 peer_milter_aliasctl_SOURCES = peer/aliasctl.c
 peer_milter_aliasctl_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS)
-peer_milter_aliasctl_LDADD = peer/libpeer.a $(COMMON_LIBS)
+peer_milter_aliasctl_LDADD = peer/libpeer.a $(COMMON_LIBS) $(LMDB_LIBS)
 dist_man_MANS += peer/milter-alias-peer.8 peer/milter-aliasctl.8

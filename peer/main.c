@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -94,6 +95,11 @@ main(int argc, char **argv)
 	struct conf *conf;
 	char *err = NULL;
 
+	/* A fixed threshold: blocks of 128 KiB and more (LMDB's per-open
+	 * page lists, map arrays) are mapped and returned when freed.  The
+	 * default raises the threshold after the first such free, and then
+	 * every thread's arena keeps a few MB of them resident for good. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	conf = daemon_start("milter-alias-peer", argc, argv);
 
 	umask(007);

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 
 #include "fsutil.h"
+#include "lmdbmap.h"
+#include "log.h"
 #include "postfix.h"
 #include "run.h"
 
@@ -478,6 +480,46 @@ edit(const struct conf *conf, const char *tool, const char *source,
 	return status;
 }
 
+/*
+ * edit_entry - edit() for one "key value" line (-i) or one key (-d) of an
+ * lmdb: map, written in-process (lmdbmap.h) to keep postmap's process off
+ * the commit path.  postalias maps keep postalias, whose keys are its own
+ * business.  Should the direct write fail, postmap gets its turn and has
+ * the last word.
+ */
+static int
+edit_entry(const struct conf *conf, const char *tool, const char *source,
+	   const char *mode, const char *input, char **err_r)
+{
+	char *db, *key, *value = NULL, *err = NULL;
+	int rc;
+
+	if (strcmp(tool, POSTFIX_SBINDIR "/postmap") != 0)
+		return edit(conf, tool, source, mode, input, err_r);
+	/* As postmap reads it: the key up to the first blank, folded to
+	 * lower case; the value the rest of the line, trimmed. */
+	key = str_lower(xstrndup(input, strcspn(input, " \t\r\n")));
+	if (strcmp(mode, "-i") == 0) {
+		char *rest = xstrdup(input + strlen(key));
+
+		rest[strcspn(rest, "\r\n")] = '\0';
+		value = xstrdup(str_trim(rest));
+		free(rest);
+	}
+	db = xasprintf("%s.lmdb", source);
+	rc = key[0] != '\0' && (value == NULL || value[0] != '\0') ?
+		lmdbmap_put(db, key, value, &err) : -1;
+	if (rc < 0) {
+		log_warnx(NULL, "map %s: %s; trying %s", db, err ? err : "malformed entry", tool);
+		rc = edit(conf, tool, source, mode, input, err_r);
+	}
+	free(err);
+	free(db);
+	free(key);
+	free(value);
+	return rc;
+}
+
 int
 postfix_map_rebuild(const struct conf *conf, char **err_r)
 {
@@ -506,13 +548,13 @@ postfix_map_update(const struct conf *conf, const struct alias *before,
 		return postfix_map_rebuild(conf, err_r);
 	if (after != NULL && after->state == ALIAS_ACTIVE) {
 		alias_entry_line(after, conf->map_format, &line);
-		rc = edit(conf, map_tool(conf), conf->map_file, "-i", line.data, err_r);
+		rc = edit_entry(conf, map_tool(conf), conf->map_file, "-i", line.data, err_r);
 	} else if (before != NULL && before->state == ALIAS_ACTIVE) {
 		char *key = alias_map_key(before, conf->map_format);
 
 		buf_appendf(&line, "%s\n", key);
 		free(key);
-		rc = edit(conf, map_tool(conf), conf->map_file, "-d", line.data, err_r);
+		rc = edit_entry(conf, map_tool(conf), conf->map_file, "-d", line.data, err_r);
 	}
 	buf_free(&line);
 	return rc;
@@ -528,10 +570,10 @@ postfix_access_set(const struct conf *conf, const char *address, const char *lin
 	if (strcmp(conf->map_type, "lmdb") != 0)
 		rc = postfix_access_rebuild(conf, err_r);
 	else if (line != NULL)
-		rc = edit(conf, POSTFIX_SBINDIR "/postmap", source, "-i", line, err_r);
+		rc = edit_entry(conf, POSTFIX_SBINDIR "/postmap", source, "-i", line, err_r);
 	else {
 		key = xasprintf("%s\n", address);
-		rc = edit(conf, POSTFIX_SBINDIR "/postmap", source, "-d", key, err_r);
+		rc = edit_entry(conf, POSTFIX_SBINDIR "/postmap", source, "-d", key, err_r);
 		free(key);
 	}
 	free(source);

@@ -53,3 +53,14 @@ tests_unit_test_tls_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
 tests_unit_test_tls_CFLAGS = $(UNIT_TEST_CFLAGS)
 tests_unit_test_tls_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD)
 endif
+
+# peer/lmdbmap.c (LMDB), checked with Postfix's postmap; skips itself
+# without postmap and postfix-lmdb.
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_lmdbmap
+TESTS += tests/unit/test_lmdbmap
+tests_unit_test_lmdbmap_SOURCES = tests/unit/test_lmdbmap.c tests/unit/unit.h
+tests_unit_test_lmdbmap_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
+tests_unit_test_lmdbmap_CFLAGS = $(UNIT_TEST_CFLAGS) $(LMDB_CFLAGS)
+tests_unit_test_lmdbmap_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
+endif
