@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -51,6 +53,17 @@ struct peers {
 	int stopping;
 };
 
+/* no_delay - each frame is a whole request or answer, and the other side
+ * waits for it: send it now (Nagle would hold a small frame for the ACK
+ * of the previous one, up to a delayed-ACK timeout) */
+static void
+no_delay(int fd)
+{
+	int one = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 /* split_hostport - "host:port" or "[v6]:port" into parts; -1 if malformed */
 static int
 split_hostport(const char *s, char **host_r, char **port_r)
@@ -91,6 +104,7 @@ tcp_connect(const char *hostport, int timeout_ms, char **err_r)
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
 			continue;
+		no_delay(fd);
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
 			set_error(err_r, "connect to %s: %s", hostport, strerror(errno));
 			goto next;
@@ -445,6 +459,7 @@ accept_thread(void *arg)
 		fd = accept4(p->listen_fd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		no_delay(fd);
 		getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), port,
 			    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
 		pthread_mutex_lock(&p->lock);
