@@ -4,6 +4,9 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BTOP=${top_builddir:-$(cd "$BENCH_DIR/../.." && pwd)}
 PY=/usr/bin/python3
 LOAD="nice -n 10 $PY $BENCH_DIR/smtpload.py"
+# (c)(d): seconds between two create requests, as a user sends them; the
+# confirmations of one are then not competing for the CPU with the next
+export BENCH_LAT_GAP=${BENCH_LAT_GAP:-1}
 # cpu_ticks PID : utime+stime of the whole process (all threads), in ticks
 cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))

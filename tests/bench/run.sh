@@ -4,7 +4,8 @@
 # swaks, smtp-source).  Figures, not pass/fail: it prints one table with
 # each target and "met" / "not met (why)".  Knobs (environment):
 #   BENCH_ROUNDS=3 BENCH_MSGS=1000 BENCH_PROCS=20   (a)(b)
-#   BENCH_LAT_N=30                                  (c)(d) requests per point
+#   BENCH_LAT_N=30 BENCH_LAT_GAP=1                  (c)(d) requests per point,
+#                                                   seconds between them
 #   BENCH_SIZES="100 10000 100000"                  (d)(f)
 #   BENCH_CONNS=500                                 (f)
 #   BENCH_RAPID=1000 BENCH_PAR=4                    (e)

@@ -115,7 +115,12 @@ def latency(a):
     host, port, cred, prefix, count = a[0], int(a[1]), a[2], a[3], int(a[4])
     start = int(a[5]) if len(a) > 5 else 0
     login = cred.split(":")[0]
+    # BENCH_LAT_GAP seconds between requests (0: back to back), so that one
+    # request does not share the machine with the confirmations of the last
+    gap = float(os.environ.get("BENCH_LAT_GAP", "0"))
     for i in range(start, start + count):
+        if i > start and gap > 0:
+            time.sleep(gap)
         c = Smtp(host, port)
         c.cmd("EHLO bench.example.test")
         auth(c, cred)
