@@ -585,6 +585,19 @@ out:
 	free(err);
 }
 
+/* printable - at most max bytes, none of them a control character (nor a
+ * blank unless blanks) */
+static int
+printable(const char *s, size_t max, int blanks)
+{
+	size_t n = 0;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++)
+		if (*p < 0x20 || *p == 0x7f || (!blanks && *p == ' '))
+			return 0;
+	return n <= max;
+}
+
 /* handle_change - a request by mail (op=request) or by the administrator
  * (op=admin): validate the fields again, then dispatch on the verb */
 static void
@@ -651,6 +664,17 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 	}
 	if (admin && verb == VERB_NEW && *login == '\0') {
 		msg_set_status(resp, "perm", "An owner login is required");
+		return;
+	}
+	/* They go into the map file's metadata, the logs and the replies. */
+	if (!printable(login, 256, 0)) {
+		msg_set_status(resp, "perm", "The login holds blanks or control characters, "
+			       "or is too long");
+		return;
+	}
+	if (msg_get(req, "note") != NULL && !printable(msg_get(req, "note"), REQUEST_NOTE_MAX, 1)) {
+		msg_set_status(resp, "perm", "The note holds control characters or is longer "
+			       "than %d characters", REQUEST_NOTE_MAX);
 		return;
 	}
 	address = str_lower(xasprintf("%s@%s", name, domain));

@@ -91,6 +91,39 @@ expect "no verb: usage, exit 2" 2 "usage: milter-aliasctl" "$CTL" "${C[@]}"
 expect "a missing alias: exit 1" 1 "there is no alias" "$CTL" "${C[@]}" show nobody-here@example.org
 expect "disable a missing alias: exit 1" 1 "There is no alias" "$CTL" "${C[@]}" disable nobody-here@example.org
 expect "bad configuration: exit 2, names the file" 2 "/nonexistent.conf" "$CTL" -c /nonexistent.conf status
+# The control socket is a trust boundary of its own: the daemon checks
+# again what milter-aliasctl checks (a raw client skips the latter).
+raw_admin() { # NOTE OWNER : one op=admin frame, prints the reply line
+	"$PY" - "$T/control.sock" "$1" "$2" <<'PYEOF'
+import socket, struct, sys, urllib.parse
+def enc(v):
+	return urllib.parse.quote(v, safe="@.-_:/+")
+path, note, owner = sys.argv[1], sys.argv[2], sys.argv[3]
+line = "v=1 op=admin verb=new name=rawcheck domain=example.org owner=%s note=%s" % (enc(owner), enc(note))
+s = socket.socket(socket.AF_UNIX)
+s.connect(path)
+s.sendall(struct.pack(">I", len(line)) + line.encode())
+n = struct.unpack(">I", s.recv(4))[0]
+data = b""
+while len(data) < n:
+	data += s.recv(n - len(data))
+print(urllib.parse.unquote(data.decode()))
+PYEOF
+}
+out=$(raw_admin "$(printf 'bad\001note')" alice)
+if grep -q "status=perm" <<<"$out" && grep -q "control characters" <<<"$out"; then ok "raw control client: a note with a control character is refused"
+else bad "raw control client: a note with a control character is refused (got: $out)"; fi
+out=$(raw_admin "$(head -c 201 /dev/zero | tr '\0' x)" alice)
+if grep -q "status=perm" <<<"$out"; then ok "raw control client: a note of 201 characters is refused"
+else bad "raw control client: a note of 201 characters is refused (got: $out)"; fi
+out=$(raw_admin "fine" "ali ce")
+if grep -q "status=perm" <<<"$out" && grep -q "login" <<<"$out"; then ok "raw control client: an owner login with a blank is refused"
+else bad "raw control client: an owner login with a blank is refused (got: $out)"; fi
+expect "raw control client: nothing was created" 1 "there is no alias" "$CTL" "${C[@]}" show rawcheck@example.org
+out=$(raw_admin "a fine note" alice)
+if grep -q "status=ok" <<<"$out"; then ok "raw control client: a well-formed request works (the checks are not blanket refusals)"
+else bad "raw control client: a well-formed request works (got: $out)"; fi
+
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 	# A copy in $T (0755): the build tree may be out of nobody's reach,
 	# and an exec failure would also say "Permission denied".
