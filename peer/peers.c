@@ -49,6 +49,7 @@ struct peers {
 	pthread_mutex_t lock;		/* guards incoming and slots */
 	pthread_cond_t idle;
 	int incoming;
+	int handshaking;		/* of incoming: not authenticated yet */
 	int slots[PEERS_MAX_INCOMING];	/* fds being served, -1 free */
 	int stopping;
 };
@@ -377,9 +378,14 @@ serve_thread(void *arg)
 	const struct conf_peer *cp;
 	struct msg req = { 0 }, resp = { 0 };
 	char *pin = NULL, *err = NULL;
+	int rc;
 
-	if (tls_handshake(p->tls, in->fd, 1, &p->all_pins, HANDSHAKE_TIMEOUT_MS,
-			  &in->tls, &pin, &err) < 0) {
+	rc = tls_handshake(p->tls, in->fd, 1, &p->all_pins, HANDSHAKE_TIMEOUT_MS,
+			   &in->tls, &pin, &err);
+	pthread_mutex_lock(&p->lock);
+	p->handshaking--;
+	pthread_mutex_unlock(&p->lock);
+	if (rc < 0) {
 		log_warnx(NULL, "peer link: refused connection from %s: %s", in->addr, err);
 		goto out;
 	}
@@ -470,7 +476,18 @@ accept_thread(void *arg)
 			close(fd);
 			continue;
 		}
+		/* Strangers may hold half the slots at most, so a flood of
+		 * them (each gone after HANDSHAKE_TIMEOUT_MS) never locks the
+		 * real peers out. */
+		if (p->handshaking >= PEERS_MAX_INCOMING / 2) {
+			pthread_mutex_unlock(&p->lock);
+			log_warnx(NULL, "peer link: refused connection from %s: %d connections "
+				  "not authenticated yet", host, PEERS_MAX_INCOMING / 2);
+			close(fd);
+			continue;
+		}
 		p->incoming++;
+		p->handshaking++;
 		for (int k = 0; k < PEERS_MAX_INCOMING; k++)
 			if (p->slots[k] < 0) {
 				p->slots[k] = fd;
@@ -484,6 +501,7 @@ accept_thread(void *arg)
 		if (pthread_create(&tid, &attr, serve_thread, in) != 0) {
 			pthread_mutex_lock(&p->lock);
 			p->incoming--;
+			p->handshaking--;
 			for (int k = 0; k < PEERS_MAX_INCOMING; k++)
 				if (p->slots[k] == fd)
 					p->slots[k] = -1;
