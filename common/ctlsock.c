@@ -24,13 +24,21 @@ ctlsock_call(const char *path, const struct msg *req, struct msg *resp,
 		return -1;
 	}
 	strcpy(sun.sun_path, path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+	/* Non-blocking: a blocking connect waits without limit while the
+	 * daemon's listen queue is full, and the caller has a deadline. */
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0) {
 		set_error(err_r, "socket: %s", strerror(errno));
 		return -1;
 	}
-	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		set_error(err_r, "cannot connect to %s: %s", path, strerror(errno));
-		goto out;
+	while (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN || now_mono_ms() >= deadline) {
+			set_error(err_r, "cannot connect to %s: %s", path,
+				  errno == EAGAIN ? "its listen queue stayed full" : strerror(errno));
+			goto out;
+		}
+		poll(NULL, 0, 10);	/* queue full: look again shortly */
 	}
 	if (msg_send(fd, req, o->timeout_ms, err_r) < 0)
 		goto out;
