@@ -43,6 +43,8 @@ Usage:
     ACTUAL_A/ACTUAL_B  "milter-aliasctl list --json" of each server
 Prints one "VIOLATION <name>: ..." line per violation, then
 "checked <n> names" and exits 0; exits 2 if its input is unusable.
+  campaign_model.py --self-test
+    checks the checker on hand-made histories; exit 0 if every verdict is right
 """
 
 import itertools
@@ -140,7 +142,53 @@ def fmt(st):
     return st[0] if st[0] == "absent" else "%s(%s)" % st
 
 
+def self_test():
+    """The checker must accept what the contract allows and catch what it
+    forbids; a checker that accepts everything would make a campaign
+    without violations worthless.  Returns the number of wrong verdicts."""
+    A, B = "alice", "bob"
+
+    def verdict(start, steps, final):
+        worlds = {(start, ())}
+        for ops in steps:
+            worlds = run_step(worlds, [{"verb": v, "login": l, "class": c}
+                                       for v, l, c in ops])
+            if not worlds:
+                return False
+        return final in {st for st, _ in closure(worlds)}
+
+    cases = [
+        # (expected verdict, start, steps, final state read back)
+        (True, ABSENT, [[("new", A, "2xx")]], ("active", A)),
+        (False, ABSENT, [[("new", A, "2xx")]], ABSENT),                # 250 lost
+        (False, ABSENT, [[("new", A, "5xx")]], ("active", A)),         # 5xx applied
+        (True, ABSENT, [[("new", A, "4xx")]], ABSENT),
+        (True, ABSENT, [[("new", A, "none")]], ("active", A)),
+        (False, ABSENT, [[("new", A, "2xx"), ("new", B, "2xx")]], ("active", A)),  # two winners
+        (True, ABSENT, [[("new", A, "2xx"), ("new", B, "5xx")]], ("active", A)),
+        (True, ABSENT, [[("new", A, "4xx"), ("new", B, "4xx")]], ("active", B)),
+        (False, ABSENT, [[("new", A, "4xx")], [("new", B, "2xx")]], ("active", A)),  # lost 250
+        (True, ABSENT, [[("new", A, "4xx")], [("disable", B, "5xx")]], ("active", A)),
+        (False, ("active", A), [[("disable", B, "2xx")]], ("disabled", A)),  # not the owner
+        (True, ("active", A), [[("disable", A, "2xx")], [("disable", A, "2xx")]], ("disabled", A)),
+        (True, ("deleted", A), [[("new", A, "2xx")]], ("active", A)),
+        (False, ("deleted", A), [[("new", B, "2xx")]], ("active", B)),  # reserved name
+        (True, ("active", A), [[("delete", A, "2xx"), ("enable", A, "5xx")]], ("deleted", A)),
+        (False, ("active", A), [[("delete", A, "4xx")], [("enable", A, "5xx")]], ("active", A)),
+    ]
+    wrong = 0
+    for want, start, steps, final in cases:
+        if verdict(start, steps, final) != want:
+            wrong += 1
+            print("self-test: wrong verdict (want %s) for %s %s -> %s"
+                  % (want, fmt(start), steps, fmt(final)))
+    print("self-test: %d cases, %d wrong" % (len(cases), wrong))
+    return wrong
+
+
 def main(argv):
+    if len(argv) == 2 and argv[1] == "--self-test":
+        return 1 if self_test() else 0
     if len(argv) != 6:
         print(__doc__, file=sys.stderr)
         return 2
