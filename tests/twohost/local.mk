@@ -2,6 +2,7 @@
 # milter-alias as a synchronised pair (testing.md layer 4).  Run as root by
 # tests/run-all.sh; they use tests/postfix/lib.sh.
 EXTRA_DIST += \
+	tests/twohost/CAMPAIGN.md \
 	tests/twohost/campaign_model.py \
 	tests/twohost/lib2.sh \
 	tests/twohost/smtp-race.py \
