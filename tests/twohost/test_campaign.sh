@@ -59,7 +59,7 @@ POINTS=(coord-after-prepare coord-after-votes coord-after-commit-record coord-af
 LAST=$((FIRST + ROUNDS - 1))
 
 echo "campaign: seed=$SEED rounds=$ROUNDS (rounds $FIRST..$LAST)"
-echo "# replay: CAMPAIGN_SEED=$SEED CAMPAIGN_ROUNDS=$ROUNDS $0"
+echo "# replay: CAMPAIGN_SEED=$SEED CAMPAIGN_FIRST_ROUND=$FIRST CAMPAIGN_ROUNDS=$ROUNDS $0"
 
 tw_preflight || exit 1
 # an oracle that accepted everything would make "violations=0" worthless
