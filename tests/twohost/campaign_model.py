@@ -1,0 +1,260 @@
+#!/usr/bin/python3
+"""campaign_model.py - the model checker behind tests/twohost/test_campaign.sh.
+
+After every round of the fault campaign the shell script hands this program
+the round's ledger (every request with the class of its SMTP answer), the
+state each server reports for the names the round touched, and the model
+kept so far (the state of every name as read back after the previous
+rounds).  It decides whether what the servers show can be explained by the
+answers the users got, under contract section 6:
+
+  * 250 => the change happened (exactly the change the request asked for,
+    checked against the state it found),
+  * 5xx => the change did not happen (the request was refused by the rules:
+    no such alias, not the owner, exists, reserved to its former owner),
+  * 4xx or no answer => the change happened or it did not, as a whole;
+    its effect may land at any moment until recovery has run (a decision
+    that reaches a server late), but only where the request would have
+    been accepted (the address is locked between prepare and decision, so
+    a late change is still checked against the state it lands on),
+  * both servers show the same state for every name.
+
+Requests that ran at the same time (one step of a round) may have taken
+effect in any order; the round is fine if SOME order of the definite
+answers, with the 4xx/none requests landing anywhere or nowhere, explains
+the answers and the state read back.  This is a small exhaustive search:
+a round touches a handful of names with a few requests each.
+
+The state of a name is (state, owner): ("absent", "") or one of active,
+disabled, deleted with the owner's login.  The rules (peer/engine.c,
+contract section 4):
+  new NAME      absent, or deleted and owned by the requester -> active
+  disable/enable/delete NAME
+                refused if absent, deleted, or owned by someone else;
+                250 without a change if already in the wanted state.
+
+Usage:
+  campaign_model.py ROUND MODEL LEDGER ACTUAL_A ACTUAL_B
+    ROUND     round number (for messages)
+    MODEL     JSON {name: [state, owner]}; read, then rewritten with the
+              state read back (only if both servers agree)
+    LEDGER    TSV lines: round step host login verb name class reply
+              (class 2xx 4xx 5xx none); only this round's lines
+    ACTUAL_A/ACTUAL_B  "milter-aliasctl list --json" of each server
+Prints one "VIOLATION <name>: ..." line per violation, then
+"checked <n> names" and exits 0; exits 2 if its input is unusable.
+  campaign_model.py --self-test
+    checks the checker on hand-made histories; exit 0 if every verdict is right
+"""
+
+import itertools
+import json
+import sys
+
+DOMAIN = "example.org"
+WANT = {"disable": "disabled", "enable": "active", "delete": "deleted"}
+ABSENT = ("absent", "")
+
+
+def apply(verb, login, st):
+    """Outcome of one request on state st: ("ok", new_state) or ("perm", st)."""
+    state, owner = st
+    if verb == "new":
+        if state == "absent" or (state == "deleted" and owner == login):
+            return "ok", ("active", login)
+        return "perm", st
+    if verb in WANT:
+        if state in ("absent", "deleted") or owner != login:
+            return "perm", st
+        return "ok", (WANT[verb], owner)
+    raise ValueError("unknown verb %r" % verb)
+
+
+def closure(worlds):
+    """Let any pending (4xx/none) request land now, where it is accepted.
+
+    A world is (state, pending) with pending a sorted tuple of
+    (verb, login) requests whose fate is still open.  Landing one removes
+    it from pending; never landing is the same as staying pending to the
+    end, so pending requests are only ever taken out by landing."""
+    seen = set(worlds)
+    todo = list(worlds)
+    while todo:
+        st, pend = todo.pop()
+        for i, (verb, login) in enumerate(pend):
+            res, new = apply(verb, login, st)
+            if res != "ok":
+                continue
+            w = (new, pend[:i] + pend[i + 1:])
+            if w not in seen:
+                seen.add(w)
+                todo.append(w)
+    return seen
+
+
+def run_step(worlds, ops):
+    """One step: ops ran concurrently.  Returns the surviving worlds.
+
+    The 4xx/none ops of the step join pending first (they may land before,
+    between or after the definite ones); the definite ops are tried in
+    every order, each filtering the worlds to those that explain its
+    answer."""
+    pend_add = tuple(sorted((o["verb"], o["login"]) for o in ops
+                            if o["class"] not in ("2xx", "5xx")))
+    definite = [o for o in ops if o["class"] in ("2xx", "5xx")]
+    start = {(st, tuple(sorted(p + pend_add))) for st, p in worlds}
+    out = set()
+    for order in itertools.permutations(definite):
+        cur = start
+        for o in order:
+            want = "ok" if o["class"] == "2xx" else "perm"
+            nxt = set()
+            for st, pend in closure(cur):
+                res, new = apply(o["verb"], o["login"], st)
+                if res == want:
+                    nxt.add((new, pend))
+            cur = nxt
+            if not cur:
+                break
+        out |= cur
+    return out
+
+
+def read_actual(path):
+    """name -> (state, owner) from a list --json file; names only in DOMAIN."""
+    with open(path) as f:
+        data = json.load(f)
+    if isinstance(data, dict):      # tolerate {"aliases": [...]}
+        data = data.get("aliases", [])
+    res = {}
+    for a in data:
+        addr = str(a.get("address", ""))
+        local, _, dom = addr.partition("@")
+        if dom != DOMAIN:
+            continue
+        owner = str(a.get("owner", ""))
+        owner = owner[:-len("@" + DOMAIN)] if owner.endswith("@" + DOMAIN) else owner
+        res[local] = (str(a.get("state", "")), owner)
+    return res
+
+
+def fmt(st):
+    return st[0] if st[0] == "absent" else "%s(%s)" % st
+
+
+def self_test():
+    """The checker must accept what the contract allows and catch what it
+    forbids; a checker that accepts everything would make a campaign
+    without violations worthless.  Returns the number of wrong verdicts."""
+    A, B = "alice", "bob"
+
+    def verdict(start, steps, final):
+        worlds = {(start, ())}
+        for ops in steps:
+            worlds = run_step(worlds, [{"verb": v, "login": l, "class": c}
+                                       for v, l, c in ops])
+            if not worlds:
+                return False
+        return final in {st for st, _ in closure(worlds)}
+
+    cases = [
+        # (expected verdict, start, steps, final state read back)
+        (True, ABSENT, [[("new", A, "2xx")]], ("active", A)),
+        (False, ABSENT, [[("new", A, "2xx")]], ABSENT),                # 250 lost
+        (False, ABSENT, [[("new", A, "5xx")]], ("active", A)),         # 5xx applied
+        (True, ABSENT, [[("new", A, "4xx")]], ABSENT),
+        (True, ABSENT, [[("new", A, "none")]], ("active", A)),
+        (False, ABSENT, [[("new", A, "2xx"), ("new", B, "2xx")]], ("active", A)),  # two winners
+        (True, ABSENT, [[("new", A, "2xx"), ("new", B, "5xx")]], ("active", A)),
+        (True, ABSENT, [[("new", A, "4xx"), ("new", B, "4xx")]], ("active", B)),
+        (False, ABSENT, [[("new", A, "4xx")], [("new", B, "2xx")]], ("active", A)),  # lost 250
+        (True, ABSENT, [[("new", A, "4xx")], [("disable", B, "5xx")]], ("active", A)),
+        (False, ("active", A), [[("disable", B, "2xx")]], ("disabled", A)),  # not the owner
+        (True, ("active", A), [[("disable", A, "2xx")], [("disable", A, "2xx")]], ("disabled", A)),
+        (True, ("deleted", A), [[("new", A, "2xx")]], ("active", A)),
+        (False, ("deleted", A), [[("new", B, "2xx")]], ("active", B)),  # reserved name
+        (True, ("active", A), [[("delete", A, "2xx"), ("enable", A, "5xx")]], ("deleted", A)),
+        (False, ("active", A), [[("delete", A, "4xx")], [("enable", A, "5xx")]], ("active", A)),
+    ]
+    wrong = 0
+    for want, start, steps, final in cases:
+        if verdict(start, steps, final) != want:
+            wrong += 1
+            print("self-test: wrong verdict (want %s) for %s %s -> %s"
+                  % (want, fmt(start), steps, fmt(final)))
+    print("self-test: %d cases, %d wrong" % (len(cases), wrong))
+    return wrong
+
+
+def main(argv):
+    if len(argv) == 2 and argv[1] == "--self-test":
+        return 1 if self_test() else 0
+    if len(argv) != 6:
+        print(__doc__, file=sys.stderr)
+        return 2
+    rnd, model_path, ledger_path, pa, pb = argv[1:]
+    try:
+        with open(model_path) as f:
+            model = {k: tuple(v) for k, v in json.load(f).items()}
+    except FileNotFoundError:
+        model = {}
+    try:
+        act_a, act_b = read_actual(pa), read_actual(pb)
+    except (OSError, ValueError) as e:
+        print("VIOLATION *: cannot read the servers' alias lists: %s" % e)
+        return 0
+    # ledger: keep the order of steps, group the requests of each step
+    steps = {}
+    with open(ledger_path) as f:
+        for line in f:
+            p = line.rstrip("\n").split("\t")
+            if len(p) < 7 or p[0] != rnd:
+                continue
+            op = {"step": int(p[1]), "host": p[2], "login": p[3], "verb": p[4],
+                  "name": p[5], "class": p[6], "reply": p[7] if len(p) > 7 else ""}
+            steps.setdefault(op["name"], {}).setdefault(op["step"], []).append(op)
+    bad = 0
+    for name in sorted(steps):
+        sa, sb = act_a.get(name, ABSENT), act_b.get(name, ABSENT)
+        hist = "; ".join("step %d %s:%s %s -> %s" % (o["step"], o["host"], o["login"],
+                                                   o["verb"], o["class"])
+                         for s in sorted(steps[name]) for o in steps[name][s])
+        start = model.get(name, ABSENT)
+        worlds = {(start, ())}
+        failed_at = None
+        for s in sorted(steps[name]):
+            worlds = run_step(worlds, steps[name][s])
+            if not worlds:
+                failed_at = s
+                break
+        if sa != sb:
+            bad += 1
+            print("VIOLATION %s: servers differ: a=%s b=%s (before the round %s; %s)"
+                  % (name, fmt(sa), fmt(sb), fmt(start), hist))
+        if failed_at is not None:
+            bad += 1
+            print("VIOLATION %s: no order of the requests explains the answers "
+                  "(first impossible at step %d; before the round %s; %s)"
+                  % (name, failed_at, fmt(start), hist))
+        elif sa == sb:
+            finals = {st for st, _ in closure(worlds)}
+            if sa not in finals:
+                bad += 1
+                print("VIOLATION %s: servers show %s, the answers allow only %s "
+                      "(before the round %s; %s)"
+                      % (name, fmt(sa), ", ".join(sorted(fmt(x) for x in finals)),
+                         fmt(start), hist))
+        # the model continues from what the servers agree on
+        if sa == sb:
+            if sa == ABSENT:
+                model.pop(name, None)
+            else:
+                model[name] = sa
+    with open(model_path, "w") as f:
+        json.dump({k: list(v) for k, v in sorted(model.items())}, f)
+    print("checked %d names, %d violations" % (len(steps), bad))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
