@@ -34,12 +34,14 @@
 #   CAMPAIGN_FINDINGS     where the logs of a round with a violation are
 #                         copied (default /var/tmp/milter-alias-campaign-findings)
 #   CAMPAIGN_RECOVER      seconds allowed for recovery after a round (default 90)
+#   CAMPAIGN_NS, CAMPAIGN_ROOT  namespace prefix (fc-) and test root, so a
+#                         long run can go on beside the CI-length one
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck disable=SC2034  # read by lib2.sh
 TW_SUITE=campaign
-export TH_NS_PREFIX=fc-
-export TH_ROOT=/var/tmp/milter-alias-twohost-campaign
+export TH_NS_PREFIX=${CAMPAIGN_NS:-fc-}
+export TH_ROOT=${CAMPAIGN_ROOT:-/var/tmp/milter-alias-twohost-campaign}
 # Rate and quota limits are not what is tested here; with the defaults the
 # logins would be refused (5xx) after 30 requests in an hour.
 export TW_CONF_EXTRA="max_requests_per_hour = 1000000
