@@ -329,7 +329,7 @@ Test(aliasmap, put_sorts_and_replaces)
 			     "not sorted at %zu", i);
 	put(&m, "m@example.org", "new@example.net", "o2", ALIAS_DISABLED, 99, "replaced");
 	cr_assert_eq(m.n, N_ELEMENTS(order), "replacing does not add");
-	struct alias *f = aliasmap_find(&m, "m@example.org");
+	const struct alias *f = aliasmap_find(&m, "m@example.org");
 	cr_assert_not_null(f);
 	cr_assert_str_eq(f->target, "new@example.net");
 	cr_assert_str_eq(f->owner, "o2");
@@ -393,7 +393,7 @@ Test(aliasmap, find)
 Test(aliasmap, find_local)
 {
 	struct aliasmap m = { 0 };
-	struct alias *a;
+	const struct alias *a;
 
 	put(&m, "shopping@example.org", "t@example.net", "o", ALIAS_ACTIVE, 1, "");
 	cr_assert_null(aliasmap_find_local(&m, "shop"), "prefix of another name");
@@ -604,7 +604,7 @@ Test(aliasmap, parse_hand_edited_virtual)
 		"  # an indented comment is a comment\n"
 		"crlf@example.org c@example.net\r\n";
 	struct aliasmap m;
-	struct alias *a;
+	const struct alias *a;
 	char *err = NULL;
 
 	cr_assert_eq(parse_text(text, MAP_FORMAT_VIRTUAL, &m, &err), 0, "%s", err);
@@ -637,7 +637,7 @@ Test(aliasmap, parse_hand_edited_aliases)
 		"postmaster: root\n"
 		"pipe: |/usr/bin/handler\n";
 	struct aliasmap m;
-	struct alias *a;
+	const struct alias *a;
 	char *err = NULL, *again;
 
 	cr_assert_eq(parse_text(text, MAP_FORMAT_ALIASES, &m, &err), 0, "%s", err);
@@ -725,7 +725,7 @@ Test(aliasmap, metadata_then_unrelated_entry)
 		"state=disabled created=1 node=n updated=2 note=\n"
 		"other@example.org x@example.net\n";
 	struct aliasmap m;
-	struct alias *a;
+	const struct alias *a;
 
 	cr_assert_eq(parse_text(text, MAP_FORMAT_VIRTUAL, &m, NULL), 0);
 	cr_assert_eq(m.n, 2);
