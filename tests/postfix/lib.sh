@@ -60,7 +60,7 @@
 #   milter-alias/       state_dir and the alias map (owner milter-alias, 0755)
 #   run/                milter.sock and control.sock (milter-alias:postfix 2770)
 #   milter-alias.conf   written by th_write_conf
-#   daemons.pids        pids started with th_daemon
+#   daemons.pids        "PID STARTTIME" of each process th_daemon started
 #   swaks.log           every th_swaks transcript of this host, appended
 #
 # Conventions: functions return 0 on success, non-zero on failure, and print
@@ -598,6 +598,28 @@ _th_kill_pids() {
     return 0
 }
 
+# _th_starttime PID : the process's start time (clock ticks since boot,
+#   field 22 of /proc/PID/stat): with the pid, it names one process
+_th_starttime() {
+    local s
+    read -r s < "/proc/$1/stat" 2>/dev/null || return 1
+    s=${s##*) }
+    # shellcheck disable=SC2086
+    set -- $s
+    echo "${20}"
+}
+
+# _th_same_procs : of the "PID STARTTIME" lines on stdin, the pids whose
+#   process is still the one recorded (a line without STARTTIME counts)
+_th_same_procs() {
+    local p t
+    while read -r p t; do
+        [ -n "$p" ] || continue
+        [ -z "$t" ] || [ "$(_th_starttime "$p")" = "$t" ] && echo "$p"
+    done
+    return 0
+}
+
 # Set _TH_ANCESTORS to this (sub)shell and all its ancestors.
 _th_ancestors() {
     local p=$BASHPID rest
@@ -645,7 +667,10 @@ th_host_stop() {
     local name=$1 grace=${2:-8} h d dv pids
     h=$(th_dir "$name"); d=$h/postfix; dv=$h/dovecot
     if [ -s "$h/daemons.pids" ]; then
-        pids=$(sort -u "$h/daemons.pids")
+        # Only the very processes started: a daemon killed hours ago may
+        # have left its pid to an unrelated process (a long fault campaign
+        # once SIGTERMed a test run beside it this way).
+        pids=$(_th_same_procs < "$h/daemons.pids" | sort -u)
         # shellcheck disable=SC2086
         _th_kill_pids "$grace" $pids
         : > "$h/daemons.pids"
@@ -757,7 +782,7 @@ th_daemon() {
     local name=$1 log=$2 pid; shift 2
     ip netns exec "$(th_ns "$name")" "$@" </dev/null >>"$log" 2>&1 &
     pid=$!
-    echo "$pid" >> "$(th_dir "$name")/daemons.pids"
+    echo "$pid $(_th_starttime "$pid")" >> "$(th_dir "$name")/daemons.pids"
     echo "$pid"
 }
 
