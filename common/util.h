@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdbool.h>
 
 #define ATTR_PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -54,6 +55,10 @@ char *str_lower(char *s);
 char *str_trim(char *s);
 /* Parse a whole decimal string into *out; 0 on success, -1 otherwise. */
 int str_to_long(const char *s, long *out);
+
+/* s (NULL: "") as a JSON string literal on f: quotes and backslashes
+ * escaped, control characters as \u00XX, other bytes (UTF-8) as they are. */
+void json_print_string(FILE *f, const char *s);
 
 /* Set *err_r (if err_r) to a new formatted string, freeing the old one. */
 void set_error(char **err_r, const char *fmt, ...) ATTR_PRINTF(2, 3);

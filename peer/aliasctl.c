@@ -65,21 +65,6 @@ die(int code, const char *fmt, ...)
 }
 
 static void
-json_string(const char *s)
-{
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
-}
-
-static void
 iso_time(const char *epoch, char *out, size_t len)
 {
 	time_t t = (time_t)strtoll(epoch, NULL, 10);
@@ -122,9 +107,9 @@ finish(struct ctl *c, const struct msg *resp)
 
 	if (c->json) {
 		printf("{\"status\": ");
-		json_string(msg_gets(resp, "status"));
+		json_print_string(stdout, msg_gets(resp, "status"));
 		printf(", \"text\": ");
-		json_string(msg_gets(resp, "text"));
+		json_print_string(stdout, msg_gets(resp, "text"));
 		printf("}\n");
 	} else
 		fprintf(ok ? stdout : stderr, "%s%s\n", ok ? "" : "milter-aliasctl: ",
@@ -150,9 +135,9 @@ alias_json(const struct msg *m)
 		if (strcmp(alias_keys[k], "created") == 0 ||
 		    strcmp(alias_keys[k], "updated") == 0) {
 			iso_time(v, when, sizeof(when));
-			json_string(when);
+			json_print_string(stdout, when);
 		} else
-			json_string(v);
+			json_print_string(stdout, v);
 	}
 	printf("}");
 }
@@ -209,9 +194,9 @@ print_show(struct ctl *c)
 			for (size_t k = 0; k < N_ELEMENTS(hkeys); k++) {
 				printf("%s\"%s\": ", k ? ", " : "", hkeys[k]);
 				if (k == 0)
-					json_string(when);
+					json_print_string(stdout, when);
 				else
-					json_string(msg_gets(m, hkeys[k]));
+					json_print_string(stdout, msg_gets(m, hkeys[k]));
 			}
 			printf("}");
 		} else
@@ -264,9 +249,9 @@ verb_status(struct ctl *c)
 		};
 
 		printf("{\"healthy\": %s, \"node\": ", healthy ? "true" : "false");
-		json_string(msg_gets(&resp, "node"));
+		json_print_string(stdout, msg_gets(&resp, "node"));
 		printf(", \"digest\": ");
-		json_string(msg_gets(&resp, "digest"));
+		json_print_string(stdout, msg_gets(&resp, "digest"));
 		printf(", \"map_dirty\": %s",
 		       strcmp(msg_gets(&resp, "map_dirty"), "0") ? "true" : "false");
 		for (size_t i = 0; i < N_ELEMENTS(numbers); i++) {
@@ -289,12 +274,12 @@ verb_status(struct ctl *c)
 			msg_get_ll(&resp, k[2], &last);
 			eq = msg_gets(&resp, k[3]);
 			printf("%s{\"name\": ", i ? ", " : "");
-			json_string(msg_gets(&resp, k[0]));
+			json_print_string(stdout, msg_gets(&resp, k[0]));
 			printf(", \"connected\": %s, \"last_contact\": %lld, \"digest_equal\": %s, "
 			       "\"error\": ", strcmp(msg_gets(&resp, k[1]), "yes") == 0 ?
 			       "true" : "false", last, strcmp(eq, "yes") == 0 ? "true" :
 			       strcmp(eq, "no") == 0 ? "false" : "null");
-			json_string(msg_gets(&resp, k[4]));
+			json_print_string(stdout, msg_gets(&resp, k[4]));
 			printf("}");
 		}
 		printf("]}\n");
@@ -349,13 +334,13 @@ verb_verify(struct ctl *c)
 		if (strcmp(msg_gets(m, "item"), "diff") == 0) {
 			if (c->json) {
 				printf("%s\n  {\"peer\": ", ndiff ? "," : "");
-				json_string(msg_gets(m, "peer"));
+				json_print_string(stdout, msg_gets(m, "peer"));
 				printf(", \"address\": ");
-				json_string(msg_gets(m, "address"));
+				json_print_string(stdout, msg_gets(m, "address"));
 				printf(", \"here\": ");
-				json_string(msg_gets(m, "here"));
+				json_print_string(stdout, msg_gets(m, "here"));
 				printf(", \"there\": ");
-				json_string(msg_gets(m, "there"));
+				json_print_string(stdout, msg_gets(m, "there"));
 				printf("}");
 			} else
 				printf("%s differs from %s:\n  here:  %s\n  there: %s\n",
@@ -397,7 +382,7 @@ verb_journal(struct ctl *c)
 			printf("%s\n  {", i ? "," : "");
 			for (size_t k = 0; k < N_ELEMENTS(keys); k++) {
 				printf("%s\"%s\": ", k ? ", " : "", keys[k]);
-				json_string(msg_gets(&c->items[i], keys[k]));
+				json_print_string(stdout, msg_gets(&c->items[i], keys[k]));
 			}
 			printf("}");
 		}

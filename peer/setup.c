@@ -427,19 +427,17 @@ milter_listed(const struct setup *s, const char *value)
 	return found;
 }
 
+/* add_once - a formatted line onto l, unless l has it already */
 static void
-json_str(const char *str)
+add_once(struct strlist *l, const char *fmt, va_list ap) ATTR_PRINTF(2, 0);
+static void
+add_once(struct strlist *l, const char *fmt, va_list ap)
 {
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)(str ? str : ""); *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
+	char *m = xvasprintf(fmt, ap);
+
+	if (!strlist_contains(l, m, false))
+		strlist_add(l, m);
+	free(m);
 }
 
 static void
@@ -448,14 +446,10 @@ static void
 problem(struct setup *s, const char *fmt, ...)
 {
 	va_list ap;
-	char *m;
 
 	va_start(ap, fmt);
-	m = xvasprintf(fmt, ap);
+	add_once(&s->problems, fmt, ap);
 	va_end(ap);
-	if (!strlist_contains(&s->problems, m, false))
-		strlist_add(&s->problems, m);
-	free(m);
 }
 
 static void
@@ -464,14 +458,10 @@ static void
 note(struct setup *s, const char *fmt, ...)
 {
 	va_list ap;
-	char *m;
 
 	va_start(ap, fmt);
-	m = xvasprintf(fmt, ap);
+	add_once(&s->notes, fmt, ap);
 	va_end(ap);
-	if (!strlist_contains(&s->notes, m, false))
-		strlist_add(&s->notes, m);
-	free(m);
 }
 
 /* ----------------------------------------------------------- postconf -- */
@@ -1770,48 +1760,48 @@ static void
 print_json(struct setup *s, int rc)
 {
 	printf("{\"config_directory\": ");
-	json_str(s->dir);
+	json_print_string(stdout, s->dir);
 	printf(", \"apply\": %s, \"result\": ", s->opts->apply ? "true" : "false");
-	json_str(s->result);
+	json_print_string(stdout, s->result);
 	printf(", \"exit\": %d,\n \"changes\": [", rc);
 	for (size_t i = 0; i < s->nch; i++) {
 		const struct change *c = &s->ch[i];
 
 		printf("%s\n  {\"file\": ", i ? "," : "");
-		json_str(kind_file(c->kind));
+		json_print_string(stdout, kind_file(c->kind));
 		printf(", \"key\": ");
-		json_str(c->kind == CH_MAP ? c->spec : c->key);
+		json_print_string(stdout, c->kind == CH_MAP ? c->spec : c->key);
 		printf(", \"value\": ");
-		json_str(c->kind == CH_MAP ? c->db : c->value);
+		json_print_string(stdout, c->kind == CH_MAP ? c->db : c->value);
 		printf(", \"status\": ");
-		json_str(c->status);
+		json_print_string(stdout, c->status);
 		printf(", \"text\": ");
-		json_str(c->text);
+		json_print_string(stdout, c->text);
 		if (c->error && strcmp(c->status, "failed") == 0) {
 			printf(", \"error\": ");
-			json_str(c->error);
+			json_print_string(stdout, c->error);
 		}
 		printf("}");
 	}
 	printf("%s],\n \"problems\": [", s->nch ? "\n " : "");
 	for (size_t i = 0; i < s->problems.n; i++) {
 		printf("%s", i ? ", " : "");
-		json_str(s->problems.v[i]);
+		json_print_string(stdout, s->problems.v[i]);
 	}
 	printf("],\n \"notes\": [");
 	for (size_t i = 0; i < s->notes.n; i++) {
 		printf("%s", i ? ", " : "");
-		json_str(s->notes.v[i]);
+		json_print_string(stdout, s->notes.v[i]);
 	}
 	printf("],\n \"backups\": [");
 	for (size_t i = 0; i < s->backups.n; i++) {
 		printf("%s", i ? ", " : "");
-		json_str(s->backups.v[i]);
+		json_print_string(stdout, s->backups.v[i]);
 	}
 	printf("],\n \"postfix_check\": ");
-	json_str(s->check ? s->check : "not run");
+	json_print_string(stdout, s->check ? s->check : "not run");
 	printf(", \"reload\": ");
-	json_str(s->reload ? s->reload : "not done");
+	json_print_string(stdout, s->reload ? s->reload : "not done");
 	printf("}\n");
 }
 

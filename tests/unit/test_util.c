@@ -473,3 +473,36 @@ Test(util, now_mono_ms_advances)
 	cr_assert_geq(b - a, 25, "slept 30 ms, clock moved %lld ms", b - a);
 	cr_assert_lt(b - a, 5000);
 }
+
+/* ===== json_print_string ===== */
+
+static char *
+json_of(const char *s)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	cr_assert_not_null(f);
+	json_print_string(f, s);
+	cr_assert_eq(fclose(f), 0);
+	return out;
+}
+
+Test(util, json_print_string_escapes)
+{
+	static const struct { const char *in, *out; } cases[] = {
+		{ "plain", "\"plain\"" },
+		{ NULL, "\"\"" },
+		{ "a\"b\\c", "\"a\\\"b\\\\c\"" },
+		{ "tab\there\n\x7f", "\"tab\\u0009here\\u000a\\u007f\"" },
+		{ "gr\xc3\xbc\xc3\x9f", "\"gr\xc3\xbc\xc3\x9f\"" },	/* UTF-8 kept */
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = json_of(cases[i].in);
+
+		cr_assert_str_eq(got, cases[i].out, "case %zu", i);
+		free(got);
+	}
+}
