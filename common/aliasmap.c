@@ -502,20 +502,10 @@ sort_unique(struct parser *p, char **err_r)
 
 	if (m->n < 2)
 		return 0;
-	/* A file as aliasmap_save wrote it is in order already. */
-	for (size_t i = 1; i < m->n; i++) {
-		int c = strcmp(m->v[i - 1].address, m->v[i].address);
-
-		if (c == 0) {
-			set_error(err_r, "line %d: %s appears twice", p->lines[i],
-				  m->v[i].address);
-			return -1;
-		}
-		if (c > 0)
-			break;
+	/* A file as aliasmap_save wrote it is in strict order already. */
+	for (size_t i = 1; strcmp(m->v[i - 1].address, m->v[i].address) < 0; i++)
 		if (i == m->n - 1)
 			return 0;
-	}
 	idx = xcalloc(m->n, sizeof(*idx));
 	for (size_t i = 0; i < m->n; i++)
 		idx[i] = i;

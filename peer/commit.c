@@ -151,44 +151,44 @@ record_decision(struct engine *e, const char *id, int decision, char **err_r)
 	return rc;
 }
 
-/* record_done - every peer has the decision: forget the transaction */
+/* append_marker - a best-effort {rec: kind, txn: id} journal record;
+ * with drop, the transaction is forgotten under the same journal lock, so
+ * compaction never sees one without the other */
 static void
-record_done(struct engine *e, const char *id)
+append_marker(struct engine *e, const char *kind, const char *id, int drop)
 {
 	struct msg rec = { 0 };
 	char *err = NULL;
 
-	msg_set(&rec, "rec", "done");
+	msg_set(&rec, "rec", kind);
 	msg_set(&rec, "txn", id);
 	pthread_rwlock_rdlock(&e->jlock);
-	/* A lost "done" only means the decision is delivered once more. */
 	if (journal_append(e->journal, &rec, &err) < 0) {
 		log_warnx(id, "journal: %s", err);
 		free(err);
 	}
-	pthread_mutex_lock(&e->lock);
-	txn_drop(e, id);
-	pthread_mutex_unlock(&e->lock);
+	if (drop) {
+		pthread_mutex_lock(&e->lock);
+		txn_drop(e, id);
+		pthread_mutex_unlock(&e->lock);
+	}
 	pthread_rwlock_unlock(&e->jlock);
 	msg_clear(&rec);
 }
 
+/* record_done - every peer has the decision: forget the transaction.  A
+ * lost "done" only means the decision is delivered once more. */
+static void
+record_done(struct engine *e, const char *id)
+{
+	append_marker(e, "done", id, 1);
+}
+
+/* Lost, it only means one more confirmation after a crash. */
 void
 commit_note_confirmed(struct engine *e, const char *id)
 {
-	struct msg rec = { 0 };
-	char *err = NULL;
-
-	msg_set(&rec, "rec", "confirmed");
-	msg_set(&rec, "txn", id);
-	pthread_rwlock_rdlock(&e->jlock);
-	/* Lost, it only means one more confirmation after a crash. */
-	if (journal_append(e->journal, &rec, &err) < 0) {
-		log_warnx(id, "journal: %s", err);
-		free(err);
-	}
-	pthread_rwlock_unlock(&e->jlock);
-	msg_clear(&rec);
+	append_marker(e, "confirmed", id, 0);
 }
 
 int

@@ -818,14 +818,89 @@ describe(const struct alias *a, struct buf *b)
 			    alias_state_name(a->state), a->target, a->owner, a->created, a->node);
 }
 
+/* ask_peer - one request op to peer i (items to collect into *theirs if
+ * given); 0 and *r, or -1 with a reason */
+static int
+ask_peer(struct engine *e, size_t i, const char *op, struct msg *r,
+	 struct aliasmap *theirs, char **err_r)
+{
+	struct msg req = { 0 };
+	int rc;
+
+	msg_set(&req, "op", op);
+	msg_set(&req, "sender", e->conf->node_name);
+	rc = peers_call(e->peers, i, &req, r, theirs ? collect : NULL, theirs, 30000, err_r);
+	msg_clear(&req);
+	return rc;
+}
+
+/* same_digest - 1 peer i's map digest equals ours, 0 it differs, -1 the
+ * peer could not be asked */
+static int
+same_digest(struct engine *e, size_t i, char **err_r)
+{
+	struct msg r = { 0 };
+	char digest[65];
+	int rc = ask_peer(e, i, "digest", &r, NULL, err_r);
+
+	if (rc == 0) {
+		pthread_mutex_lock(&e->lock);
+		aliasmap_digest(&e->map, e->conf->map_format, digest);
+		pthread_mutex_unlock(&e->lock);
+		rc = strcmp(digest, msg_gets(&r, "digest")) == 0;
+	}
+	msg_clear(&r);
+	return rc;
+}
+
+/* emit_diffs - compare two sorted maps alias by alias; each difference
+ * goes out as an item; returns how many */
+static size_t
+emit_diffs(struct engine *e, size_t i, const struct aliasmap *mine,
+	   const struct aliasmap *theirs, engine_emit_fn emit, void *arg)
+{
+	struct buf here = { 0 }, there = { 0 };
+	size_t ndiff = 0;
+
+	for (size_t a = 0, b = 0; a < mine->n || b < theirs->n; ) {
+		int c = a >= mine->n ? 1 : b >= theirs->n ? -1 :
+			strcmp(mine->v[a].address, theirs->v[b].address);
+		const struct alias *x = c <= 0 ? &mine->v[a] : NULL;
+		const struct alias *y = c >= 0 ? &theirs->v[b] : NULL;
+
+		describe(x, &here);
+		describe(y, &there);
+		if (strcmp(here.data, there.data) != 0 ||
+		    (x && y && strcmp(x->note, y->note) != 0)) {
+			struct msg item = { 0 };
+
+			msg_set(&item, "item", "diff");
+			msg_set(&item, "peer", peers_name(e->peers, i));
+			msg_set(&item, "address", x ? x->address : y->address);
+			msg_set(&item, "here", here.data);
+			msg_set(&item, "there", there.data);
+			emit(arg, &item);
+			msg_clear(&item);
+			ndiff++;
+		}
+		if (c <= 0)
+			a++;
+		if (c >= 0)
+			b++;
+	}
+	buf_free(&here);
+	buf_free(&there);
+	return ndiff;
+}
+
 /* handle_verify - compare this node's map with every peer's, alias by
- * alias; the differences go out as items */
+ * alias; the differences go out as items.  Equal digests (SHA-256 of
+ * every field) mean no difference: the common case copies no map. */
 static void
 handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg)
 {
 	struct aliasmap mine = { 0 };
 	size_t ndiff = 0, unreachable = 0, npeers = e->peers ? peers_count(e->peers) : 0;
-	struct buf here = { 0 }, there = { 0 };
 	int copied = 0;
 
 	pthread_mutex_lock(&e->lock);
@@ -833,39 +908,22 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < npeers; i++) {
 		struct aliasmap theirs = { 0 };
-		struct msg req = { 0 }, r = { 0 };
-		char *err = NULL, digest[65];
+		struct msg r = { 0 };
+		char *err = NULL;
+		size_t found = 0;
+		int rc = same_digest(e, i, &err);
 
-		/* Equal digests (SHA-256 of every field) mean no difference:
-		 * the common case costs no copy of either map. */
-		msg_set(&req, "op", "digest");
-		msg_set(&req, "sender", e->conf->node_name);
-		if (peers_call(e->peers, i, &req, &r, NULL, NULL, 30000, &err) == 0) {
-			pthread_mutex_lock(&e->lock);
-			aliasmap_digest(&e->map, e->conf->map_format, digest);
-			pthread_mutex_unlock(&e->lock);
-			if (strcmp(digest, msg_gets(&r, "digest")) == 0) {
-				pthread_mutex_lock(&e->lock);
-				if (e->digest_equal != NULL) {
-					e->digest_equal[i] = 1;
-					e->mismatches[i] = 0;
-				}
-				pthread_mutex_unlock(&e->lock);
-				goto next;
-			}
-			msg_clear(&req);
-			msg_clear(&r);
+		if (rc == 0) {
 			if (!copied) {
 				pthread_mutex_lock(&e->lock);
 				aliasmap_copy(&mine, &e->map);
 				pthread_mutex_unlock(&e->lock);
 				copied = 1;
 			}
-			msg_set(&req, "op", "dump");
-			msg_set(&req, "sender", e->conf->node_name);
+			if ((rc = ask_peer(e, i, "dump", &r, &theirs, &err)) == 0)
+				found = emit_diffs(e, i, &mine, &theirs, emit, arg);
 		}
-		if (err != NULL ||
-		    peers_call(e->peers, i, &req, &r, collect, &theirs, 30000, &err) < 0) {
+		if (rc < 0) {
 			struct msg item = { 0 };
 
 			msg_set(&item, "item", "unreachable");
@@ -874,53 +932,21 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 			emit(arg, &item);
 			msg_clear(&item);
 			unreachable++;
-			goto next;
-		}
-		size_t before_diff = ndiff;
-
-		/* Both maps are sorted: walk them side by side. */
-		for (size_t a = 0, b = 0; a < mine.n || b < theirs.n; ) {
-			int c = a >= mine.n ? 1 : b >= theirs.n ? -1 :
-				strcmp(mine.v[a].address, theirs.v[b].address);
-			const struct alias *x = c <= 0 ? &mine.v[a] : NULL;
-			const struct alias *y = c >= 0 ? &theirs.v[b] : NULL;
-
-			describe(x, &here);
-			describe(y, &there);
-			if (strcmp(here.data, there.data) != 0 ||
-			    (x && y && strcmp(x->note, y->note) != 0)) {
-				struct msg item = { 0 };
-
-				msg_set(&item, "item", "diff");
-				msg_set(&item, "peer", peers_name(e->peers, i));
-				msg_set(&item, "address", x ? x->address : y->address);
-				msg_set(&item, "here", here.data);
-				msg_set(&item, "there", there.data);
-				emit(arg, &item);
-				msg_clear(&item);
-				ndiff++;
+		} else {
+			/* What verify saw is what status reports, at once. */
+			pthread_mutex_lock(&e->lock);
+			if (e->digest_equal != NULL) {
+				e->digest_equal[i] = found == 0;
+				e->mismatches[i] = found == 0 ? 0 : 2;
 			}
-			if (c <= 0)
-				a++;
-			if (c >= 0)
-				b++;
+			pthread_mutex_unlock(&e->lock);
+			ndiff += found;
 		}
-		/* What verify saw is what status reports, at once. */
-		pthread_mutex_lock(&e->lock);
-		if (e->digest_equal != NULL) {
-			e->digest_equal[i] = ndiff == before_diff;
-			e->mismatches[i] = ndiff == before_diff ? 0 : 2;
-		}
-		pthread_mutex_unlock(&e->lock);
-next:
 		aliasmap_clear(&theirs);
-		msg_clear(&req);
 		msg_clear(&r);
 		free(err);
 	}
 	aliasmap_clear(&mine);
-	buf_free(&here);
-	buf_free(&there);
 	msg_set_status(resp, "ok", "%zu differences, %zu of %zu peers unreachable", ndiff,
 	      unreachable, npeers);
 	msg_setf(resp, "differences", "%zu", ndiff);
