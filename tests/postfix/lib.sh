@@ -106,6 +106,20 @@ th_require_root() {
     th_msg "must run as root"; return 1
 }
 
+# th_project_binaries : set MILTER, PEER and CTL to the three programs in
+#   top_builddir (default: the source tree holding this file); 1 with a
+#   message if one of them is not built.
+th_project_binaries() {
+    local bin b
+    bin=${top_builddir:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+    MILTER=$bin/milter/milter-alias
+    PEER=$bin/peer/milter-alias-peer
+    CTL=$bin/peer/milter-aliasctl
+    for b in "$MILTER" "$PEER" "$CTL"; do
+        [ -x "$b" ] || { th_msg "missing $b: build first"; return 1; }
+    done
+}
+
 # th_dir NAME : print ROOT/NAME (the host's directory).
 th_dir() { printf '%s/%s\n' "$TH_ROOT" "$1"; }
 # th_ns NAME : print the host's network namespace name (ma-NAME).

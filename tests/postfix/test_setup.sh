@@ -13,19 +13,12 @@
 # disabled aliases, as a user and a sender see them.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-bin=${top_builddir:-$top}
 . "$here/lib.sh"
 
-MILTER=$bin/milter/milter-alias
-PEER=$bin/peer/milter-alias-peer
-CTL=$bin/peer/milter-aliasctl
 H=s
 
 th_require_root || exit 1
-for b in "$MILTER" "$PEER" "$CTL"; do
-	[ -x "$b" ] || { echo "missing $b: build first"; exit 1; }
-done
+th_project_binaries || exit 1
 # Own root and namespace prefix: namespace names are global to the machine.
 th_init "${TH_SETUP_ROOT:-/var/tmp/milter-alias-setup}" "${TH_SETUP_NS:-ms-}" || exit 1
 th_cleanup_trap $H

@@ -5,19 +5,12 @@
 # owner's Maildir, postmap -q against the compiled map).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/../.." && pwd)
-bin=${top_builddir:-$top}
 . "$here/lib.sh"
 
-MILTER=$bin/milter/milter-alias
-PEER=$bin/peer/milter-alias-peer
-CTL=$bin/peer/milter-aliasctl
 H=a
 
 th_require_root || exit 1
-for b in "$MILTER" "$PEER" "$CTL"; do
-	[ -x "$b" ] || { echo "missing $b: build first"; exit 1; }
-done
+th_project_binaries || exit 1
 th_init || exit 1
 th_cleanup_trap $H
 th_host_create $H 198.51.100.1 || exit 1

@@ -44,7 +44,7 @@
 #   bring-up     tw_preflight tw_setup tw_keys tw_write_conf tw_wire_access
 #   daemons      tw_start_peer NAME [CRASH_POINT]  tw_restart_peer NAME [CRASH_POINT]
 #                tw_stop_peer tw_kill_peer tw_peer_pid tw_peer_alive tw_wait_dead
-#                tw_start_milter
+#                tw_start_milter tw_kill_milter tw_milter_pid tw_milter_alive
 #   state        tw_ctl NAME ARGS  tw_status_json tw_connected tw_in_doubt
 #                tw_verify tw_converged tw_wait_converged [T]
 #                tw_wait_connected [T]  tw_wait_recovered [T]
@@ -238,13 +238,22 @@ tw_start_peer() {
 tw_wait_dead() { _th_poll "${2:-10}" _tw_not_alive "$1"; }
 _tw_not_alive() { ! _tw_alive "$1"; }
 
-# tw_kill_peer NAME : kill -9 the host's milter-alias-peer and wait until gone.
-tw_kill_peer() {
-    local pid; pid=$(tw_peer_pid "$1")
-    echo "=== tw: $(date +%T.%N) kill -9 $pid" >> "$(tw_peer_log "$1")"
-    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-    tw_wait_dead "$pid" 5
+# _tw_kill9 PID LOG : kill -9 PID (noted in LOG) and wait until it is gone.
+_tw_kill9() {
+    echo "=== tw: $(date +%T.%N) kill -9 $1" >> "$2"
+    [ -n "$1" ] && kill -KILL "$1" 2>/dev/null
+    tw_wait_dead "$1" 5
 }
+
+# tw_kill_peer NAME : kill -9 the host's milter-alias-peer and wait until gone.
+tw_kill_peer() { _tw_kill9 "$(tw_peer_pid "$1")" "$(tw_peer_log "$1")"; }
+
+# tw_milter_pid / tw_milter_alive NAME : the host's current milter-alias.
+tw_milter_pid() { cat "$(th_dir "$1")/milter.pid" 2>/dev/null; }
+tw_milter_alive() { _tw_alive "$(tw_milter_pid "$1")"; }
+
+# tw_kill_milter NAME : kill -9 the host's milter-alias and wait until gone.
+tw_kill_milter() { _tw_kill9 "$(tw_milter_pid "$1")" "$(th_dir "$1")/milter.log"; }
 
 # tw_stop_peer NAME : SIGTERM the host's milter-alias-peer (SIGKILL after 8 s).
 tw_stop_peer() {
@@ -264,20 +273,24 @@ tw_restart_peer() {
     tw_start_peer "$@"
 }
 
-# tw_start_milter NAME : start milter-alias -f and attach it to submission.
+# tw_start_milter NAME [--again] : start milter-alias -f and attach it to
+#   submission; --again after a kill: Postfix points at the socket already,
+#   so no reload.  A dead milter's socket file is removed first, so that
+#   waiting for the socket means waiting for the new one.
 tw_start_milter() {
-    local name=$1 h; h=$(th_dir "$name")
+    local name=$1 h sock; h=$(th_dir "$name"); sock=$(th_milter_socket "$name")
+    rm -f "${sock#unix:}"
     echo "=== tw: $(date +%T.%N) start milter-alias" >> "$h/milter.log"
     # $(...): the daemon is not a child of the test shell (no job
     # notices, no zombies; th_host_stop finds it through daemons.pids)
     local pid
     pid=$(th_daemon "$name" "$h/milter.log" "$MILTER" -f -c "$(tw_conf "$name")")
     echo "$pid" > "$h/milter.pid"
-    if ! th_wait_socket "$(th_milter_socket "$name")" 10; then
+    if ! th_wait_socket "$sock" 10; then
         tw_msg "milter on $name did not create its socket"; tail -n 20 "$h/milter.log" >&2
         return 1
     fi
-    th_set_milter "$name" "$(th_milter_socket "$name")"
+    [ "${2:-}" = --again ] || th_set_milter "$name" "$sock"
 }
 
 # tw_status_json NAME : milter-aliasctl status --json (always prints something).

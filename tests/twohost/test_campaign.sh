@@ -95,32 +95,6 @@ rnd() { R=$((RANDOM % $1)); }
 
 secs() { awk -v s="$1" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }'; }
 
-# milter_pid / milter_alive NAME : the host's current milter-alias.
-milter_pid() { cat "$(th_dir "$1")/milter.pid" 2>/dev/null; }
-milter_alive() { _tw_alive "$(milter_pid "$1")"; }
-
-# kill_milter NAME : kill -9 the host's milter-alias and wait until gone.
-kill_milter() {
-	local pid; pid=$(milter_pid "$1")
-	echo "=== campaign: $(date +%T.%N) kill -9 $pid" >> "$(th_dir "$1")/milter.log"
-	[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
-	tw_wait_dead "$pid" 5
-}
-
-# start_milter NAME : start milter-alias again after a kill.  Postfix already
-# points at its socket, so unlike tw_start_milter no reload is needed; the
-# dead milter's socket file is removed so that waiting for it means
-# waiting for the new one.
-start_milter() {
-	local h pid sock; h=$(th_dir "$1"); sock=$(th_milter_socket "$1")
-	rm -f "${sock#unix:}"
-	echo "=== campaign: $(date +%T.%N) start milter-alias" >> "$h/milter.log"
-	pid=$(th_daemon "$1" "$h/milter.log" "$MILTER" -f -c "$(tw_conf "$1")")
-	echo "$pid" > "$h/milter.pid"
-	th_wait_socket "$(th_milter_socket "$1")" 10 ||
-		{ tw_msg "milter on $1 did not come back"; return 1; }
-}
-
 # heal : start whatever is dead, restart a sync daemon still armed with a
 # crash point without it, bring both links up.
 heal() {
@@ -133,7 +107,7 @@ heal() {
 			tw_restart_peer "$h" || th_fail "round $round: restart $h's sync daemon without its crash point"
 		fi
 		armed[$h]=''
-		milter_alive "$h" || start_milter "$h" || th_fail "round $round: start $h's milter again"
+		tw_milter_alive "$h" || tw_start_milter "$h" --again || th_fail "round $round: start $h's milter again"
 	done
 }
 
@@ -305,7 +279,7 @@ run_step() {
 		kill-peer)
 			tw_kill_peer "$fhost"; fault_note kill-peer ;;
 		kill-milter)
-			kill_milter "$fhost"; fault_note kill-milter ;;
+			tw_kill_milter "$fhost"; fault_note kill-milter ;;
 		restart-peer)
 			# a clean stop lets the change in flight finish; the start is
 			# at once, the requests may still be running
@@ -327,7 +301,7 @@ run_step() {
 	case $fault in
 		link-cut) sleep "$fhold"; th_link_up "$fhost" ;;
 		kill-peer) [ "$frestart" = 0 ] || { tw_start_peer "$fhost"; armed[$fhost]=''; } ;;
-		kill-milter) [ "$frestart" = 0 ] || start_milter "$fhost" || :;;
+		kill-milter) [ "$frestart" = 0 ] || tw_start_milter "$fhost" --again || :;;
 	esac
 	return 0
 }

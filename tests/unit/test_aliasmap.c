@@ -994,30 +994,6 @@ Test(aliasmap, save_into_missing_directory_fails)
 
 /* ===== Postfix accepts the file unchanged (contract §8) ===== */
 
-/* run - a shell command's exit status, its stdout in out (may be NULL) */
-static int
-run(const char *cmd, char *out, size_t outsz)
-{
-	FILE *p = popen(cmd, "r");
-	size_t n = 0;
-	int status;
-
-	cr_assert_not_null(p);
-	if (out != NULL) {
-		n = fread(out, 1, outsz - 1, p);
-		out[n] = '\0';
-		while (n > 0 && out[n - 1] == '\n')
-			out[--n] = '\0';
-	} else {
-		char sink[256];
-
-		while (fread(sink, 1, sizeof(sink), p) > 0)
-			;
-	}
-	status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 static void
 postfix_check(enum map_format fmt, const char *tool)
 {
@@ -1032,19 +1008,19 @@ postfix_check(enum map_format fmt, const char *tool)
 	sample_for(&m, fmt);
 	cr_assert_eq(aliasmap_save(path, fmt, &m, NULL), 0);
 	snprintf(cmd, sizeof(cmd), "%s -c /etc/postfix hash:%s 2>&1", tool, path);
-	cr_assert_eq(run(cmd, out, sizeof(out)), 0, "%s refused the file: %s", tool, out);
+	cr_assert_eq(ut_run(out, sizeof(out), "%s", cmd), 0, "%s refused the file: %s", tool, out);
 	cr_assert_eq(out[0], '\0', "%s warned: %s", tool, out);
 	snprintf(cmd, sizeof(cmd), "%s -c /etc/postfix -q %s hash:%s", tool, active_key, path);
-	cr_assert_eq(run(cmd, out, sizeof(out)), 0, "active alias not found");
+	cr_assert_eq(ut_run(out, sizeof(out), "%s", cmd), 0, "active alias not found");
 	cr_assert_str_eq(out, "alice@example.net");
 	snprintf(cmd, sizeof(cmd), "%s -c /etc/postfix -q %s hash:%s", tool,
 		 fmt == MAP_FORMAT_ALIASES ? "hand" : "hand@example.org", path);
-	cr_assert_eq(run(cmd, out, sizeof(out)), 0, "hand-edited alias not found");
+	cr_assert_eq(ut_run(out, sizeof(out), "%s", cmd), 0, "hand-edited alias not found");
 	cr_assert_str_eq(out, "carol@example.net");
 	snprintf(cmd, sizeof(cmd), "%s -c /etc/postfix -q %s hash:%s", tool, disabled_key, path);
-	cr_assert_eq(run(cmd, out, sizeof(out)), 1, "a disabled alias resolves: %s", out);
+	cr_assert_eq(ut_run(out, sizeof(out), "%s", cmd), 1, "a disabled alias resolves: %s", out);
 	snprintf(cmd, sizeof(cmd), "%s -c /etc/postfix -q %s hash:%s", tool, deleted_key, path);
-	cr_assert_eq(run(cmd, out, sizeof(out)), 1, "a deleted alias resolves: %s", out);
+	cr_assert_eq(ut_run(out, sizeof(out), "%s", cmd), 1, "a deleted alias resolves: %s", out);
 	free(path);
 	aliasmap_clear(&m);
 }

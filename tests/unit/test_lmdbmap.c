@@ -4,10 +4,8 @@
  * lmdb map type (postfix, postfix-lmdb). */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include <lmdb.h>
 
@@ -31,30 +29,6 @@ teardown(void)
 
 TestSuite(lmdbmap, .init = setup, .fini = teardown);
 
-/* sh - a shell command's exit status, the first line of its stdout in out */
-static int
-sh(char *out, size_t outsz, const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	FILE *p;
-	int status;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	cr_assert_not_null(p = popen(cmd, "r"));
-	if (out != NULL) {
-		if (fgets(out, (int)outsz, p) == NULL)
-			out[0] = '\0';
-		out[strcspn(out, "\n")] = '\0';
-	}
-	while (fgetc(p) != EOF)
-		;
-	status = pclose(p);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 /* make_map - a postmap-built lmdb: map "m" in dir with the given source
  * text, under a main.cf of our own (lmdb_map_size as given); returns the
  * .lmdb path */
@@ -64,9 +38,9 @@ make_map(const char *source, long map_size)
 	char *path = NULL;
 
 	if (access("/usr/sbin/postmap", X_OK) != 0 ||
-	    sh(NULL, 0, "postconf -m 2>/dev/null | grep -qx lmdb") != 0)
+	    ut_run(NULL, 0, "postconf -m 2>/dev/null | grep -qx lmdb") != 0)
 		cr_skip_test("postmap or the lmdb map type (postfix-lmdb) is missing");
-	cr_assert_eq(sh(NULL, 0, "printf 'lmdb_map_size = %ld\\n' > %s/main.cf && "
+	cr_assert_eq(ut_run(NULL, 0, "printf 'lmdb_map_size = %ld\\n' > %s/main.cf && "
 			"printf '%%s' '%s' > %s/m && postmap -c %s lmdb:%s/m",
 			map_size, dir, source, dir, dir, dir), 0, "postmap could not build the map");
 	cr_assert_geq(asprintf(&path, "%s/m.lmdb", dir), 0);
@@ -77,7 +51,7 @@ make_map(const char *source, long map_size)
 static int
 q(const char *key, char *out, size_t outsz)
 {
-	return sh(out, outsz, "postmap -c %s -q '%s' lmdb:%s/m", dir, key, dir);
+	return ut_run(out, outsz, "postmap -c %s -q '%s' lmdb:%s/m", dir, key, dir);
 }
 
 Test(lmdbmap, put_replace_delete_as_postmap_reads_them)
@@ -99,7 +73,7 @@ Test(lmdbmap, put_replace_delete_as_postmap_reads_them)
 	cr_assert_eq(lmdbmap_put(path, "never@example.org", NULL, &err), 0,
 		     "deleting an absent key is no error: %s", err);
 	/* postmap -i still works on the file afterwards */
-	cr_assert_eq(sh(NULL, 0, "echo 'x@example.org y@example.net' | postmap -c %s -i lmdb:%s/m",
+	cr_assert_eq(ut_run(NULL, 0, "echo 'x@example.org y@example.net' | postmap -c %s -i lmdb:%s/m",
 			dir, dir), 0);
 	cr_assert_eq(q("x@example.org", out, sizeof(out)), 0);
 	free(path);

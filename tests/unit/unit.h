@@ -11,10 +11,12 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ut_rm_cb - nftw callback removing one entry, depth first */
@@ -97,6 +99,37 @@ ut_slurp(const char *path)
 	data[len] = '\0';
 	fclose(f);
 	return data;
+}
+
+/* ut_run - run a shell command made from fmt; its stdout (trailing
+ * newlines removed, at most outsz - 1 bytes) in out, which may be NULL;
+ * returns its exit status, -1 if it died of a signal */
+static inline int
+ut_run(char *out, size_t outsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static inline int
+ut_run(char *out, size_t outsz, const char *fmt, ...)
+{
+	char *cmd = NULL, sink[256];
+	va_list ap;
+	size_t n;
+	int status;
+	FILE *p;
+
+	va_start(ap, fmt);
+	cr_assert_geq(vasprintf(&cmd, fmt, ap), 0);
+	va_end(ap);
+	cr_assert_not_null(p = popen(cmd, "r"), "cannot run %s", cmd);
+	if (out != NULL) {
+		n = fread(out, 1, outsz - 1, p);
+		out[n] = '\0';
+		while (n > 0 && out[n - 1] == '\n')
+			out[--n] = '\0';
+	}
+	while (fread(sink, 1, sizeof(sink), p) > 0)
+		;
+	status = pclose(p);
+	free(cmd);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* ut_count_entries - entries in dir besides "." and ".." */
