@@ -603,3 +603,17 @@ conf_compiled_access_path(const struct conf *conf)
 
 	return xasprintf("%s.access.%s", conf->map_file, suffix);
 }
+
+char *
+conf_senders_file(const struct conf *conf)
+{
+	return xasprintf("%s.senders", conf->map_file);
+}
+
+char *
+conf_compiled_senders_path(const struct conf *conf)
+{
+	const char *suffix = strcmp(conf->map_type, "hash") == 0 ? "db" : conf->map_type;
+
+	return xasprintf("%s.senders.%s", conf->map_file, suffix);
+}

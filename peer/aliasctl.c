@@ -214,7 +214,8 @@ verb_status(struct ctl *c)
 {
 	static const char *const keys[] = {
 		"node", "aliases", "active", "digest", "in_flight", "in_doubt",
-		"undelivered", "map_dirty", "journal_bytes",
+		"undelivered", "map_dirty", "journal_bytes", "map_writable",
+		"resolve_check",
 	};
 	struct msg req = { 0 }, resp = { 0 };
 	long long npeers = 0;
@@ -230,8 +231,11 @@ verb_status(struct ctl *c)
 		return rc == 0 ? 1 : rc;
 	}
 	msg_get_ll(&resp, "peers", &npeers);
+	/* Healthy: a request could succeed right now (contract section 9). */
 	healthy = strcmp(msg_gets(&resp, "status"), "ok") == 0 &&
-		strcmp(msg_gets(&resp, "map_dirty"), "0") == 0;
+		strcmp(msg_gets(&resp, "map_dirty"), "0") == 0 &&
+		strcmp(msg_gets(&resp, "map_writable"), "yes") == 0 &&
+		strcmp(msg_gets(&resp, "resolve_check"), "ok") == 0;
 	/* Healthy: every peer answers and no map differs. */
 	for (long long i = 0; i < npeers; i++) {
 		char k1[64], k2[64];
@@ -254,6 +258,12 @@ verb_status(struct ctl *c)
 		json_print_string(stdout, msg_gets(&resp, "digest"));
 		printf(", \"map_dirty\": %s",
 		       strcmp(msg_gets(&resp, "map_dirty"), "0") ? "true" : "false");
+		printf(", \"map_writable\": %s",
+		       strcmp(msg_gets(&resp, "map_writable"), "yes") ? "false" : "true");
+		printf(", \"resolve_check\": ");
+		json_print_string(stdout, msg_gets(&resp, "resolve_check"));
+		printf(", \"resolve_error\": ");
+		json_print_string(stdout, msg_gets(&resp, "resolve_error"));
 		for (size_t i = 0; i < N_ELEMENTS(numbers); i++) {
 			long long v = 0;
 
@@ -288,6 +298,9 @@ verb_status(struct ctl *c)
 
 		for (size_t i = 0; i < N_ELEMENTS(keys); i++)
 			printf("%-14s %s\n", keys[i], msg_gets(&resp, keys[i]));
+		if (msg_get(&resp, "resolve_error") != NULL)
+			printf("%-14s %s (milter-aliasctl postfix-setup names the map "
+			       "and the fix)\n", "resolve_error", msg_gets(&resp, "resolve_error"));
 		for (long long i = 0; i < npeers; i++) {
 			char k[5][64];
 
