@@ -69,6 +69,8 @@ struct engine {
 	struct peers *peers;
 	int *digest_equal;	/* per peer: 1 yes, 0 no (drift), -1 unknown */
 	int *mismatches;	/* consecutive mismatches seen */
+	int *peer_resolve;	/* per peer, its resolve check as it last said:
+				 * 1 ok, -1 failing, 0 unknown */
 	pthread_t bg;
 	pthread_cond_t bg_wake;
 	int bg_running;

@@ -833,6 +833,9 @@ handle_status(struct engine *e, struct msg *resp)
 		msg_set(resp, key, eq);
 		snprintf(key, sizeof(key), "peer%zu_error", i);
 		msg_set(resp, key, lerr ? lerr : "");
+		snprintf(key, sizeof(key), "peer%zu_resolve_check", i);
+		msg_set(resp, key, e->peer_resolve[i] > 0 ? "ok" :
+			e->peer_resolve[i] < 0 ? "failing" : "unknown");
 		free(lerr);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -1203,6 +1206,9 @@ engine_peer_handler(void *arg, const char *peer, const struct msg *req,
 		pthread_mutex_unlock(&e->lock);
 		msg_set(resp, "status", "ok");
 		msg_set(resp, "digest", digest);
+		/* so that the peer's status shows it too: a request there
+		 * fails while this server cannot ask its maps */
+		msg_set(resp, "resolve_check", postfix_check_state() < 0 ? "failing" : "ok");
 	} else if (strcmp(op, "dump") == 0) {
 		(void)emit_aliases(e, emit, emit_arg, NULL, NULL);
 		msg_set(resp, "status", "ok");
@@ -1229,6 +1235,12 @@ anti_entropy(struct engine *e)
 		if (peers_call(e->peers, i, &req, &resp, NULL, NULL, 5000, &err) != 0)
 			all_reached = 0;
 		else if (msg_get_ll(&resp, "live", &remote_live) == 0) {
+			const char *rc = msg_gets(&resp, "resolve_check");
+
+			pthread_mutex_lock(&e->lock);
+			e->peer_resolve[i] = strcmp(rc, "ok") == 0 ? 1 :
+				strcmp(rc, "failing") == 0 ? -1 : 0;
+			pthread_mutex_unlock(&e->lock);
 			pthread_mutex_lock(&e->lock);
 			engine_refresh(e);
 			aliasmap_digest(&e->map, e->conf->map_format, digest);
@@ -1296,6 +1308,7 @@ engine_attach_peers(struct engine *e, struct peers *p)
 	e->peers = p;
 	e->digest_equal = xcalloc(n + 1, sizeof(int));
 	e->mismatches = xcalloc(n + 1, sizeof(int));
+	e->peer_resolve = xcalloc(n + 1, sizeof(int));
 	for (size_t i = 0; i < n; i++)
 		e->digest_equal[i] = -1;
 	e->bg_stop = 0;
@@ -1393,6 +1406,7 @@ engine_close(struct engine **ep)
 	free(e->rates);
 	free(e->digest_equal);
 	free(e->mismatches);
+	free(e->peer_resolve);
 	strlist_clear(&e->pending);
 	strlist_clear(&e->unconfirmed);
 	pthread_mutex_destroy(&e->lock);

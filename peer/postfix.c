@@ -380,6 +380,17 @@ probe_keys(const struct conf *conf, struct buf *vkeys, struct buf *akeys)
 }
 
 int
+postfix_check_state(void)
+{
+	int state;
+
+	pthread_mutex_lock(&health_lock);
+	state = health.state;
+	pthread_mutex_unlock(&health_lock);
+	return state;
+}
+
+int
 postfix_check_health(const struct conf *conf, long long max_age_ms, char **err_r)
 {
 	int state;

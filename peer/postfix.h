@@ -26,6 +26,10 @@ int postfix_resolves(const struct conf *conf, const char *address,
 int postfix_check_health(const struct conf *conf, long long max_age_ms,
 			 char **err_r);
 
+/* The state as last seen, without asking: 1 working, -1 failing, 0 not
+ * known yet. */
+int postfix_check_state(void);
+
 /* Each map the check asks, asked on its own with the probe keys, so that
  * postfix-setup can name every map this daemon cannot ask. */
 struct postfix_probe {
