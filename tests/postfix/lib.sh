@@ -255,13 +255,15 @@ _th_switch_ensure() {
     ip -n "$TH_SWITCH_NS" link set "$TH_BRIDGE" up
 }
 
-# th_host_create NAME IP : (re)create test host NAME from scratch with address
-#   IP (198.51.100.1..253, or just the last octet).  Destroys any previous
-#   host of that name first (processes, namespace, files).  Creates the
-#   namespace, the veth link to the switch, all Postfix/Dovecot configuration,
-#   maps (built) and directories.  Nothing is started (th_host_start); the
-#   queue directory is filled in by the first "postfix start".
-th_host_create() {
+# th_net_create NAME IP : (re)create only the network part of test host
+#   NAME with address IP (198.51.100.1..253, or just the last octet):
+#   destroys any previous host of that name first (processes, namespace,
+#   files), then creates the namespace, the veth link to the switch, and
+#   ROOT/NAME/ with its "ip" file, so that th_host_ip, th_exec, th_daemon,
+#   th_swaks and th_host_destroy work for it.  For a host whose mail
+#   system comes from elsewhere (tests/arm64: a Debian root of another
+#   architecture); th_host_create uses it for the network of a full host.
+th_net_create() {
     local name=$1 ip=${2:-}
     _th_check_name "$name" || return 1
     case $ip in
@@ -277,10 +279,8 @@ th_host_create() {
     [ -d "$TH_ROOT" ] || th_init "$TH_ROOT" || return 1
 
     th_host_destroy "$name" >/dev/null 2>&1
-    local h ns d
-    h=$(th_dir "$name"); ns=$(th_ns "$name"); d=$h/postfix
-
-    # ---- network
+    local h ns
+    h=$(th_dir "$name"); ns=$(th_ns "$name")
     _th_switch_ensure || { th_msg "cannot create switch namespace $TH_SWITCH_NS"; return 1; }
     ip netns add "$ns" || { th_msg "cannot create network namespace $ns"; return 1; }
     ip -n "$ns" link set lo up || return 1
@@ -289,13 +289,28 @@ th_host_create() {
     ip -n "$TH_SWITCH_NS" link set "p-$name" master "$TH_BRIDGE" up || return 1
     ip -n "$ns" addr add "$ip/24" dev eth0 || return 1
     ip -n "$ns" link set eth0 up || return 1
+    mkdir -p "$h" && chmod 0755 "$h" || return 1
+    echo "$ip" > "$h/ip"
+    : > "$h/.th-host"
+}
+
+# th_host_create NAME IP : (re)create test host NAME from scratch with address
+#   IP (198.51.100.1..253, or just the last octet).  Destroys any previous
+#   host of that name first (processes, namespace, files).  Creates the
+#   namespace, the veth link to the switch (th_net_create), all
+#   Postfix/Dovecot configuration, maps (built) and directories.  Nothing is
+#   started (th_host_start); the queue directory is filled in by the first
+#   "postfix start".
+th_host_create() {
+    local name=$1
+    th_net_create "$@" || return 1
+    local h d ip ns
+    h=$(th_dir "$name"); d=$h/postfix; ns=$(th_ns "$name"); ip=$(th_host_ip "$name") || return 1
 
     # ---- directories
     mkdir -p "$d" "$h/spool" "$h/data" "$h/dovecot" "$h/milter-alias" "$h/run" \
         "$h/mail/$TH_DOMAIN" "$h/mail/spool" || return 1
     chmod 0755 "$h" "$d" "$h/spool" "$h/dovecot" "$h/mail" || return 1
-    echo "$ip" > "$h/ip"
-    : > "$h/.th-host"
     chown "$TH_DAEMON_USER:$TH_DAEMON_USER" "$h/milter-alias" && chmod 0755 "$h/milter-alias"
     chown "$TH_DAEMON_USER:postfix" "$h/run" && chmod 2770 "$h/run"
     chown "$TH_VMAIL_USER:$TH_VMAIL_USER" "$h/mail/$TH_DOMAIN" && chmod 0700 "$h/mail/$TH_DOMAIN"
