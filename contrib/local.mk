@@ -2,6 +2,8 @@
 examplesdir = $(docdir)/examples
 dist_examples_DATA = contrib/milter-alias.conf
 EXTRA_DIST += contrib/install-deps.sh contrib/demo.sh
+# the arm64 package, cross-built in a clean root (README "The arm64 package")
+EXTRA_DIST += contrib/cross-build-arm64.sh contrib/debroot.sh
 
 # systemd units, made from their .in files here (configure does not touch
 # them, so make's $(sbindir) is the one installed into), Dovecot style.
