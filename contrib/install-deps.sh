@@ -8,7 +8,8 @@ PKGS="build-essential autoconf automake libtool pkg-config
       postfix postfix-lmdb dovecot-core swaks miltertest
       iproute2 procps psmisc python3 gnutls-bin
       clang libclang-rt-14-dev
-      dpkg-dev debhelper fakeroot lintian debootstrap systemd systemd-container"
+      dpkg-dev debhelper fakeroot lintian debootstrap systemd systemd-container
+      qemu-user-static binfmt-support"
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "install-deps.sh: run as root (it calls apt-get)" >&2
