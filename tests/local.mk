@@ -8,3 +8,4 @@ include tests/postfix/local.mk
 include tests/bench/local.mk
 include tests/hostile/local.mk
 include tests/package/local.mk
+include tests/servers/local.mk

@@ -7,6 +7,8 @@
 #   3. real Postfix + Dovecot, one host, in a network namespace (root)
 #   4. two synchronised hosts, with fault injection and races
 #   5. the .deb in a clean debootstrap root booted with systemd
+#  5b. the .deb on two pairs of servers as administrators build them
+#      (Debian's stock Postfix; ISPmail with MariaDB and SQLite maps)
 #   6. fuzzing (libFuzzer, each target FUZZ_SECONDS, default 45)
 #   7. ASan+UBSan make check, valgrind, hostile inputs
 #   8. make distcheck
@@ -114,6 +116,10 @@ for t in tests/package/test_*.sh; do
 	run_test "package_$(basename "$t" .sh)" "$t"
 	grep -E '^total time: ' "$logdir/package_$(basename "$t" .sh).log" | tail -n 1
 done
+
+say "layer 5b: the .deb on mail servers as administrators build them (two booted pairs)"
+run_test servers_test_servers tests/servers/test_servers.sh
+grep -E '^total time: ' "$logdir/servers_test_servers.log" | tail -n 1
 
 say "layer 6: libFuzzer targets, ${FUZZ_SECONDS:-45} s each (tests/fuzz/run.sh)"
 run_test fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-45}"
