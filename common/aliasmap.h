@@ -68,6 +68,14 @@ void alias_entry_line(const struct alias *a, enum map_format fmt, struct buf *ou
  * deleted alias with its reason ("address 550 5.1.1 This alias was ..."), or
  * nothing for an active one.  Appended to out; returns 1 if it wrote one. */
 int alias_access_line(const struct alias *a, struct buf *out);
+/* The sender-login line "address login" that lets the owner send as an
+ * active alias where reject_sender_login_mismatch is enforced; nothing for
+ * an alias that is not active, unmanaged, or whose login holds a blank or
+ * a comma (Postfix would split it).  Returns 1 if it wrote one. */
+int alias_sender_line(const struct alias *a, struct buf *out);
+/* The whole sender-login map source: a comment, then a line per alias
+ * for which alias_sender_line writes one. */
+void aliasmap_render_senders(const struct aliasmap *m, struct buf *out);
 /* The access(5) line that defers mail to an address whose change is
  * prepared but not yet decided here ("address 450 4.2.1 ..."). */
 void alias_pending_line(const char *address, struct buf *out);

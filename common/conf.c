@@ -582,24 +582,43 @@ conf_is_request_address(const struct conf *conf, const char *addr)
 	return strlist_contains(&conf->request_addresses, addr, true);
 }
 
-char *
-conf_compiled_map_path(const struct conf *conf)
+/* map_path - map_file + what (".access", ...) + the compiled suffix of
+ * map_type when compiled */
+static char *
+map_path(const struct conf *conf, const char *what, int compiled)
 {
 	const char *suffix = strcmp(conf->map_type, "hash") == 0 ? "db" : conf->map_type;
 
-	return xasprintf("%s.%s", conf->map_file, suffix);
+	return compiled ? xasprintf("%s%s.%s", conf->map_file, what, suffix) :
+		xasprintf("%s%s", conf->map_file, what);
+}
+
+char *
+conf_compiled_map_path(const struct conf *conf)
+{
+	return map_path(conf, "", 1);
 }
 
 char *
 conf_access_file(const struct conf *conf)
 {
-	return xasprintf("%s.access", conf->map_file);
+	return map_path(conf, ".access", 0);
 }
 
 char *
 conf_compiled_access_path(const struct conf *conf)
 {
-	const char *suffix = strcmp(conf->map_type, "hash") == 0 ? "db" : conf->map_type;
+	return map_path(conf, ".access", 1);
+}
 
-	return xasprintf("%s.access.%s", conf->map_file, suffix);
+char *
+conf_senders_file(const struct conf *conf)
+{
+	return map_path(conf, ".senders", 0);
+}
+
+char *
+conf_compiled_senders_path(const struct conf *conf)
+{
+	return map_path(conf, ".senders", 1);
 }

@@ -66,5 +66,9 @@ char *conf_compiled_map_path(const struct conf *conf);
  * compiled file.  Caller frees. */
 char *conf_access_file(const struct conf *conf);
 char *conf_compiled_access_path(const struct conf *conf);
+/* The sender-login map (alias -> owner login, for smtpd_sender_login_maps):
+ * map_file + ".senders", and its compiled file. */
+char *conf_senders_file(const struct conf *conf);
+char *conf_compiled_senders_path(const struct conf *conf);
 
 #endif

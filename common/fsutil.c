@@ -153,3 +153,26 @@ fail:
 	buf_free(&b);
 	return -1;
 }
+
+int
+fsutil_append(const char *path, const void *data, size_t len, char **err_r)
+{
+	struct stat st;
+	int fd, rc = -1;
+
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW)) < 0 ||
+	    fstat(fd, &st) < 0)
+		set_error(err_r, "%s: %s", path, strerror(errno));
+	else if (fsutil_write_all(fd, data, len) < 0 || fdatasync(fd) < 0) {
+		set_error(err_r, "%s: %s", path, strerror(errno));
+		if (ftruncate(fd, st.st_size) < 0)
+			set_error(err_r, "%s: %s, and cannot cut the record off again",
+				  path, strerror(errno));
+	} else
+		rc = 0;
+	if (fd >= 0 && close(fd) < 0 && rc == 0) {
+		set_error(err_r, "%s: %s", path, strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}

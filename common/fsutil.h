@@ -20,6 +20,10 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len,
 int fsutil_write_atomic_with(const char *path, mode_t mode,
 			     int (*produce)(int fd, void *arg), void *arg,
 			     char **err_r);
+/* Append data to the existing file path in one write, then fdatasync:
+ * a reader and a killed writer see it whole or not at all, and a failed
+ * write is cut off again.  0 or -1 with a reason. */
+int fsutil_append(const char *path, const void *data, size_t len, char **err_r);
 /* fsync the directory holding path.  0 or -1 with a reason. */
 int fsutil_fsync_parent(const char *path, char **err_r);
 /* Whole file into a caller-owned NUL-terminated buffer (*len_r without

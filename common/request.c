@@ -471,3 +471,30 @@ request_clear(struct request *req)
 	free(req->note);
 	req->name = req->domain = req->note = NULL;
 }
+
+char *
+request_recipient_base(const char *rcpt, const char *delimiters)
+{
+	const char *at = strrchr(rcpt, '@');
+	struct buf local = { 0 };
+	char *res;
+	size_t cut;
+
+	if (at == NULL)
+		at = rcpt + strlen(rcpt);
+	if (rcpt[0] == '"' && at > rcpt + 1 && at[-1] == '"') {
+		for (const char *p = rcpt + 1; p < at - 1; p++) {
+			if (*p == '\\' && p + 1 < at - 1)
+				p++;
+			buf_append(&local, p, 1);
+		}
+	} else
+		buf_append(&local, rcpt, (size_t)(at - rcpt));
+	/* Postfix keeps a local part that starts with the delimiter whole. */
+	cut = local.len > 0 && *delimiters != '\0' ?
+		strcspn(local.data + 1, delimiters) + 1 : local.len;
+	res = xasprintf("%.*s%s", (int)(cut < local.len ? cut : local.len),
+			local.data ? local.data : "", at);
+	buf_free(&local);
+	return res;
+}

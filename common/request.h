@@ -54,6 +54,13 @@ int request_address_valid(const char *addr);
  * command, file or include.  1 if valid. */
 int request_target_valid(const char *addr);
 
+/* A recipient as Postfix resolves it: a quoted local part unquoted, and
+ * the address extension cut off at the first character of delimiters
+ * (Postfix's recipient_delimiter; may be empty), so that "makealias+x@d"
+ * and "\"makealias\"@d" compare equal to the request address they reach.
+ * rcpt is lowercase without <>.  Caller frees. */
+char *request_recipient_base(const char *rcpt, const char *delimiters);
+
 const char *request_verb_name(enum request_verb verb);
 /* Parse "new", "disable", ... into *verb; 0 on success, -1 unknown. */
 int request_verb_parse(const char *s, enum request_verb *verb);

@@ -118,6 +118,34 @@ strlist_contains(const struct strlist *l, const char *s, bool nocase)
 }
 
 void
+strlist_split_postfix(const char *s, struct strlist *out)
+{
+	const char *p = s;
+
+	while (*p) {
+		const char *start;
+		int depth = 0;
+		char *item;
+
+		while (*p && strchr(POSTFIX_LIST_SEP, *p))
+			p++;
+		if (!*p)
+			break;
+		start = p;
+		while (*p && (depth > 0 || !strchr(POSTFIX_LIST_SEP, *p))) {
+			if (*p == '{')
+				depth++;
+			else if (*p == '}' && depth > 0)
+				depth--;
+			p++;
+		}
+		item = xstrndup(start, (size_t)(p - start));
+		strlist_add(out, item);
+		free(item);
+	}
+}
+
+void
 strlist_clear(struct strlist *l)
 {
 	for (size_t i = 0; i < l->n; i++)

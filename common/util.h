@@ -37,6 +37,11 @@ void strlist_add(struct strlist *l, const char *s);
 /* 1 if s is in the list (case-insensitive when nocase), else 0. */
 int strlist_contains(const struct strlist *l, const char *s, bool nocase);
 void strlist_clear(struct strlist *l);
+/* The separators of a Postfix list parameter. */
+#define POSTFIX_LIST_SEP ", \t\r\n"
+/* Add the items of a Postfix list ("a, b c") to out, with {...} kept
+ * together as Postfix's mystrtokq does. */
+void strlist_split_postfix(const char *s, struct strlist *out);
 
 /* A growable byte buffer, always NUL-terminated. */
 struct buf {

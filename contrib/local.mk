@@ -18,7 +18,8 @@ edit_unit = sed \
 	-e 's|@sbindir[@]|$(sbindir)|g' \
 	-e 's|@sysconfdir[@]|$(sysconfdir)|g' \
 	-e 's|@localstatedir[@]|$(localstatedir)|g' \
-	-e 's|@config_file[@]|$(config_file)|g'
+	-e 's|@config_file[@]|$(config_file)|g' \
+	-e 's|@POSTFIX_GROUP[@]|$(POSTFIX_GROUP)|g'
 
 contrib/milter-alias.service: $(srcdir)/contrib/milter-alias.service.in Makefile
 	$(AM_V_GEN)$(MKDIR_P) contrib && \

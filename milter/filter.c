@@ -37,6 +37,7 @@ struct mctx {
 };
 
 static const struct conf *conf;
+static char *delimiters;	/* recipient_delimiter; set before smfi_main */
 static atomic_int inflight;
 
 /* reply - set an SMTP reply; text never holds CR/LF, '%' is escaped */
@@ -58,6 +59,26 @@ reply(SMFICTX *ctx, const char *code, const char *dsn, const char *text)
 	buf[o] = '\0';
 	if (smfi_setreply(ctx, (char *)code, (char *)dsn, buf) != MI_SUCCESS)
 		log_warnx(NULL, "smfi_setreply(%s %s) failed", code, dsn);
+}
+
+/* dsn_or - the sync daemon's enhanced status code for a 4xx if it is
+ * one (4.N.N), else fallback */
+static const char *
+dsn_or(const char *dsn, const char *fallback)
+{
+	const char *p = dsn;
+	int parts = 0;
+
+	if (p[0] != '4' || p[1] != '.')
+		return fallback;
+	for (p += 2; parts < 2; parts++) {
+		size_t n = strspn(p, "0123456789");
+
+		if (n < 1 || n > 3 || p[n] != (parts == 0 ? '.' : '\0'))
+			return fallback;
+		p += n + 1;
+	}
+	return dsn;
 }
 
 static void
@@ -139,12 +160,34 @@ mlfi_envfrom(SMFICTX *ctx, char **argv)
 	return SMFIS_CONTINUE;
 }
 
+/* request_rcpt - is rcpt a request address, or a variant of one that
+ * Postfix routes the same way ("name+ext@", "\"name\"@")?  Then rcpt
+ * becomes the request address itself. */
+static int
+request_rcpt(SMFICTX *ctx, char **rcpt)
+{
+	char *base;
+
+	if (conf_is_request_address(conf, *rcpt))
+		return 1;
+	base = request_recipient_base(*rcpt, delimiters ? delimiters : "");
+	if (!conf_is_request_address(conf, base)) {
+		free(base);
+		return 0;
+	}
+	log_info(queue_id(ctx), "to=<%s> reaches the request address <%s>; taken as "
+		 "that", *rcpt, base);
+	free(*rcpt);
+	*rcpt = base;
+	return 1;
+}
+
 static sfsistat
 mlfi_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct mctx *m = mctx_get(ctx);
 	char *rcpt = bare_address(argv[0]);
-	int is_request = conf_is_request_address(conf, rcpt);
+	int is_request = request_rcpt(ctx, &rcpt);
 	sfsistat rc = SMFIS_CONTINUE;
 
 	if (m->login == NULL) {
@@ -261,7 +304,8 @@ ask_peer(SMFICTX *ctx, struct mctx *m, const char *qid, const struct request *re
 		rc = SMFIS_REJECT;
 	} else {
 		log_info(qid, "deferred request login=%s: %s", m->login, msg_gets(&r, "text"));
-		reply(ctx, "451", "4.3.0", *msg_gets(&r, "text") ? msg_gets(&r, "text") :
+		reply(ctx, "451", dsn_or(msg_gets(&r, "dsn"), "4.3.0"),
+		      *msg_gets(&r, "text") ? msg_gets(&r, "text") :
 		      "The alias service is temporarily unavailable; try again later");
 		rc = SMFIS_TEMPFAIL;
 	}
@@ -354,6 +398,13 @@ static struct smfiDesc desc = {
 	.xxfi_data = mlfi_data,
 	.xxfi_negotiate = mlfi_negotiate,
 };
+
+void
+filter_set_delimiters(const char *d)
+{
+	free(delimiters);
+	delimiters = xstrdup(d);
+}
 
 struct smfiDesc *
 filter_desc(const struct conf *c)

@@ -18,5 +18,10 @@
 /* The filter description to pass to smfi_register.  conf is borrowed and
  * must outlive the milter. */
 struct smfiDesc *filter_desc(const struct conf *conf);
+/* Postfix's recipient_delimiter (may be empty; copied): a recipient whose
+ * base address (request_recipient_base) is a request address reaches the
+ * request address's route in Postfix, and is taken as the request
+ * address.  Call before smfi_main. */
+void filter_set_delimiters(const char *delimiters);
 
 #endif

@@ -16,6 +16,7 @@
 #include "filter.h"
 #include "log.h"
 #include "privs.h"
+#include "run.h"
 
 /* unix_path - the file behind a "unix:" or "local:" milter socket, or NULL */
 static const char *
@@ -54,6 +55,31 @@ clear_stale_socket(const char *path)
 	log_info(NULL, "removed stale socket %s", path);
 }
 
+/* read_delimiters - Postfix's recipient_delimiter, for filter.c; "+"
+ * (Debian's main.cf) with a warning if postconf cannot tell */
+static void
+read_delimiters(const struct conf *conf)
+{
+	char *argv[] = {
+		POSTFIX_SBINDIR "/postconf", "-c", conf->postfix_config_dir, "-h",
+		"recipient_delimiter", NULL
+	};
+	struct buf out = { 0 };
+	char *err = NULL;
+	int status = run_program(argv, NULL, 0, &out, NULL, 30000, &err);
+
+	if (status == 0) {
+		filter_set_delimiters(str_trim(out.data ? out.data : ""));
+		log_info(NULL, "recipient_delimiter=\"%s\"", str_trim(out.data ? out.data : ""));
+	} else {
+		log_warnx(NULL, "cannot read recipient_delimiter with postconf (%s); "
+			  "assuming \"+\"", err ? err : "it failed");
+		filter_set_delimiters("+");
+	}
+	free(err);
+	buf_free(&out);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -66,8 +92,9 @@ main(int argc, char **argv)
 
 	/* The socket must be reachable by Postfix through group permissions. */
 	umask(007);
-	if (privs_drop(conf->user, &err) < 0)
+	if (privs_drop(conf->user, NULL, &err) < 0)
 		log_fatalx("%s", err);
+	read_delimiters(conf);
 	if ((path = unix_path(conf->milter_socket)) != NULL)
 		clear_stale_socket(path);
 	if (smfi_setconn(conf->milter_socket) != MI_SUCCESS)

@@ -209,12 +209,28 @@ print_show(struct ctl *c)
 	c->nitems = nhist + 1;
 }
 
+/* peer_keys - the status keys of peer i: name, connected, last_contact,
+ * digest_equal, error, resolve_check */
+#define PEER_KEYS 6
+static void
+peer_keys(long long i, char k[PEER_KEYS][64])
+{
+	static const char *const suffix[PEER_KEYS] = {
+		"", "_connected", "_last_contact", "_digest_equal", "_error",
+		"_resolve_check",
+	};
+
+	for (int j = 0; j < PEER_KEYS; j++)
+		snprintf(k[j], 64, "peer%lld%s", i, suffix[j]);
+}
+
 static int
 verb_status(struct ctl *c)
 {
 	static const char *const keys[] = {
 		"node", "aliases", "active", "digest", "in_flight", "in_doubt",
-		"undelivered", "map_dirty", "journal_bytes",
+		"undelivered", "map_dirty", "journal_bytes", "map_writable",
+		"resolve_check",
 	};
 	struct msg req = { 0 }, resp = { 0 };
 	long long npeers = 0;
@@ -230,16 +246,19 @@ verb_status(struct ctl *c)
 		return rc == 0 ? 1 : rc;
 	}
 	msg_get_ll(&resp, "peers", &npeers);
+	/* Healthy: a request could succeed right now (contract section 9). */
 	healthy = strcmp(msg_gets(&resp, "status"), "ok") == 0 &&
-		strcmp(msg_gets(&resp, "map_dirty"), "0") == 0;
+		strcmp(msg_gets(&resp, "map_dirty"), "0") == 0 &&
+		strcmp(msg_gets(&resp, "map_writable"), "yes") == 0 &&
+		strcmp(msg_gets(&resp, "resolve_check"), "ok") == 0;
 	/* Healthy: every peer answers and no map differs. */
 	for (long long i = 0; i < npeers; i++) {
-		char k1[64], k2[64];
+		char k[PEER_KEYS][64];
 
-		snprintf(k1, sizeof(k1), "peer%lld_connected", i);
-		snprintf(k2, sizeof(k2), "peer%lld_digest_equal", i);
-		if (strcmp(msg_gets(&resp, k1), "yes") != 0 ||
-		    strcmp(msg_gets(&resp, k2), "no") == 0)
+		peer_keys(i, k);
+		if (strcmp(msg_gets(&resp, k[1]), "yes") != 0 ||
+		    strcmp(msg_gets(&resp, k[3]), "no") == 0 ||
+		    strcmp(msg_gets(&resp, k[5]), "failing") == 0)
 			healthy = 0;
 	}
 	if (c->json) {
@@ -254,6 +273,12 @@ verb_status(struct ctl *c)
 		json_print_string(stdout, msg_gets(&resp, "digest"));
 		printf(", \"map_dirty\": %s",
 		       strcmp(msg_gets(&resp, "map_dirty"), "0") ? "true" : "false");
+		printf(", \"map_writable\": %s",
+		       strcmp(msg_gets(&resp, "map_writable"), "yes") ? "false" : "true");
+		printf(", \"resolve_check\": ");
+		json_print_string(stdout, msg_gets(&resp, "resolve_check"));
+		printf(", \"resolve_error\": ");
+		json_print_string(stdout, msg_gets(&resp, "resolve_error"));
 		for (size_t i = 0; i < N_ELEMENTS(numbers); i++) {
 			long long v = 0;
 
@@ -262,15 +287,11 @@ verb_status(struct ctl *c)
 		}
 		printf(", \"peers\": [");
 		for (long long i = 0; i < npeers; i++) {
-			char k[5][64];
+			char k[PEER_KEYS][64];
 			long long last = 0;
 			const char *eq;
 
-			snprintf(k[0], sizeof(k[0]), "peer%lld", i);
-			snprintf(k[1], sizeof(k[1]), "peer%lld_connected", i);
-			snprintf(k[2], sizeof(k[2]), "peer%lld_last_contact", i);
-			snprintf(k[3], sizeof(k[3]), "peer%lld_digest_equal", i);
-			snprintf(k[4], sizeof(k[4]), "peer%lld_error", i);
+			peer_keys(i, k);
 			msg_get_ll(&resp, k[2], &last);
 			eq = msg_gets(&resp, k[3]);
 			printf("%s{\"name\": ", i ? ", " : "");
@@ -280,6 +301,8 @@ verb_status(struct ctl *c)
 			       "true" : "false", last, strcmp(eq, "yes") == 0 ? "true" :
 			       strcmp(eq, "no") == 0 ? "false" : "null");
 			json_print_string(stdout, msg_gets(&resp, k[4]));
+			printf(", \"resolve_check\": ");
+			json_print_string(stdout, msg_gets(&resp, k[5]));
 			printf("}");
 		}
 		printf("]}\n");
@@ -288,21 +311,21 @@ verb_status(struct ctl *c)
 
 		for (size_t i = 0; i < N_ELEMENTS(keys); i++)
 			printf("%-14s %s\n", keys[i], msg_gets(&resp, keys[i]));
+		if (msg_get(&resp, "resolve_error") != NULL)
+			printf("%-14s %s (milter-aliasctl postfix-setup names the map "
+			       "and the fix)\n", "resolve_error", msg_gets(&resp, "resolve_error"));
 		for (long long i = 0; i < npeers; i++) {
-			char k[5][64];
+			char k[PEER_KEYS][64];
 
-			snprintf(k[0], sizeof(k[0]), "peer%lld", i);
-			snprintf(k[1], sizeof(k[1]), "peer%lld_connected", i);
-			snprintf(k[2], sizeof(k[2]), "peer%lld_last_contact", i);
-			snprintf(k[3], sizeof(k[3]), "peer%lld_digest_equal", i);
-			snprintf(k[4], sizeof(k[4]), "peer%lld_error", i);
+			peer_keys(i, k);
 			if (strcmp(msg_gets(&resp, k[2]), "0") == 0)
 				snprintf(when, sizeof(when), "never");
 			else
 				iso_time(msg_gets(&resp, k[2]), when, sizeof(when));
-			printf("%-14s %s connected=%s last_contact=%s digest_equal=%s%s%s\n",
+			printf("%-14s %s connected=%s last_contact=%s digest_equal=%s "
+			       "resolve_check=%s%s%s\n",
 			       "peer", msg_gets(&resp, k[0]), msg_gets(&resp, k[1]), when,
-			       msg_gets(&resp, k[3]), *msg_gets(&resp, k[4]) &&
+			       msg_gets(&resp, k[3]), msg_gets(&resp, k[5]), *msg_gets(&resp, k[4]) &&
 			       strcmp(msg_gets(&resp, k[1]), "yes") != 0 ? " error=" : "",
 			       strcmp(msg_gets(&resp, k[1]), "yes") != 0 ? msg_gets(&resp, k[4]) : "");
 		}

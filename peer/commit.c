@@ -268,6 +268,8 @@ collect_votes(struct engine *e, struct change *c, const struct msg *prepare,
 		} else {
 			log_info(c->txn, "vote peer=%s: not now: %s", peer,
 				 msg_gets(&resps[i], "text"));
+			if (strcmp(msg_gets(&resps[i], "dsn"), "4.3.5") == 0)
+				c->misconfigured = peers_name(e->peers, i);
 			set_error(err_r, "peer %s: %s", peer, msg_gets(&resps[i], "text"));
 			if (result == 0)
 				result = -1;
@@ -301,6 +303,7 @@ local_check(struct engine *e, struct change *c, char **err_r)
 	} else if (rc < 0) {
 		log_warnx(c->txn, "resolve check address=%s failed: %s", c->after.address, err);
 		set_error(err_r, "Postfix cannot be asked about %s right now", c->after.address);
+		c->misconfigured = e->conf->node_name;
 	}
 	free(where);
 	free(err);
@@ -543,7 +546,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 				       after.address, node, where);
 		else if (crc < 0 && rc == 0) {
 			log_warnx(id, "resolve check address=%s failed: %s", after.address, cerr);
-			msg_set_status(resp, "temp", "Postfix on %s cannot be asked right now", node);
+			engine_reply_misconfigured(resp, node);
 		}
 		free(cerr);
 		if (crc != 0 && rc == 0)

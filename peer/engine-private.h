@@ -54,6 +54,8 @@ struct engine {
 	struct stat map_st;	/* the map file as this daemon last wrote it */
 	unsigned char access_sum[32];	/* SHA-256 of the access source last written */
 	int access_sum_set;
+	unsigned char senders_sum[32];	/* the same for the sender-login map */
+	int senders_sum_set;
 	int map_broken;		/* someone else's edit made it unreadable */
 	struct strlist pending;	/* addresses prepared here for a peer, undecided */
 	struct strlist unconfirmed;	/* start-up only: txn, address pairs */
@@ -67,6 +69,8 @@ struct engine {
 	struct peers *peers;
 	int *digest_equal;	/* per peer: 1 yes, 0 no (drift), -1 unknown */
 	int *mismatches;	/* consecutive mismatches seen */
+	int *peer_resolve;	/* per peer, its resolve check as it last said:
+				 * 1 ok, -1 failing, 0 unknown */
 	pthread_t bg;
 	pthread_cond_t bg_wake;
 	int bg_running;
@@ -86,6 +90,8 @@ struct change {
 	char *refusal;		/* a peer's "no" that is final (5xx), or NULL */
 	struct postfix_check *check;	/* this node's resolve check, running
 					 * during the vote; commit_change ends it */
+	const char *misconfigured;	/* a node whose resolve check cannot
+					 * work (static or the peer's name) */
 };
 
 /* ---- commit.c ---- */
@@ -137,5 +143,8 @@ const char *engine_busy_holder(struct engine *e, const char *address);
 void engine_confirm(struct engine *e, const struct alias *a, const char *txn);
 /* Wake the background thread now. */
 void engine_wake(struct engine *e);
+/* The 4xx answer (dsn 4.3.5) for a request that cannot be checked
+ * because node cannot ask its own address maps. */
+void engine_reply_misconfigured(struct msg *resp, const char *node);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "engine-private.h"
 #include "fsutil.h"
@@ -159,7 +160,29 @@ engine_refresh(struct engine *e)
 	return 0;
 }
 
-/* save_access - write the access map source derived from the alias map */
+/* save_table - write a table source derived from the alias map, unless
+ * it holds that already (most changes leave the access map as it was);
+ * sum remembers what was written last */
+static int
+save_table(const char *path, const struct buf *b, unsigned char sum[32],
+	   int *sum_set, char **err_r)
+{
+	unsigned char now[32];
+	struct stat st;
+	int rc = 0;
+
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, b->data, b->len, now);
+	if (*sum_set && memcmp(now, sum, sizeof(now)) == 0 && stat(path, &st) == 0)
+		return 0;
+	if ((rc = fsutil_write_atomic(path, b->data, b->len, 0644, err_r)) == 0) {
+		memcpy(sum, now, sizeof(now));
+		*sum_set = 1;
+	} else
+		*sum_set = 0;
+	return rc;
+}
+
+/* save_access - write the access map source */
 static int
 save_access(struct engine *e, char **err_r)
 {
@@ -167,38 +190,48 @@ save_access(struct engine *e, char **err_r)
 	struct buf b = { 0 };
 	int rc;
 
-	unsigned char sum[32];
-	struct stat st;
-
 	aliasmap_render_access(&e->map, &e->conf->request_addresses, &e->pending, &b);
-	/* Most changes (every create) leave it as it was: skip the write,
-	 * unless the file is gone. */
-	gnutls_hash_fast(GNUTLS_DIG_SHA256, b.data, b.len, sum);
-	if (e->access_sum_set && memcmp(sum, e->access_sum, sizeof(sum)) == 0 &&
-	    stat(path, &st) == 0)
-		rc = 0;
-	else if ((rc = fsutil_write_atomic(path, b.data, b.len, 0644, err_r)) == 0) {
-		memcpy(e->access_sum, sum, sizeof(sum));
-		e->access_sum_set = 1;
-	} else
-		e->access_sum_set = 0;
+	rc = save_table(path, &b, e->access_sum, &e->access_sum_set, err_r);
 	buf_free(&b);
 	free(path);
 	return rc;
 }
 
-/* save_all - write both map sources and rebuild both compiled maps */
+/* save_senders - write the sender-login map source */
+static int
+save_senders(struct engine *e, char **err_r)
+{
+	char *path = conf_senders_file(e->conf);
+	struct buf b = { 0 };
+	int rc;
+
+	aliasmap_render_senders(&e->map, &b);
+	rc = save_table(path, &b, e->senders_sum, &e->senders_sum_set, err_r);
+	buf_free(&b);
+	free(path);
+	return rc;
+}
+
+/* save_all - write every map source and rebuild every compiled map */
 static int
 save_all(struct engine *e, char **err_r)
 {
+	char *access = conf_access_file(e->conf), *senders = conf_senders_file(e->conf);
+	int rc = -1;
+
 	if (aliasmap_save(e->conf->map_file, e->conf->map_format, &e->map, err_r) < 0 ||
-	    save_access(e, err_r) < 0 ||
+	    save_access(e, err_r) < 0 || save_senders(e, err_r) < 0 ||
 	    postfix_map_rebuild(e->conf, err_r) < 0 ||
-	    postfix_access_rebuild(e->conf, err_r) < 0)
-		return -1;
+	    postfix_table_rebuild(e->conf, access, err_r) < 0 ||
+	    postfix_table_rebuild(e->conf, senders, err_r) < 0)
+		goto out;
 	note_written(e);
 	e->map_dirty = 0;
-	return 0;
+	rc = 0;
+out:
+	free(access);
+	free(senders);
+	return rc;
 }
 
 /* note_history - one line per applied change, for "show"; best effort:
@@ -241,9 +274,37 @@ access_sync(struct engine *e, const char *address, int had_entry, char **err_r)
 		alias_pending_line(address, &line);
 	else if (a != NULL)
 		alias_access_line(a, &line);
-	if (line.len > 0 || had_entry)
-		rc = postfix_access_set(e->conf, address, line.len ? line.data : NULL, err_r);
+	if (line.len > 0 || had_entry) {
+		char *source = conf_access_file(e->conf);
+
+		rc = postfix_table_set(e->conf, source, address,
+				       line.len ? line.data : NULL, err_r);
+		free(source);
+	}
 	buf_free(&line);
+	return rc;
+}
+
+/* senders_sync - the sender-login map after a change of after: a new
+ * alias's line is appended to the source (as the alias map's is), any
+ * other change rewrites it; then the compiled entry follows */
+static int
+senders_sync(struct engine *e, const struct alias *after, int is_new, char **err_r)
+{
+	char *source = conf_senders_file(e->conf);
+	struct buf line = { 0 };
+	int has = alias_sender_line(after, &line), rc = 0;
+
+	if (is_new && has) {
+		rc = fsutil_append(source, line.data, line.len, err_r);
+		e->senders_sum_set = 0;	/* the file is no longer the rendering */
+	} else if (!is_new)
+		rc = save_senders(e, err_r);
+	if (rc == 0 && (has || !is_new))
+		rc = postfix_table_set(e->conf, source, after->address,
+				       has ? line.data : NULL, err_r);
+	buf_free(&line);
+	free(source);
 	return rc;
 }
 
@@ -309,10 +370,12 @@ engine_apply(struct engine *e, const struct alias *after, const char *txn,
 	 * before its entry goes. */
 	else if (after->state == ALIAS_ACTIVE)
 		rc = postfix_map_update(e->conf, b, after, err_r) < 0 ||
-			access_sync(e, after->address, had_entry, err_r) < 0 ? -1 : 0;
+			access_sync(e, after->address, had_entry, err_r) < 0 ||
+			senders_sync(e, after, b == NULL, err_r) < 0 ? -1 : 0;
 	else
 		rc = access_sync(e, after->address, had_entry, err_r) < 0 ||
-			postfix_map_update(e->conf, b, after, err_r) < 0 ? -1 : 0;
+			postfix_map_update(e->conf, b, after, err_r) < 0 ||
+			senders_sync(e, after, b == NULL, err_r) < 0 ? -1 : 0;
 	if (rc < 0)
 		e->map_dirty = 1;
 	note_history(e, after, txn, coord);
@@ -367,6 +430,15 @@ engine_wake(struct engine *e)
 }
 
 /* ---- operations ---- */
+
+void
+engine_reply_misconfigured(struct msg *resp, const char *node)
+{
+	msg_set_status(resp, "temp", "Alias requests cannot be handled now: the mail "
+		       "server %s is misconfigured (it cannot ask its address maps "
+		       "whether a name is taken); please tell the postmaster", node);
+	msg_set(resp, "dsn", "4.3.5");
+}
 
 /* do_new - create name@domain for login */
 static void
@@ -446,8 +518,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	if (rc != 0) {
 		if (rc < 0) {
 			log_warnx(c->id, "resolve check address=%s failed: %s", address, err);
-			msg_set_status(resp, "temp", "Postfix cannot be asked about %s right now; "
-			      "try again later", address);
+			engine_reply_misconfigured(resp, conf->node_name);
 		} else
 			msg_set_status(resp, "perm", "Address %s is already in use (%s)", address, where);
 		goto out_release;
@@ -466,8 +537,11 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 		goto out_release;
 	}
 	if (rc < 0) {
-		msg_set_status(resp, "temp", "The alias could not be stored on every server; "
-		      "try again later");
+		if (c->misconfigured != NULL)
+			engine_reply_misconfigured(resp, c->misconfigured);
+		else
+			msg_set_status(resp, "temp", "The alias could not be stored on every "
+				       "server; try again later");
 		log_warnx(c->id, "new address=%s: %s", address, err);
 		goto out_release;
 	}
@@ -705,11 +779,24 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 	free(address);
 }
 
+/* How old an answer of the resolve check status may show (ms). */
+#define STATUS_CHECK_AGE_MS 10000
+
 static void
 handle_status(struct engine *e, struct msg *resp)
 {
-	char digest[65];
+	char digest[65], *err = NULL;
 	size_t active = 0, n, in_doubt = 0, undelivered = 0;
+
+	/* Things without which a request cannot succeed right now. */
+	if (postfix_check_health(e->conf, STATUS_CHECK_AGE_MS, &err) < 0) {
+		msg_set(resp, "resolve_check", "failing");
+		msg_set(resp, "resolve_error", err);
+	} else
+		msg_set(resp, "resolve_check", "ok");
+	free(err);
+	msg_set(resp, "map_writable", access(e->conf->map_file, W_OK) == 0 &&
+		access(e->conf->state_dir, W_OK) == 0 ? "yes" : "no");
 
 	pthread_mutex_lock(&e->lock);
 	engine_refresh(e);
@@ -746,6 +833,9 @@ handle_status(struct engine *e, struct msg *resp)
 		msg_set(resp, key, eq);
 		snprintf(key, sizeof(key), "peer%zu_error", i);
 		msg_set(resp, key, lerr ? lerr : "");
+		snprintf(key, sizeof(key), "peer%zu_resolve_check", i);
+		msg_set(resp, key, e->peer_resolve[i] > 0 ? "ok" :
+			e->peer_resolve[i] < 0 ? "failing" : "unknown");
 		free(lerr);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -756,6 +846,40 @@ handle_status(struct engine *e, struct msg *resp)
 	msg_setf(resp, "active", "%zu", active);
 	msg_setf(resp, "peers", "%zu", e->conf->npeers);
 	msg_setf(resp, "journal_bytes", "%zu", journal_size(e->journal));
+}
+
+/* handle_probe - every map the existing-address check asks, each asked on
+ * its own by this daemon (its user, groups and sandbox), as items */
+static void
+handle_probe(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg)
+{
+	struct postfix_probe *list;
+	size_t n, failing = 0;
+	char *err = NULL;
+
+	if (postfix_probe_maps(e->conf, &list, &n, &err) < 0) {
+		msg_set_status(resp, "temp", "Postfix's map lists cannot be read: %s", err);
+		free(err);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct msg item = { 0 };
+
+		msg_set(&item, "item", "map");
+		msg_set(&item, "map", list[i].map);
+		msg_set(&item, "params", list[i].params);
+		msg_set(&item, "ok", list[i].ok ? "yes" : "no");
+		if (!list[i].ok) {
+			msg_set(&item, "error", list[i].error ? list[i].error : "failed");
+			failing++;
+		}
+		emit(arg, &item);
+		msg_clear(&item);
+	}
+	msg_set_status(resp, "ok", "%zu maps asked, %zu failing", n, failing);
+	msg_setf(resp, "count", "%zu", n);
+	msg_setf(resp, "failing", "%zu", failing);
+	postfix_probe_free(list, n);
 }
 
 /* handle_journal - the changes this node has not finished with */
@@ -1030,6 +1154,8 @@ engine_handle(struct engine *e, const struct msg *req, struct msg *resp,
 		handle_verify(e, resp, emit, emit_arg);
 	else if (strcmp(op, "journal") == 0)
 		handle_journal(e, resp, emit, emit_arg);
+	else if (strcmp(op, "probe") == 0)
+		handle_probe(e, resp, emit, emit_arg);
 	else
 		msg_set_status(resp, "perm", "unknown operation \"%.40s\"", op);
 }
@@ -1080,6 +1206,9 @@ engine_peer_handler(void *arg, const char *peer, const struct msg *req,
 		pthread_mutex_unlock(&e->lock);
 		msg_set(resp, "status", "ok");
 		msg_set(resp, "digest", digest);
+		/* so that the peer's status shows it too: a request there
+		 * fails while this server cannot ask its maps */
+		msg_set(resp, "resolve_check", postfix_check_state() < 0 ? "failing" : "ok");
 	} else if (strcmp(op, "dump") == 0) {
 		(void)emit_aliases(e, emit, emit_arg, NULL, NULL);
 		msg_set(resp, "status", "ok");
@@ -1106,6 +1235,12 @@ anti_entropy(struct engine *e)
 		if (peers_call(e->peers, i, &req, &resp, NULL, NULL, 5000, &err) != 0)
 			all_reached = 0;
 		else if (msg_get_ll(&resp, "live", &remote_live) == 0) {
+			const char *rc = msg_gets(&resp, "resolve_check");
+
+			pthread_mutex_lock(&e->lock);
+			e->peer_resolve[i] = strcmp(rc, "ok") == 0 ? 1 :
+				strcmp(rc, "failing") == 0 ? -1 : 0;
+			pthread_mutex_unlock(&e->lock);
 			pthread_mutex_lock(&e->lock);
 			engine_refresh(e);
 			aliasmap_digest(&e->map, e->conf->map_format, digest);
@@ -1173,6 +1308,7 @@ engine_attach_peers(struct engine *e, struct peers *p)
 	e->peers = p;
 	e->digest_equal = xcalloc(n + 1, sizeof(int));
 	e->mismatches = xcalloc(n + 1, sizeof(int));
+	e->peer_resolve = xcalloc(n + 1, sizeof(int));
 	for (size_t i = 0; i < n; i++)
 		e->digest_equal[i] = -1;
 	e->bg_stop = 0;
@@ -1270,6 +1406,7 @@ engine_close(struct engine **ep)
 	free(e->rates);
 	free(e->digest_equal);
 	free(e->mismatches);
+	free(e->peer_resolve);
 	strlist_clear(&e->pending);
 	strlist_clear(&e->unconfirmed);
 	pthread_mutex_destroy(&e->lock);

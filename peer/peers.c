@@ -348,7 +348,7 @@ peers_state(struct peers *p, size_t i, int *connected, long long *last_contact,
 struct incoming {
 	struct peers *p;
 	int fd;
-	char addr[64];
+	char addr[NI_MAXHOST + NI_MAXSERV + 1];	/* "host:port" */
 	struct tls_conn *tls;
 };
 

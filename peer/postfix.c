@@ -48,31 +48,68 @@ tool_error(char **err_r, const char *what, int status, const struct buf *out,
 		set_error(err_r, "%s failed (exit %d): %s", what, status, line);
 }
 
-/* split_maps - "a, b c" -> list; drops this project's own map */
+/* direct_spec - the map as the daemon asks it: "proxy:" dropped, also
+ * inside unionmap:{...} and pipemap:{...}.  proxymap's socket is open to
+ * Postfix's own user only; the daemon reads the table itself, with group
+ * postfix (README, "Which maps the daemon can ask").  Caller frees. */
+static char *
+direct_spec(const char *item)
+{
+	struct buf b = { 0 };
+	char *res;
+
+	for (const char *p = item; *p; ) {
+		if (strncmp(p, "proxy:", 6) == 0 &&
+		    (p == item || strchr("{," POSTFIX_LIST_SEP, p[-1]) != NULL)) {
+			p += 6;
+			continue;
+		}
+		buf_append(&b, p++, 1);
+	}
+	res = xstrdup(b.data ? b.data : "");
+	buf_free(&b);
+	return res;
+}
+
+/* split_maps - the maps of a list parameter, as the daemon asks them;
+ * drops this project's own map */
 static void
 split_maps(const struct conf *conf, const char *value, struct strlist *out)
 {
 	char *own = xasprintf("%s:%s", conf->map_type, conf->map_file);
-	char *copy = xstrdup(value), *save = NULL;
+	struct strlist items = { 0 };
 
-	for (char *t = strtok_r(copy, ", \t\n", &save); t; t = strtok_r(NULL, ", \t\n", &save)) {
-		const char *bare = strncmp(t, "proxy:", 6) == 0 ? t + 6 : t;
+	strlist_split_postfix(value, &items);
+	for (size_t i = 0; i < items.n; i++) {
+		char *t = direct_spec(items.v[i]);
 
-		if (strcmp(bare, own) == 0 || strlist_contains(out, t, false))
-			continue;
-		strlist_add(out, t);
+		if (strcmp(t, own) != 0 && !strlist_contains(out, t, false))
+			strlist_add(out, t);
+		free(t);
 	}
-	free(copy);
+	strlist_clear(&items);
 	free(own);
 }
 
-/* query_maps - look key up in several maps with one postmap run */
+/* query_failed - did a postmap -q run fail?  Its exit status is 0 or 1
+ * whether or not a key was found; a table it cannot open or ask makes it
+ * print "fatal:" (and exit 1), a lookup error "error:" */
 static int
-query_maps(const struct conf *conf, const struct strlist *maps, const char *key,
+query_failed(int status, const struct buf *eout)
+{
+	return (status != 0 && status != 1) ||
+		(eout->data != NULL && (strstr(eout->data, "fatal:") != NULL ||
+					strstr(eout->data, "error:") != NULL));
+}
+
+/* query_maps - look keys (one per line) up in several maps with one
+ * postmap run; 1 and *where_r if any key is found, 0 if none, -1 */
+static int
+query_maps(const struct conf *conf, const struct strlist *maps, const char *keys,
 	   char **where_r, char **err_r)
 {
 	struct buf out = { 0 }, eout = { 0 };
-	char **argv, *input, *run_err = NULL;
+	char **argv, *run_err = NULL;
 	size_t n = 0;
 	int status, rc = -1;
 
@@ -83,35 +120,21 @@ query_maps(const struct conf *conf, const struct strlist *maps, const char *key,
 	argv[n++] = "-c";
 	argv[n++] = conf->postfix_config_dir;
 	argv[n++] = "-q";
-	argv[n++] = "-";	/* the key comes on stdin: no option injection */
+	argv[n++] = "-";	/* the keys come on stdin: no option injection */
 	for (size_t i = 0; i < maps->n; i++)
 		argv[n++] = maps->v[i];
 	argv[n] = NULL;
-	input = xasprintf("%s\n", key);
-	status = run_program(argv, input, strlen(input), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
-	/* postmap -q - prints "key<TAB>value" per hit and exits 0 even when
-	 * nothing matched; a fatal error exits non-zero. */
-	if (status == 0 || status == 1) {
-		rc = 0;
-		for (char *line = out.data; line && *line; ) {
-			char *nl = strchr(line, '\n');
-			size_t klen = strlen(key);
-
-			if (strncasecmp(line, key, klen) == 0 && line[klen] == '\t') {
-				set_error(where_r, "%s", "an existing map entry");
-				rc = 1;
-				break;
-			}
-			line = nl ? nl + 1 : NULL;
-		}
-		if (rc == 0 && eout.len > 0 && strstr(eout.data, "fatal:")) {
-			tool_error(err_r, "postmap -q", status, &eout, run_err);
-			rc = -1;
-		}
-	} else
+	status = run_program(argv, keys, strlen(keys), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
+	/* postmap -q - prints "key<TAB>value" per hit.  A hit is final even
+	 * if another map failed: the address has a home. */
+	if (status >= 0 && out.len > 0) {
+		set_error(where_r, "%s", "an existing map entry");
+		rc = 1;
+	} else if (query_failed(status, &eout))
 		tool_error(err_r, "postmap -q", status, &eout, run_err);
+	else
+		rc = 0;
 	free(run_err);
-	free(input);
 	free(argv);
 	buf_free(&out);
 	buf_free(&eout);
@@ -212,7 +235,7 @@ out:
 struct query_job {
 	const struct conf *conf;
 	const struct strlist *maps;
-	const char *key;
+	const char *keys;
 	char *where, *err;
 	int rc;
 };
@@ -222,64 +245,230 @@ query_job_run(void *arg)
 {
 	struct query_job *j = arg;
 
-	j->rc = query_maps(j->conf, j->maps, j->key, &j->where, &j->err);
+	j->rc = query_maps(j->conf, j->maps, j->keys, &j->where, &j->err);
 	return NULL;
+}
+
+/* check_maps - the lists the check asks: maps[0] (virtual_alias_maps,
+ * virtual_mailbox_maps) take full addresses, maps[1] (alias_maps) local
+ * parts.  0 or -1 with a reason. */
+static int
+check_maps(const struct conf *conf, struct strlist maps[2], char **err_r)
+{
+	char *lines[3] = { 0 };
+
+	if (lookup_maps(conf, lines, err_r) < 0)
+		return -1;
+	split_maps(conf, lines[0], &maps[0]);
+	split_maps(conf, lines[1], &maps[0]);
+	split_maps(conf, lines[2], &maps[1]);
+	for (int i = 0; i < 3; i++)
+		free(lines[i]);
+	return 0;
+}
+
+/* resolve_keys - ask every map of the check: vkeys are full addresses,
+ * akeys local parts, one per line.  1 (*where_r), 0 or -1 (*err_r). */
+static int
+resolve_keys(const struct conf *conf, const char *vkeys, const char *akeys,
+	     char **where_r, char **err_r)
+{
+	struct strlist maps[2] = { { 0 }, { 0 } };
+	int rc;
+
+	if (check_maps(conf, maps, err_r) < 0)
+		return -1;
+	struct query_job v = { conf, &maps[0], vkeys, NULL, NULL, -1 };
+	struct query_job a = { conf, &maps[1], akeys, NULL, NULL, -1 };
+	pthread_t t;
+	int threaded = maps[0].n > 0 && maps[1].n > 0 &&
+		pthread_create(&t, NULL, query_job_run, &a) == 0;
+
+	query_job_run(&v);
+	if (threaded)
+		pthread_join(t, NULL);
+	else
+		query_job_run(&a);
+	/* A hit anywhere wins over an error elsewhere: it is final. */
+	if (v.rc > 0 || a.rc > 0) {
+		struct query_job *hit = v.rc > 0 ? &v : &a;
+
+		*where_r = hit->where;
+		hit->where = NULL;
+		rc = 1;
+	} else if (v.rc < 0 || a.rc < 0) {
+		struct query_job *bad = v.rc < 0 ? &v : &a;
+
+		set_error(err_r, "%s", bad->err ? bad->err : "postmap -q failed");
+		rc = -1;
+	} else
+		rc = 0;
+	free(v.where), free(v.err), free(a.where), free(a.err);
+	strlist_clear(&maps[0]);
+	strlist_clear(&maps[1]);
+	return rc;
+}
+
+/*
+ * Whether the check works, as the last check or probe found it.  Logged
+ * once per change of state, not once per request; status shows it.
+ */
+static pthread_mutex_t health_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	int state;		/* 0 unknown, 1 working, -1 failing */
+	char *error;
+	long long at;		/* now_mono_ms() of the last answer */
+} health;
+
+static void
+note_health(int rc, const char *err)
+{
+	int state = rc < 0 ? -1 : 1;
+
+	pthread_mutex_lock(&health_lock);
+	if (state != health.state) {
+		if (state < 0)
+			log_err(NULL, "resolve check: failing: %s; alias requests are "
+				"answered 451 4.3.5 until it works (milter-aliasctl "
+				"postfix-setup names the map and the fix)", err);
+		else if (health.state < 0)
+			log_info(NULL, "resolve check: working again");
+	}
+	health.state = state;
+	free(health.error);
+	health.error = state < 0 ? xstrdup(err ? err : "failed") : NULL;
+	health.at = now_mono_ms();
+	pthread_mutex_unlock(&health_lock);
 }
 
 int
 postfix_resolves(const struct conf *conf, const char *address, char **where_r,
 		 char **err_r)
 {
-	struct strlist vmaps = { 0 }, amaps = { 0 };
-	char *lines[3] = { 0 }, *local;
 	struct passwd pw, *res = NULL;
-	char pwbuf[4096];
-	int rc = -1;
-
-	if (lookup_maps(conf, lines, err_r) < 0)
-		return -1;
-	split_maps(conf, lines[0], &vmaps);
-	split_maps(conf, lines[1], &vmaps);
-	split_maps(conf, lines[2], &amaps);
+	char pwbuf[4096], *local, *vkey, *akey, *err = NULL;
+	int rc;
 
 	local = xstrndup(address, strcspn(address, "@"));
 	if (getpwnam_r(local, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res != NULL) {
 		set_error(where_r, "a local user");
-		rc = 1;
-	} else {
-		struct query_job v = { conf, &vmaps, address, NULL, NULL, -1 };
-		struct query_job a = { conf, &amaps, local, NULL, NULL, -1 };
-		pthread_t t;
-		int threaded = vmaps.n > 0 && amaps.n > 0 &&
-			pthread_create(&t, NULL, query_job_run, &a) == 0;
-
-		query_job_run(&v);
-		if (threaded)
-			pthread_join(t, NULL);
-		else
-			query_job_run(&a);
-		/* A hit anywhere wins over an error elsewhere: it is final. */
-		if (v.rc > 0 || a.rc > 0) {
-			struct query_job *hit = v.rc > 0 ? &v : &a;
-
-			*where_r = hit->where;
-			hit->where = NULL;
-			rc = 1;
-		} else if (v.rc < 0 || a.rc < 0) {
-			struct query_job *bad = v.rc < 0 ? &v : &a;
-
-			set_error(err_r, "%s", bad->err ? bad->err : "postmap -q failed");
-			rc = -1;
-		} else
-			rc = 0;
-		free(v.where), free(v.err), free(a.where), free(a.err);
+		free(local);
+		return 1;
 	}
+	vkey = xasprintf("%s\n", address);
+	akey = xasprintf("%s\n", local);
+	rc = resolve_keys(conf, vkey, akey, where_r, &err);
+	note_health(rc, err);
+	if (rc < 0)
+		set_error(err_r, "%s", err);
+	free(err);
+	free(vkey);
+	free(akey);
 	free(local);
-	strlist_clear(&vmaps);
-	strlist_clear(&amaps);
-	for (int i = 0; i < 3; i++)
-		free(lines[i]);
 	return rc;
+}
+
+/* probe_keys - keys that exercise every map for every served domain: a
+ * map limited to some domains (the "domain" option of SQL and LDAP
+ * tables) is asked only for those */
+static void
+probe_keys(const struct conf *conf, struct buf *vkeys, struct buf *akeys)
+{
+	for (size_t i = 0; i < conf->domains.n; i++)
+		buf_appendf(vkeys, POSTFIX_PROBE_LOCAL "@%s\n", conf->domains.v[i]);
+	buf_appendf(akeys, POSTFIX_PROBE_LOCAL "\n");
+}
+
+int
+postfix_check_state(void)
+{
+	int state;
+
+	pthread_mutex_lock(&health_lock);
+	state = health.state;
+	pthread_mutex_unlock(&health_lock);
+	return state;
+}
+
+int
+postfix_check_health(const struct conf *conf, long long max_age_ms, char **err_r)
+{
+	int state;
+
+	pthread_mutex_lock(&health_lock);
+	state = health.state != 0 && now_mono_ms() - health.at <= max_age_ms ?
+		health.state : 0;
+	if (state < 0)
+		set_error(err_r, "%s", health.error);
+	pthread_mutex_unlock(&health_lock);
+	if (state == 0) {
+		struct buf v = { 0 }, a = { 0 };
+		char *where = NULL, *err = NULL;
+		int rc;
+
+		probe_keys(conf, &v, &a);
+		rc = resolve_keys(conf, v.data, a.data, &where, &err);
+		note_health(rc, err);
+		state = rc < 0 ? -1 : 1;
+		if (rc < 0)
+			set_error(err_r, "%s", err);
+		free(where);
+		free(err);
+		buf_free(&v);
+		buf_free(&a);
+	}
+	return state < 0 ? -1 : 0;
+}
+
+int
+postfix_probe_maps(const struct conf *conf, struct postfix_probe **list_r,
+		   size_t *n_r, char **err_r)
+{
+	static const char *const params[2] = {
+		"virtual_alias_maps, virtual_mailbox_maps", "alias_maps"
+	};
+	struct strlist maps[2] = { { 0 }, { 0 } };
+	struct buf keys[2] = { { 0 }, { 0 } };
+	struct postfix_probe *list = NULL;
+	size_t n = 0;
+
+	*list_r = NULL;
+	*n_r = 0;
+	if (check_maps(conf, maps, err_r) < 0)
+		return -1;
+	probe_keys(conf, &keys[0], &keys[1]);
+	list = xcalloc(maps[0].n + maps[1].n + 1, sizeof(*list));
+	for (int k = 0; k < 2; k++)
+		for (size_t i = 0; i < maps[k].n; i++) {
+			struct strlist one = { 0 };
+			char *where = NULL;
+
+			strlist_add(&one, maps[k].v[i]);
+			list[n].params = params[k];
+			list[n].map = xstrdup(maps[k].v[i]);
+			list[n].ok = query_maps(conf, &one, keys[k].data, &where,
+						&list[n].error) >= 0;
+			n++;
+			free(where);
+			strlist_clear(&one);
+		}
+	for (int k = 0; k < 2; k++) {
+		strlist_clear(&maps[k]);
+		buf_free(&keys[k]);
+	}
+	*list_r = list;
+	*n_r = n;
+	return 0;
+}
+
+void
+postfix_probe_free(struct postfix_probe *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(list[i].map);
+		free(list[i].error);
+	}
+	free(list);
 }
 
 struct postfix_check {
@@ -335,31 +524,29 @@ int
 postfix_map_query(const struct conf *conf, const char *map, const char *key,
 		  char **value_r, char **err_r)
 {
+	char *spec = direct_spec(map);
 	char *argv[] = {
 		POSTFIX_SBINDIR "/postmap", "-c", conf->postfix_config_dir, "-q", "-",
-		(char *)map, NULL
+		spec, NULL
 	};
 	struct buf out = { 0 }, eout = { 0 };
 	char *input = xasprintf("%s\n", key), *run_err = NULL;
 	size_t klen = strlen(key);
-	int status, rc = -1;
+	int status, rc = 0;
 
 	status = run_program(argv, input, strlen(input), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
-	if (status == 0 || status == 1) {
-		rc = 0;
-		if (out.len > klen && strncasecmp(out.data, key, klen) == 0 &&
-		    out.data[klen] == '\t') {
-			char *v = out.data + klen + 1;
+	if (status >= 0 && out.len > klen && strncasecmp(out.data, key, klen) == 0 &&
+	    out.data[klen] == '\t') {
+		char *v = out.data + klen + 1;
 
-			v[strcspn(v, "\n")] = '\0';
-			*value_r = xstrdup(str_trim(v));
-			rc = 1;
-		} else if (strstr(eout.data ? eout.data : "", "fatal:")) {
-			tool_error(err_r, "postmap -q", status, &eout, run_err);
-			rc = -1;
-		}
-	} else
+		v[strcspn(v, "\n")] = '\0';
+		*value_r = xstrdup(str_trim(v));
+		rc = 1;
+	} else if (query_failed(status, &eout)) {
 		tool_error(err_r, "postmap -q", status, &eout, run_err);
+		rc = -1;
+	}
+	free(spec);
 	free(input);
 	free(run_err);
 	buf_free(&out);
@@ -527,13 +714,9 @@ postfix_map_rebuild(const struct conf *conf, char **err_r)
 }
 
 int
-postfix_access_rebuild(const struct conf *conf, char **err_r)
+postfix_table_rebuild(const struct conf *conf, const char *source, char **err_r)
 {
-	char *source = conf_access_file(conf);
-	int rc = rebuild(conf, POSTFIX_SBINDIR "/postmap", source, err_r);
-
-	free(source);
-	return rc;
+	return rebuild(conf, POSTFIX_SBINDIR "/postmap", source, err_r);
 }
 
 int
@@ -561,22 +744,19 @@ postfix_map_update(const struct conf *conf, const struct alias *before,
 }
 
 int
-postfix_access_set(const struct conf *conf, const char *address, const char *line,
-		   char **err_r)
+postfix_table_set(const struct conf *conf, const char *source, const char *key,
+		  const char *line, char **err_r)
 {
-	char *source = conf_access_file(conf), *key;
+	char *k;
 	int rc;
 
 	if (strcmp(conf->map_type, "lmdb") != 0)
-		rc = postfix_access_rebuild(conf, err_r);
-	else if (line != NULL)
-		rc = edit_entry(conf, POSTFIX_SBINDIR "/postmap", source, "-i", line, err_r);
-	else {
-		key = xasprintf("%s\n", address);
-		rc = edit_entry(conf, POSTFIX_SBINDIR "/postmap", source, "-d", key, err_r);
-		free(key);
-	}
-	free(source);
+		return postfix_table_rebuild(conf, source, err_r);
+	if (line != NULL)
+		return edit_entry(conf, POSTFIX_SBINDIR "/postmap", source, "-i", line, err_r);
+	k = xasprintf("%s\n", key);
+	rc = edit_entry(conf, POSTFIX_SBINDIR "/postmap", source, "-d", k, err_r);
+	free(k);
 	return rc;
 }
 

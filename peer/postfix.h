@@ -11,10 +11,36 @@
 
 /* Does Postfix already deliver mail for address (name@domain)?  Asks every
  * map of virtual_alias_maps, virtual_mailbox_maps and alias_maps except
- * this project's own, and the local users.  Returns 1 (with where it was
+ * this project's own ("proxy:" dropped: the daemon reads the tables
+ * itself, with group postfix), and the local users.  A map that cannot be
+ * asked is an error, never "not found".  Returns 1 (with where it was
  * found in *where_r, caller frees), 0 if not, -1 if it could not tell. */
 int postfix_resolves(const struct conf *conf, const char *address,
 		     char **where_r, char **err_r);
+
+/* Whether the check above works: 0 yes, -1 no (why in *err_r).  The
+ * answer of the last check is used if younger than max_age_ms; otherwise
+ * every map is asked now with probe keys (POSTFIX_PROBE_LOCAL@domain for
+ * each served domain).  A change of state is logged. */
+#define POSTFIX_PROBE_LOCAL "milter-alias-probe"
+int postfix_check_health(const struct conf *conf, long long max_age_ms,
+			 char **err_r);
+
+/* The state as last seen, without asking: 1 working, -1 failing, 0 not
+ * known yet. */
+int postfix_check_state(void);
+
+/* Each map the check asks, asked on its own with the probe keys, so that
+ * postfix-setup can name every map this daemon cannot ask. */
+struct postfix_probe {
+	const char *params;	/* the parameters it comes from (static) */
+	char *map;		/* as asked: "proxy:" dropped */
+	int ok;
+	char *error;		/* when !ok */
+};
+int postfix_probe_maps(const struct conf *conf, struct postfix_probe **list_r,
+		       size_t *n_r, char **err_r);
+void postfix_probe_free(struct postfix_probe *list, size_t n);
 
 /* postfix_resolves in a thread of its own, so that the check overlaps
  * other work (the vote round trip, the access map update); _finish waits
@@ -42,14 +68,14 @@ int postfix_map_rebuild(const struct conf *conf, char **err_r);
 int postfix_map_update(const struct conf *conf, const struct alias *before,
 		       const struct alias *after, char **err_r);
 
-/* The same two for the access map (conf_access_file): refusals for
- * disabled and deleted aliases.  The source file must be written first. */
-int postfix_access_rebuild(const struct conf *conf, char **err_r);
-/* Make the compiled access map's entry for address equal line (one
- * "address value" line), or remove it when line is NULL: incremental for
- * lmdb, a full rebuild from the (already written) source otherwise. */
-int postfix_access_set(const struct conf *conf, const char *address,
-		       const char *line, char **err_r);
+/* The same two for a postmap table this daemon derives from the alias map
+ * (the access map: refusals for disabled and deleted aliases; the
+ * sender-login map).  The source file must be written first.  _set makes
+ * the compiled entry for key equal line (one "key value" line), or removes
+ * it when line is NULL: incremental for lmdb, a full rebuild otherwise. */
+int postfix_table_rebuild(const struct conf *conf, const char *source, char **err_r);
+int postfix_table_set(const struct conf *conf, const char *source, const char *key,
+		      const char *line, char **err_r);
 
 /* Queue a complete message (headers and body, LF line ends) through
  * sendmail_path -C postfix_config_dir -t.  0 or -1 with a reason. */

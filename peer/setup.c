@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ctlsock.h"
 #include "fsutil.h"
 #include "run.h"
 #include "setup.h"
@@ -52,7 +53,7 @@
  * "-o CARRIER=$PARAM": postconf shows a user-defined parameter (mua_milters,
  * milter_alias_request) only when something references it. */
 #define CARRIER "smtpd_banner"
-#define LIST_SEP ", \t\r\n"
+#define LIST_SEP POSTFIX_LIST_SEP
 
 enum ch_kind { CH_MAP, CH_MAIN, CH_MASTER };
 
@@ -97,6 +98,7 @@ struct setup {
 	const char *alias_param;	/* virtual_alias_maps or alias_maps */
 	char *alias_spec, *alias_db;
 	char *access_spec, *access_db;
+	char *senders_spec, *senders_db;
 	char *req_path, *req_spec, *req_db, *req_text;
 	char *tr_path, *tr_spec, *tr_db, *tr_text;
 	char *milter_spec;	/* as Postfix names our milter */
@@ -245,36 +247,6 @@ run_pty(char *const argv[], struct buf *out, int timeout_ms, char **err_r)
 	return -1;
 }
 
-/* list_split - split a Postfix list ("a, b c") into items, with {...}
- * kept together as Postfix's mystrtokq does */
-static void
-list_split(const char *s, struct strlist *out)
-{
-	const char *p = s;
-
-	while (*p) {
-		const char *start;
-		int depth = 0;
-		char *item;
-
-		while (*p && strchr(LIST_SEP, *p))
-			p++;
-		if (!*p)
-			break;
-		start = p;
-		while (*p && (depth > 0 || !strchr(LIST_SEP, *p))) {
-			if (*p == '{')
-				depth++;
-			else if (*p == '}' && depth > 0)
-				depth--;
-			p++;
-		}
-		item = xstrndup(start, (size_t)(p - start));
-		strlist_add(out, item);
-		free(item);
-	}
-}
-
 /* item_compact - an item without white space, as postconf -P must write it
  * ("{ inet:x, default_action=accept }" -> "{inet:x,default_action=accept}");
  * NULL if that is impossible (white space inside a nested item) */
@@ -291,7 +263,7 @@ item_compact(const char *item)
 	if (len < 2 || item[0] != '{' || item[len - 1] != '}')
 		return NULL;
 	body = xstrndup(item + 1, len - 2);
-	list_split(body, &inner);
+	strlist_split_postfix(body, &inner);
 	buf_append(&b, "{", 1);
 	for (size_t i = 0; i < inner.n; i++) {
 		if (strpbrk(inner.v[i], LIST_SEP) != NULL)
@@ -314,7 +286,7 @@ map_listed(const char *value, const char *spec)
 	struct strlist l = { 0 };
 	int found = 0;
 
-	list_split(value, &l);
+	strlist_split_postfix(value, &l);
 	for (size_t i = 0; i < l.n && !found; i++) {
 		const char *t = l.v[i];
 
@@ -333,7 +305,7 @@ check_listed(const char *value, const char *spec)
 	struct strlist l = { 0 };
 	int found = 0;
 
-	list_split(value, &l);
+	strlist_split_postfix(value, &l);
 	for (size_t i = 0; i + 1 < l.n && !found; i++) {
 		const char *t = l.v[i + 1];
 
@@ -353,7 +325,7 @@ word_listed(const char *value, const char *word)
 	struct strlist l = { 0 };
 	int found;
 
-	list_split(value, &l);
+	strlist_split_postfix(value, &l);
 	found = strlist_contains(&l, word, true);
 	strlist_clear(&l);
 	return found;
@@ -403,7 +375,7 @@ milter_listed(const struct setup *s, const char *value)
 	struct strlist l = { 0 };
 	int found = 0;
 
-	list_split(value, &l);
+	strlist_split_postfix(value, &l);
 	for (size_t i = 0; i < l.n && !found; i++) {
 		char *name, *canon;
 
@@ -412,7 +384,7 @@ milter_listed(const struct setup *s, const char *value)
 			char *body = xstrndup(l.v[i] + 1, strlen(l.v[i]) - 1);
 
 			body[strcspn(body, "}")] = '\0';
-			list_split(body, &inner);
+			strlist_split_postfix(body, &inner);
 			name = xstrdup(inner.n ? inner.v[0] : "");
 			strlist_clear(&inner);
 			free(body);
@@ -877,6 +849,97 @@ milter_alive(struct setup *s, char **err_r)
 	return -1;
 }
 
+/* map_file_of - the file behind a map spec that holds what the lookup
+ * needs (the compiled file of an indexed map, the .cf of an SQL or LDAP
+ * map, the file itself otherwise), or NULL when there is none */
+static char *
+map_file_of(const char *spec)
+{
+	static const char *const indexed[][2] = {
+		{ "hash", ".db" }, { "btree", ".db" }, { "lmdb", ".lmdb" },
+		{ "cdb", ".cdb" }, { "dbm", ".dir" }, { "sdbm", ".dir" },
+	};
+	const char *colon = strchr(spec, ':');
+	size_t tlen;
+
+	if (colon == NULL || colon[1] != '/')
+		return NULL;	/* inline:{...}, static:..., unix:..., unionmap:{...} */
+	tlen = (size_t)(colon - spec);
+	for (size_t i = 0; i < N_ELEMENTS(indexed); i++)
+		if (strlen(indexed[i][0]) == tlen && strncmp(spec, indexed[i][0], tlen) == 0)
+			return xasprintf("%s%s", colon + 1, indexed[i][1]);
+	return xstrdup(colon + 1);
+}
+
+/* probe_item - one map of the existing-address check, as the daemon
+ * asked it: a problem with the fix when it could not */
+static void
+probe_item(void *arg, const struct msg *item)
+{
+	struct setup *s = arg;
+	const char *map = msg_gets(item, "map"), *err = msg_gets(item, "error");
+	char *file, *fix;
+	struct stat st;
+	struct group *gr;
+
+	if (strcmp(msg_gets(item, "ok"), "yes") == 0)
+		return;
+	file = map_file_of(map);
+	if (file != NULL && strstr(err, "Permission denied") != NULL &&
+	    stat(file, &st) == 0) {
+		gr = getgrgid(st.st_gid);
+		fix = xasprintf("%s is %s mode %04o: make it readable by group "
+				POSTFIX_GROUP " as the mail server guides do (chgrp "
+				POSTFIX_GROUP " %s && chmod g+r %s), and let group "
+				POSTFIX_GROUP " through every directory above it; "
+				"milter-alias-peer runs with group " POSTFIX_GROUP
+				" (SupplementaryGroups= in its unit) and needs no more",
+				file, gr ? gr->gr_name : "?", (unsigned)(st.st_mode & 07777),
+				file, file);
+	} else if (strstr(err, "Permission denied") != NULL)
+		fix = xstrdup("give group " POSTFIX_GROUP " read access to the map's "
+			      "files (milter-alias-peer runs with that group)");
+	else
+		fix = xasprintf("make \"postmap -q %s@%s %s\" work (for an SQL or "
+				"LDAP map: is its server running, are the credentials "
+				"in its .cf file right?)", "milter-alias-probe",
+				s->conf->domains.v[0], map);
+	problem(s, "milter-alias-peer cannot ask %s (in %s), so it could not tell "
+		"whether Postfix already delivers a name, and every alias request "
+		"would get 451 4.3.5: %s; fix: %s", map, msg_gets(item, "params"), err, fix);
+	free(fix);
+	free(file);
+}
+
+/* check_resolve_maps - every map of the existing-address check, asked by
+ * the running daemon itself (its user, groups and sandbox): the only
+ * way to know that the check will work */
+static void
+check_resolve_maps(struct setup *s)
+{
+	struct msg req = { 0 }, resp = { 0 };
+	struct ctlsock_opts o = { .timeout_ms = 120000, .item = probe_item, .item_arg = s };
+	char *err = NULL;
+
+	msg_set(&req, "op", "probe");
+	if (!s->root && access(s->conf->control_socket, W_OK) < 0 && errno == EACCES)
+		;	/* said by the "not run as root" note */
+	else if (ctlsock_call(s->conf->control_socket, &req, &resp, &o, &err) < 0)
+		problem(s, "milter-alias-peer does not answer on %s (%s): start it "
+			"first; postfix-setup asks it to try every map of "
+			"virtual_alias_maps, virtual_mailbox_maps and alias_maps, as "
+			"only it can", s->conf->control_socket, err);
+	else if (strcmp(msg_gets(&resp, "status"), "ok") != 0)
+		problem(s, "milter-alias-peer could not try Postfix's maps: %s",
+			msg_gets(&resp, "text"));
+	else
+		note(s, "milter-alias-peer asked every map of virtual_alias_maps, "
+		     "virtual_mailbox_maps and alias_maps (%s)", msg_gets(&resp, "text"));
+	free(err);
+	msg_clear(&req);
+	msg_clear(&resp);
+}
+
 /* --------------------------------------------------------------- plan -- */
 
 static struct ledit *
@@ -1149,6 +1212,66 @@ out:
 	return rc;
 }
 
+/* plan_senders - the sender-login map in smtpd_sender_login_maps, where
+ * that parameter is in use (main.cf and every smtpd service that sets its
+ * own), last, so the administrator's maps keep precedence */
+static int
+plan_senders(struct setup *s, char **err_r)
+{
+	static const char param[] = "smtpd_sender_login_maps";
+	char *raw = NULL, *x = NULL;
+	int used = 0, rc = -1;
+	struct ledit *e;
+
+	if (pc_value(s, param, 0, &raw, err_r) < 0 || pc_value(s, param, 1, &x, err_r) < 0)
+		goto out;
+	if (*str_trim(x) != '\0') {
+		used = 1;
+		if (!map_listed(x, s->senders_spec)) {
+			e = main_edit(s, param, raw);
+			strlist_add(&e->back, s->senders_spec);
+			e->why = xstrdup("so that owners may send as their aliases where "
+					 "reject_sender_login_mismatch is enforced");
+		}
+	}
+	for (size_t i = 0; i < s->nsvc; i++) {
+		const struct service *sv = &s->svc[i];
+		const char *v = service_param(sv, param);
+		char *key, *sx = NULL;
+		int r;
+
+		if (v == NULL || sv->command == NULL || strcmp(sv->command, "smtpd") != 0)
+			continue;
+		key = xasprintf("%s/%s", sv->key, param);
+		r = pc_master_get(s, key, 1, &sx, err_r);
+		free(key);
+		if (r < 0)
+			goto out;
+		/* "$smtpd_sender_login_maps" gets ours through main.cf */
+		if (*str_trim(sx ? sx : "") != '\0' && !refs_param(v, param)) {
+			used = 1;
+			if (!map_listed(sx, s->senders_spec)) {
+				e = master_edit(s, sv, param, v, 1);
+				strlist_add(&e->back, s->senders_spec);
+				e->why = xstrdup("the service overrides main.cf's list");
+			}
+		}
+		free(sx);
+	}
+	if (used)
+		check_daemon_map(s, "the sender-login map", s->senders_spec, s->senders_db);
+	else
+		note(s, "%s is not in use: Postfix does not check who may send as "
+		     "which address, so owners can send as their aliases already; "
+		     "should you enable it, run postfix-setup again to add %s",
+		     param, s->senders_spec);
+	rc = 0;
+out:
+	free(raw);
+	free(x);
+	return rc;
+}
+
 /* plan_milter - our milter in the smtpd_milters of every SASL service */
 static int
 plan_milter(struct setup *s, char **err_r)
@@ -1254,7 +1377,7 @@ ledit_finish(struct setup *s)
 
 		if (e->front.n == 0 && e->back.n == 0)
 			continue;
-		list_split(e->orig, &orig);
+		strlist_split_postfix(e->orig, &orig);
 		if (!e->master) {
 			/* main.cf: the existing value stays as written */
 			for (size_t k = 0; k < e->front.n; k++)
@@ -1267,11 +1390,11 @@ ledit_finish(struct setup *s)
 		} else {
 			/* master.cf: postconf -P takes no white space */
 			for (size_t k = 0; k < e->front.n; k++)
-				list_split(e->front.v[k], &all);
+				strlist_split_postfix(e->front.v[k], &all);
 			for (size_t k = 0; k < orig.n; k++)
 				strlist_add(&all, orig.v[k]);
 			for (size_t k = 0; k < e->back.n; k++)
-				list_split(e->back.v[k], &all);
+				strlist_split_postfix(e->back.v[k], &all);
 			for (size_t k = 0; k < all.n && bad == NULL; k++) {
 				char *c = item_compact(all.v[k]);
 
@@ -1827,6 +1950,8 @@ free_setup(struct setup *s)
 	free(s->alias_db);
 	free(s->access_spec);
 	free(s->access_db);
+	free(s->senders_spec);
+	free(s->senders_db);
 	free(s->req_path);
 	free(s->req_spec);
 	free(s->req_db);
@@ -1909,6 +2034,13 @@ postfix_setup(const struct conf *conf, const struct setup_options *opts)
 		free(src);
 	}
 	s.access_db = conf_compiled_access_path(conf);
+	{
+		char *src = conf_senders_file(conf);
+
+		s.senders_spec = xasprintf("%s:%s", conf->map_type, src);
+		free(src);
+	}
+	s.senders_db = conf_compiled_senders_path(conf);
 	s.req_path = xasprintf("%s/request_map", conf->state_dir);
 	s.req_spec = xasprintf("%s:%s", conf->map_type, s.req_path);
 	s.req_db = xasprintf("%s.%s", s.req_path, s.sfx);
@@ -1918,9 +2050,10 @@ postfix_setup(const struct conf *conf, const struct setup_options *opts)
 	milter_names(&s);
 
 	/* Plan: our maps first, then main.cf/master.cf in a safe order. */
+	check_resolve_maps(&s);
 	plan_own_maps(&s);
 	if (plan_maps(&s, &err) < 0 || plan_access(&s, &err) < 0 ||
-	    plan_milter(&s, &err) < 0)
+	    plan_senders(&s, &err) < 0 || plan_milter(&s, &err) < 0)
 		goto fail;
 	ledit_finish(&s);
 	plan_class(&s);
@@ -1952,8 +2085,10 @@ postfix_setup(const struct conf *conf, const struct setup_options *opts)
 			     conf->milter_socket, milter_err);
 	} else
 		note(&s, "not run as root: whether Postfix's mail_owner can read the "
-		     "maps, whether milter-alias accepts connections and postfix check "
-		     "were not checked");
+		     "maps, whether milter-alias accepts connections, whether "
+		     "milter-alias-peer can ask every map of the existing-address "
+		     "check (unless this user may use the control socket) and postfix "
+		     "check were not checked");
 	if (s.root && opts->apply && s.nch > 0 && s.problems.n == 0 &&
 	    postfix_check(&s, &err) < 0)
 		problem(&s, "%s: Postfix's configuration has problems before any change; "

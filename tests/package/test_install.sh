@@ -627,10 +627,12 @@ unit_creds() {
 	echo "pid $pid not found"
 }
 pdg=$(cx getent group postdrop | cut -d: -f3)
+pfg=$(cx getent group postfix | cut -d: -f3)
 # supplementary groups as the kernel lists them (sorted): its own group,
-# and postdrop for the peer (SupplementaryGroups=postdrop)
-peer_groups=$(printf '%s\n' "$gid" "$pdg" | sort -n | paste -sd, -)
-check_eq "milter-alias-peer runs as milter-alias, NoNewPrivs, seccomp, no capabilities, + group postdrop" \
+# and postdrop and postfix for the peer (SupplementaryGroups=postdrop
+# postfix: sendmail's postdrop, and the administrator's map definitions)
+peer_groups=$(printf '%s\n' "$gid" "$pdg" "$pfg" | sort -n | paste -sd, -)
+check_eq "milter-alias-peer runs as milter-alias, NoNewPrivs, seccomp, no capabilities, + groups postdrop, postfix" \
 	"uid=$uid nnp=1 seccomp=2 capeff=0000000000000000 groups=$peer_groups" \
 	"$(unit_creds milter-alias-peer.service)"
 check_eq "milter-alias runs as milter-alias, NoNewPrivs, seccomp, no capabilities" \

@@ -311,6 +311,60 @@ Test(aliasmap, map_key_and_entry_line)
 	buf_free(&b);
 }
 
+Test(aliasmap, sender_line_only_for_active_managed_aliases)
+{
+	struct alias a = {
+		.address = (char *)"shop@example.org", .target = (char *)"alice@example.net",
+		.owner = (char *)"alice@example.org", .node = (char *)"", .note = (char *)"",
+	};
+	struct buf b = { 0 };
+
+	cr_assert_eq(alias_sender_line(&a, &b), 1);
+	cr_assert_str_eq(b.data, "shop@example.org alice@example.org\n");
+	buf_reset(&b);
+	a.state = ALIAS_DISABLED;
+	cr_assert_eq(alias_sender_line(&a, &b), 0, "a disabled alias drops out");
+	a.state = ALIAS_DELETED;
+	cr_assert_eq(alias_sender_line(&a, &b), 0, "a deleted alias drops out");
+	a.state = ALIAS_ACTIVE;
+	a.owner = (char *)"";
+	cr_assert_eq(alias_sender_line(&a, &b), 0, "an unmanaged entry has no owner");
+	/* Postfix splits the value at commas and blanks: "bob,alice" would
+	 * let alice send as bob's alias. */
+	a.owner = (char *)"bob,alice";
+	cr_assert_eq(alias_sender_line(&a, &b), 0);
+	a.owner = (char *)"bob alice";
+	cr_assert_eq(alias_sender_line(&a, &b), 0);
+	cr_assert_eq(b.len, 0);
+	buf_free(&b);
+}
+
+Test(aliasmap, render_senders_lists_active_aliases)
+{
+	struct aliasmap m = { 0 };
+	struct alias a = {
+		.address = (char *)"b@example.org", .target = (char *)"alice@example.org",
+		.owner = (char *)"alice", .node = (char *)"", .note = (char *)"",
+	};
+	struct buf b = { 0 };
+
+	aliasmap_put(&m, &a);
+	a.address = (char *)"a@example.org";
+	a.owner = (char *)"bob";
+	aliasmap_put(&m, &a);
+	a.address = (char *)"c@example.org";
+	a.state = ALIAS_DISABLED;
+	aliasmap_put(&m, &a);
+	aliasmap_render_senders(&m, &b);
+	cr_assert(strstr(b.data, "a@example.org bob\nb@example.org alice\n") != NULL,
+		  "got: %s", b.data);
+	cr_assert_null(strstr(b.data, "c@example.org"));
+	for (char *line = b.data; line && *line; line = strchr(line, '\n') + 1)
+		cr_assert(line[0] == '#' || strchr("abc", line[0]) != NULL);
+	buf_free(&b);
+	aliasmap_clear(&m);
+}
+
 /* ===== the in-memory map ===== */
 
 Test(aliasmap, put_sorts_and_replaces)

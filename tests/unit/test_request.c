@@ -751,3 +751,36 @@ Test(request, verb_names_and_parse)
 	cr_assert_eq(request_verb_parse("create", &v), -1);
 	cr_assert_eq(request_verb_parse("new ", &v), -1);
 }
+
+/* ===== recipients that reach the request address ===== */
+
+static void
+base_is(const char *rcpt, const char *delims, const char *want)
+{
+	char *got = request_recipient_base(rcpt, delims);
+
+	cr_assert_str_eq(got, want, "%s with delimiters \"%s\"", rcpt, delims);
+	free(got);
+}
+
+Test(request, recipient_base_strips_the_extension)
+{
+	base_is("makealias+x@example.org", "+", "makealias@example.org");
+	base_is("makealias+x+y@example.org", "+", "makealias@example.org");
+	base_is("makealias-x@example.org", "+-", "makealias@example.org");
+	base_is("makealias@example.org", "+", "makealias@example.org");
+	/* no delimiter configured: nothing is cut */
+	base_is("makealias+x@example.org", "", "makealias+x@example.org");
+	/* Postfix keeps a local part that starts with the delimiter */
+	base_is("+makealias@example.org", "+", "+makealias@example.org");
+}
+
+Test(request, recipient_base_unquotes)
+{
+	base_is("\"makealias\"@example.org", "+", "makealias@example.org");
+	base_is("\"makealias+x\"@example.org", "+", "makealias@example.org");
+	base_is("\"make\\alias\"@example.org", "", "makealias@example.org");
+	/* a lone quote is not a quoted local part */
+	base_is("\"makealias@example.org", "+", "\"makealias@example.org");
+	base_is("nodomain", "+", "nodomain");
+}
