@@ -416,6 +416,13 @@ boot() { # N WHY
 		--network-namespace-path="/run/netns/ma-srv-$1" --resolv-conf=off
 }
 cx() { ct_x "$@"; }
+# poweroff_all N... : "systemctl poweroff" in all of them at once, then
+# wait for each
+poweroff_all() {
+	local n
+	for n in "$@"; do cx "$n" systemctl poweroff >/dev/null 2>&1; done
+	for n in "$@"; do ct_poweroff "$n"; done
+}
 
 # ------------------------------------------------------------------ mail --
 # sw OUT ARGS... : swaks from the client on the bridge; transcript in OUT
@@ -787,7 +794,7 @@ run_pair() {
 	lap "pair-$P-variants"
 
 	step "pair $P, 7. reboot both servers"
-	for n in $s1 $s2; do ct_poweroff $n; done
+	poweroff_all $s1 $s2
 	for n in $s1 $s2; do
 		if boot $n second; then pass "$n: reboot"; else fatal "$n: reboot (log: $WORK/nspawn-$n-second.log)"; fi
 	done
@@ -830,7 +837,7 @@ run_pair() {
 		ordinary_mail $n "after purge"
 	done
 	lap "pair-$P-remove"
-	for n in $s1 $s2; do ct_poweroff $n; done
+	poweroff_all $s1 $s2
 	for n in $s1 $s2; do
 		ip netns del "ma-srv-$n" 2>/dev/null
 		rm -rf --one-file-system "$WORK/$n"
