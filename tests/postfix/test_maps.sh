@@ -181,7 +181,7 @@ break_cf() {
 	rc=0; ctl postfix-setup >"$dir/report.out" 2>&1 || rc=$?
 	th_check "$what: postfix-setup report exits non-zero" test "$rc" != 0
 	th_check "$what: postfix-setup names the map, the file's owner and mode, and the fix" \
-		grep -qE "^problem: .*sqlite:${cf//./\\.} .*Permission denied.*${cf//./\\.} is root mode 0600.*chgrp postfix ${cf//./\\.}" "$dir/report.out"
+		grep -qE "^problem: .*sqlite:${cf//./\\.} .*Permission denied.*${cf//./\\.} is root:root mode 0600.*chgrp postfix ${cf//./\\.}" "$dir/report.out"
 	if ! grep -q "^problem: .*sqlite:$cf " "$dir/report.out"; then cat "$dir/report.out"; fi
 
 	request alice "new $name"
