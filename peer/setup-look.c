@@ -273,11 +273,10 @@ setup_check_daemon_map(struct setup *s, const char *what, const char *spec, cons
  * and answer every key as it should? */
 int
 setup_own_map_current(struct setup *s, const char *path, const char *text,
-		const char *spec, const char *db, const char *expect)
+		      const char *spec, const char *db, const char *expect)
 {
 	struct stat sst, dst;
-	struct buf out = { 0 };
-	char *data = NULL, *err = NULL, *keys;
+	char *data = NULL, *err = NULL;
 	size_t len = 0;
 	int ok;
 
@@ -289,14 +288,29 @@ setup_own_map_current(struct setup *s, const char *path, const char *text,
 		return 0;
 	}
 	free(data);
-	/* expect: "key\tvalue\n" lines, exactly what postmap -q - prints */
-	keys = pftool_answer_keys(expect);
-	ok = setup_map_query(s, spec, keys, &out, &err) == 0 && out.data &&
-		strcmp(out.data, expect) == 0;
-	free(keys);
+	ok = setup_map_answers(s, spec, expect, &err) == 0;
 	free(err);
-	buf_free(&out);
 	return ok;
+}
+
+/* setup_map_answers - does spec answer exactly expect ("key<TAB>value"
+ * lines, what postmap -q - prints) when asked its keys?  0 yes, -1 with
+ * a reason */
+int
+setup_map_answers(struct setup *s, const char *spec, const char *expect, char **err_r)
+{
+	char *keys = pftool_answer_keys(expect);
+	struct buf out = { 0 };
+	int rc = setup_map_query(s, spec, keys, &out, err_r);
+
+	if (rc == 0 && (out.data == NULL || strcmp(out.data, expect) != 0)) {
+		set_error(err_r, "postmap -q %s answered \"%s\" instead of \"%s\"", spec,
+			  out.data ? out.data : "", expect);
+		rc = -1;
+	}
+	free(keys);
+	buf_free(&out);
+	return rc;
 }
 
 /* setup_milter_alive - does something accept connections on our milter socket?

@@ -45,6 +45,15 @@ out:
 	return res;
 }
 
+/* is_spec - is the list item spec, or proxy:spec? */
+static int
+is_spec(const char *item, const char *spec)
+{
+	if (strncmp(item, "proxy:", 6) == 0)
+		item += 6;
+	return strcmp(item, spec) == 0;
+}
+
 /* map_listed - is spec (or proxy:spec) an item of the list value? */
 static int
 map_listed(const char *value, const char *spec)
@@ -53,13 +62,8 @@ map_listed(const char *value, const char *spec)
 	int found = 0;
 
 	strlist_split_postfix(value, &l);
-	for (size_t i = 0; i < l.n && !found; i++) {
-		const char *t = l.v[i];
-
-		if (strncmp(t, "proxy:", 6) == 0)
-			t += 6;
-		found = strcmp(t, spec) == 0;
-	}
+	for (size_t i = 0; i < l.n && !found; i++)
+		found = is_spec(l.v[i], spec);
 	strlist_clear(&l);
 	return found;
 }
@@ -72,14 +76,9 @@ check_listed(const char *value, const char *spec)
 	int found = 0;
 
 	strlist_split_postfix(value, &l);
-	for (size_t i = 0; i + 1 < l.n && !found; i++) {
-		const char *t = l.v[i + 1];
-
-		if (strncmp(t, "proxy:", 6) == 0)
-			t += 6;
+	for (size_t i = 0; i + 1 < l.n && !found; i++)
 		found = strcasecmp(l.v[i], "check_recipient_access") == 0 &&
-			strcmp(t, spec) == 0;
-	}
+			is_spec(l.v[i + 1], spec);
 	strlist_clear(&l);
 	return found;
 }

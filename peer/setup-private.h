@@ -115,6 +115,8 @@ int setup_map_query(struct setup *s, const char *spec, const char *input,
 int setup_readable(struct setup *s, const char *path);
 void setup_check_daemon_map(struct setup *s, const char *what, const char *spec,
 			    const char *db);
+int setup_map_answers(struct setup *s, const char *spec, const char *expect,
+		      char **err_r);
 int setup_own_map_current(struct setup *s, const char *path, const char *text,
 			  const char *spec, const char *db, const char *expect);
 int setup_milter_alive(struct setup *s, char **err_r);
