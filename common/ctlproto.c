@@ -22,6 +22,16 @@ static const char *const status_names[] = {
 	[CTL_TEMP] = "temp",
 };
 
+/* lookup - the index of s in names[n], or -1; names are exact */
+static int
+lookup(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; s != NULL && i < n; i++)
+		if (strcmp(s, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
 const char *
 ctlproto_op_name(enum ctl_op op)
 {
@@ -31,12 +41,11 @@ ctlproto_op_name(enum ctl_op op)
 int
 ctlproto_op_parse(const char *s, enum ctl_op *op)
 {
-	for (size_t i = 0; i < N_ELEMENTS(op_names); i++)
-		if (strcmp(s, op_names[i]) == 0) {
-			*op = (enum ctl_op)i;
-			return 0;
-		}
-	return -1;
+	int i = lookup(op_names, N_ELEMENTS(op_names), s);
+
+	if (i >= 0)
+		*op = (enum ctl_op)i;
+	return i >= 0 ? 0 : -1;
 }
 
 const char *
@@ -264,13 +273,10 @@ int
 ctlproto_reply_decode(const struct msg *m, struct ctl_reply *r, char **err_r)
 {
 	const char *status = msg_get(m, CTL_KEY_STATUS), *dsn = msg_get(m, CTL_KEY_DSN);
-	size_t i;
+	int i = lookup(status_names, N_ELEMENTS(status_names), status);
 
 	memset(r, 0, sizeof(*r));
-	for (i = 0; status != NULL && i < N_ELEMENTS(status_names); i++)
-		if (strcmp(status, status_names[i]) == 0)
-			break;
-	if (status == NULL || i == N_ELEMENTS(status_names)) {
+	if (i < 0) {
 		set_error(err_r, "an answer without a known status (\"%.20s\")",
 			  status ? status : "");
 		return -1;
