@@ -2,13 +2,15 @@
 noinst_LIBRARIES += peer/libpeer.a
 peer_libpeer_a_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS) $(LMDB_CFLAGS)
 peer_libpeer_a_SOURCES = \
-	peer/commit.c \
+	peer/commit.c peer/commit.h \
 	peer/ctlserver.c peer/ctlserver.h \
 	peer/engine-private.h \
 	peer/engine.c peer/engine.h \
 	peer/journal.c peer/journal.h \
 	peer/lmdbmap.c peer/lmdbmap.h \
+	peer/mapstate.c peer/mapstate.h \
 	peer/notify.c peer/notify.h \
+	peer/sync.c peer/sync.h \
 	peer/peers.c peer/peers.h \
 	peer/postfix.c peer/postfix.h \
 	peer/setup.c peer/setup.h \

@@ -424,38 +424,47 @@ int
 postfix_probe_maps(const struct conf *conf, struct postfix_probe **list_r,
 		   size_t *n_r, char **err_r)
 {
-	static const char *const params[2] = {
-		"virtual_alias_maps, virtual_mailbox_maps", "alias_maps"
+	/* the order of lookup_maps's lines; alias_maps takes local parts */
+	static const char *const params[3] = {
+		"virtual_alias_maps", "virtual_mailbox_maps", "alias_maps"
 	};
-	struct strlist maps[2] = { { 0 }, { 0 } };
+	char *lines[3] = { 0 };
 	struct buf keys[2] = { { 0 }, { 0 } };
 	struct postfix_probe *list = NULL;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 
 	*list_r = NULL;
 	*n_r = 0;
-	if (check_maps(conf, maps, err_r) < 0)
+	if (lookup_maps(conf, lines, err_r) < 0)
 		return -1;
 	probe_keys(conf, &keys[0], &keys[1]);
-	list = xcalloc(maps[0].n + maps[1].n + 1, sizeof(*list));
-	for (int k = 0; k < 2; k++)
-		for (size_t i = 0; i < maps[k].n; i++) {
+	for (int k = 0; k < 3; k++) {
+		struct strlist maps = { 0 };
+
+		split_maps(conf, lines[k], &maps);
+		for (size_t i = 0; i < maps.n; i++) {
 			struct strlist one = { 0 };
 			char *where = NULL;
 
-			strlist_add(&one, maps[k].v[i]);
+			if (n == cap) {
+				cap = cap ? 2 * cap : 8;
+				list = xrealloc(list, cap * sizeof(*list));
+			}
+			memset(&list[n], 0, sizeof(list[n]));
+			strlist_add(&one, maps.v[i]);
 			list[n].params = params[k];
-			list[n].map = xstrdup(maps[k].v[i]);
-			list[n].ok = query_maps(conf, &one, keys[k].data, &where,
+			list[n].map = xstrdup(maps.v[i]);
+			list[n].ok = query_maps(conf, &one, keys[k == 2].data, &where,
 						&list[n].error) >= 0;
 			n++;
 			free(where);
 			strlist_clear(&one);
 		}
-	for (int k = 0; k < 2; k++) {
-		strlist_clear(&maps[k]);
-		buf_free(&keys[k]);
+		strlist_clear(&maps);
+		free(lines[k]);
 	}
+	buf_free(&keys[0]);
+	buf_free(&keys[1]);
 	*list_r = list;
 	*n_r = n;
 	return 0;

@@ -33,7 +33,7 @@ int postfix_check_state(void);
 /* Each map the check asks, asked on its own with the probe keys, so that
  * postfix-setup can name every map this daemon cannot ask. */
 struct postfix_probe {
-	const char *params;	/* the parameters it comes from (static) */
+	const char *params;	/* the parameter it is listed in (static) */
 	char *map;		/* as asked: "proxy:" dropped */
 	int ok;
 	char *error;		/* when !ok */

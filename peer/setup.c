@@ -887,14 +887,17 @@ probe_item(void *arg, const struct msg *item)
 	file = map_file_of(map);
 	if (file != NULL && strstr(err, "Permission denied") != NULL &&
 	    stat(file, &st) == 0) {
+		struct passwd *pw = getpwuid(st.st_uid);
+
 		gr = getgrgid(st.st_gid);
-		fix = xasprintf("%s is %s mode %04o: make it readable by group "
+		fix = xasprintf("%s is %s:%s mode %04o: make it readable by group "
 				POSTFIX_GROUP " as the mail server guides do (chgrp "
 				POSTFIX_GROUP " %s && chmod g+r %s), and let group "
 				POSTFIX_GROUP " through every directory above it; "
 				"milter-alias-peer runs with group " POSTFIX_GROUP
 				" (SupplementaryGroups= in its unit) and needs no more",
-				file, gr ? gr->gr_name : "?", (unsigned)(st.st_mode & 07777),
+				file, pw ? pw->pw_name : "?", gr ? gr->gr_name : "?",
+				(unsigned)(st.st_mode & 07777),
 				file, file);
 	} else if (strstr(err, "Permission denied") != NULL)
 		fix = xstrdup("give group " POSTFIX_GROUP " read access to the map's "
@@ -2113,7 +2116,9 @@ postfix_setup(const struct conf *conf, const struct setup_options *opts)
 			for (size_t i = 0; i < s.nch; i++)
 				printf("%s\n", s.ch[i].text);
 			if (s.nch == 0)
-				printf("no changes needed\n");
+				printf(s.problems.n ? "no changes needed in main.cf and "
+				       "master.cf, but the problems below keep alias requests "
+				       "from working\n" : "no changes needed\n");
 			for (size_t i = 0; i < s.problems.n; i++)
 				printf("problem: %s\n", s.problems.v[i]);
 			print_notes(&s);

@@ -800,6 +800,24 @@ th_daemon() {
     echo "$pid"
 }
 
+# th_daemon_stop NAME PID [GRACE=8] : stop one process that th_daemon
+#   started on host NAME (SIGTERM, SIGKILL after GRACE seconds) and drop it
+#   from ROOT/NAME/daemons.pids, so th_host_stop does not look for it again.
+#   Take PID from pid=$(th_daemon ...): run that way the daemon is not a
+#   child of the test shell and leaves no zombie behind.  Returns 1 if PID
+#   is not one of the host's recorded daemons.
+th_daemon_stop() {
+    local name=$1 pid=$2 grace=${3:-8} f t
+    f=$(th_dir "$name")/daemons.pids
+    t=$(awk -v p="$pid" '$1 == p { print $2; found = 1 } END { exit !found }' "$f" 2>/dev/null) ||
+        { th_msg "pid $pid is not a daemon of host $name"; return 1; }
+    # Only the very process started (its pid may have been recycled).
+    if [ -z "$t" ] || [ "$(_th_starttime "$pid" 2>/dev/null)" = "$t" ]; then
+        _th_kill_pids "$grace" "$pid"
+    fi
+    awk -v p="$pid" '$1 != p' "$f" > "$f.new" && mv "$f.new" "$f"
+}
+
 # th_wait_socket PATH [TIMEOUT=10] : wait until the unix socket PATH exists
 #   (accepts "unix:PATH" too).
 th_wait_socket() {
