@@ -1,6 +1,6 @@
 #!/bin/bash
 # test_peer.sh - hostile inputs at every boundary of a real synchronised
-# pair (issue 6, part 4), on top of tests/twohost/lib2.sh (TW_SUITE=hostile:
+# pair, on top of tests/twohost/lib2.sh (TW_SUITE=hostile:
 # root /var/tmp/milter-alias-twohost-hostile, namespaces th-a th-b).
 # Attacks come from host b's namespace (and from outside any peer key)
 # against host a's milter-alias-peer on 198.51.100.1:7465:

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # tests/twohost/lib2.sh -- two real Postfix+Dovecot hosts running milter-alias
-# as a synchronised pair (testing.md layer 4; contract sections 5 and 6).
+# as a synchronised pair (the README's test layer 4: what a synchronised pair guarantees).
 #
 # Source it from a bash test script (run as root), after choosing a suite
 # name that keeps the run's test root and namespaces apart from every other
