@@ -1,5 +1,5 @@
 # tests
-EXTRA_DIST += tests/run-all.sh
+EXTRA_DIST += tests/run-all.sh tests/check_layers.py
 include tests/milter/local.mk
 include tests/unit/local.mk
 include tests/twohost/local.mk

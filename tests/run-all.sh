@@ -2,7 +2,7 @@
 # run-all.sh - the whole test suite, from a fresh Debian 12 machine.
 #
 # Layers, as the README's "Testing against reality" lists them:
-#   1. build with -Werror
+#   1. build with -Werror; tests/check_layers.py: no include or call cycle
 #   2. make check: Criterion unit tests, milter protocol and CLI tests
 #   3. real Postfix + Dovecot, one host, in a network namespace (root)
 #   4. two synchronised hosts, with fault injection and races
@@ -59,6 +59,15 @@ if ! { autoreconf -fi && ./configure -q CFLAGS="-O2 -g -Werror" &&
 	exit 1
 fi
 echo "build ok"
+# The modules call and include only downwards (no cycle, the sync
+# daemon's layers in order): read from the objects just built.
+if /usr/bin/python3 tests/check_layers.py >"$logdir/layers.log" 2>&1; then
+	echo "layers: $(tail -n 1 "$logdir/layers.log")"
+else
+	layer_fail+=("layers")
+	cat "$logdir/layers.log"
+fi
+count "$logdir/layers.log"
 
 say "layer 2: unit and milter protocol tests (make check)"
 if make -j"$(nproc)" check >"$logdir/check.log" 2>&1; then
