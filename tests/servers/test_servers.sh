@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_servers.sh - the .deb on mail servers as administrators build them
-# (testing.md "Servers as administrators build them", issue 11 item 5;
-# layer 5b of tests/run-all.sh).  Run as root; it fails, never skips.
+# (the README's test layer 5b, and its "Installing on a real mail server",
+# whose steps this test performs).  Run as root; it fails, never skips.
 #
 # Two pairs of Debian 12 roots booted with systemd-nspawn, each in its own
 # network namespace, linked by one bridge in a namespace of its own
@@ -744,6 +744,21 @@ run_pair() {
 				test "${code:0:1}" = 5
 		done
 	done
+	if [ "$fl" != stock ]; then
+		# contract 9, "health is honest": a map the check cannot ask (the
+		# administrator made one root-only) must show in status, and
+		# requests must get 4xx, never 250 or a false 5xx
+		local cf=/etc/postfix/${FLAVOR[$s2]}-virtual-alias-maps.cf
+		cx $s2 chmod 0600 $cf
+		if check "$s2: with $cf root-only, milter-aliasctl status turns unhealthy (exit 1)" \
+			wait_until 40 bash -c "! nsenter --target ${CT_LEADER[$s2]} --mount --uts --ipc --net --pid --root milter-aliasctl status"; then
+			cx $s2 milter-aliasctl status 2>&1 | grep -i resolve | sed 's/^/    | /'
+		fi
+		request $s1 alice "new unhealthy-$P-$RANDOM"; code=$CODE
+		check "$s1: a request meanwhile gets 4xx ($code: $(reply_text "$OUT"))" test "${code:0:1}" = 4
+		cx $s2 chmod 0640 $cf
+		check "$s2: with the mode put back, status is healthy again" wait_until 40 cx $s2 milter-aliasctl status
+	fi
 	lap "pair-$P-homes"
 
 	step "pair $P, 5. send as the alias"
