@@ -10,6 +10,7 @@ common_libcommon_a_SOURCES = \
 	common/fsutil.c common/fsutil.h \
 	common/log.c common/log.h \
 	common/msg.c common/msg.h \
+	common/pftool.c common/pftool.h \
 	common/privs.c common/privs.h \
 	common/request.c common/request.h \
 	common/run.c common/run.h \

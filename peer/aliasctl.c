@@ -246,7 +246,7 @@ verb_status(struct ctl *c)
 		return rc == 0 ? 1 : rc;
 	}
 	msg_get_ll(&resp, "peers", &npeers);
-	/* Healthy: a request could succeed right now (contract section 9). */
+	/* Healthy: a request could succeed right now. */
 	healthy = strcmp(msg_gets(&resp, "status"), "ok") == 0 &&
 		strcmp(msg_gets(&resp, "map_dirty"), "0") == 0 &&
 		strcmp(msg_gets(&resp, "map_writable"), "yes") == 0 &&

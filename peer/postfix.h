@@ -1,7 +1,8 @@
 /* postfix.h - everything the sync daemon asks of Postfix's own tools.
  *
- * Runs postconf, postmap/postalias and sendmail (never a shell) against
- * postfix_config_dir.  Nothing here decides policy; the engine does.
+ * What to ask postconf, postmap/postalias and sendmail, against
+ * postfix_config_dir; how they are run and judged is pftool.h's.
+ * Nothing here decides policy; the engine does.
  */
 #ifndef MA_POSTFIX_H
 #define MA_POSTFIX_H

@@ -26,7 +26,9 @@ DIRS = ("common", "milter", "peer")
 # lower ones.  Files not listed here (common/, the TLS and peer link,
 # Postfix's tools) sit below all of these.
 PEER_LAYERS = [
-    ("entry points", {"peer/main", "peer/ctlserver", "peer/aliasctl", "peer/setup"}),
+    ("entry points", {"peer/main", "peer/ctlserver", "peer/aliasctl", "peer/setup",
+                      "peer/setup-look", "peer/setup-plan", "peer/setup-apply",
+                      "peer/setup-report"}),
     ("control operations", {"peer/engine"}),
     ("background sync", {"peer/sync"}),
     ("commit protocol", {"peer/commit"}),

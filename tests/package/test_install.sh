@@ -1,6 +1,6 @@
 #!/bin/bash
-# test_install.sh - the Debian package, installed for real (testing.md
-# layer 5, issue 5).  Run as root; it fails (never skips) when it cannot run.
+# test_install.sh - the Debian package, installed for real (the
+# README's test layer 5).  Run as root; it fails (never skips) when it cannot run.
 #
 #  1. build: "make dist" makes the release tarball (the one "make distcheck"
 #     checks), and dpkg-buildpackage -us -uc -b builds the .deb from it on

@@ -9,14 +9,16 @@ check_PROGRAMS += \
 	tests/unit/test_request \
 	tests/unit/test_conf \
 	tests/unit/test_aliasmap \
-	tests/unit/test_fsutil
+	tests/unit/test_fsutil \
+	tests/unit/test_pftool
 TESTS += \
 	tests/unit/test_util \
 	tests/unit/test_msg \
 	tests/unit/test_request \
 	tests/unit/test_conf \
 	tests/unit/test_aliasmap \
-	tests/unit/test_fsutil
+	tests/unit/test_fsutil \
+	tests/unit/test_pftool
 
 tests_unit_test_util_SOURCES = tests/unit/test_util.c tests/unit/unit.h
 tests_unit_test_util_CFLAGS = $(UNIT_TEST_CFLAGS)
@@ -41,6 +43,10 @@ tests_unit_test_aliasmap_LDADD = $(UNIT_TEST_LDADD)
 tests_unit_test_fsutil_SOURCES = tests/unit/test_fsutil.c tests/unit/unit.h
 tests_unit_test_fsutil_CFLAGS = $(UNIT_TEST_CFLAGS)
 tests_unit_test_fsutil_LDADD = $(UNIT_TEST_LDADD)
+
+tests_unit_test_pftool_SOURCES = tests/unit/test_pftool.c tests/unit/unit.h
+tests_unit_test_pftool_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_pftool_LDADD = $(UNIT_TEST_LDADD)
 endif
 
 # peer/tls.c (GnuTLS).  One test uses certtool (gnutls-bin) and skips
