@@ -156,10 +156,11 @@ add_node(const char *name, size_t npeers, const char *taken)
 	}
 	free(ut_write(n->dir, "postfix/taken", tk.data ? tk.data : ""));
 	buf_free(&tk);
-	buf_appendf(&conf, "compatibility_level = 3.6\n"
-		    "virtual_alias_maps = texthash:%s/postfix/taken\n"
+	buf_appendf(&conf, "virtual_alias_maps = texthash:%s/postfix/taken\n"
 		    "virtual_mailbox_maps =\nalias_maps =\nalias_database =\n", n->dir);
-	free(ut_write(n->dir, "postfix/main.cf", conf.data));
+	p = ut_path(n->dir, "postfix");
+	ut_postfix_conf(p, conf.data);
+	free(p);
 	free(ut_write(n->dir, "postfix/master.cf", ""));
 	buf_reset(&conf);
 	buf_appendf(&conf, "#!/bin/sh\ncat >> %s/mail.out\n", n->dir);
