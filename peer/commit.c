@@ -57,6 +57,7 @@
 
 #include "commit.h"
 #include "crashpoint.h"
+#include "ctlproto.h"
 #include "engine-private.h"
 #include "log.h"
 #include "mapstate.h"
@@ -477,7 +478,7 @@ commit_reply_misconfigured(struct msg *resp, const char *node)
 	msg_set_status(resp, "temp", "Alias requests cannot be handled now: the mail "
 		       "server %s is misconfigured (it cannot ask its address maps "
 		       "whether a name is taken); please tell the postmaster", node);
-	msg_set(resp, "dsn", "4.3.5");
+	msg_set(resp, CTL_KEY_DSN, "4.3.5");
 }
 
 int
@@ -555,7 +556,7 @@ collect_votes(struct engine *e, struct change *c, const struct msg *prepare,
 		} else {
 			log_info(c->txn, "vote peer=%s: not now: %s", peer,
 				 msg_gets(&resps[i], "text"));
-			if (strcmp(msg_gets(&resps[i], "dsn"), "4.3.5") == 0)
+			if (strcmp(msg_gets(&resps[i], CTL_KEY_DSN), "4.3.5") == 0)
 				c->misconfigured = peers_name(e->peers, i);
 			set_error(err_r, "peer %s: %s", peer, msg_gets(&resps[i], "text"));
 			if (result == 0)

@@ -21,6 +21,7 @@
 #include "mapstate.h"
 #include "notify.h"
 #include "postfix.h"
+#include "replies.h"
 #include "request.h"
 #include "sync.h"
 
@@ -107,8 +108,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	pthread_mutex_lock(&e->lock);
 	if (mapstate_refresh(e->ms) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", "The alias map needs the postmaster's attention; "
-		      "try again later");
+		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out_free;
 	}
 	old = conf->map_format == MAP_FORMAT_ALIASES ?
@@ -133,8 +133,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	}
 	if (commit_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", "Another change to %s is in progress; try again "
-		      "in a minute", address);
+		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
 		goto out_free;
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -177,7 +176,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 		goto out_release;
 	}
 	msg_set_status(resp, "ok", "Alias %s created; it delivers to %s", address, c->after.target);
-	msg_set(resp, "txn", c->txn);
+	msg_set(resp, CTL_KEY_TXN, c->txn);
 	f->pending = 1;
 	alias_copy(&f->alias, &c->after);
 	f->from = xstrdup(from);
@@ -206,8 +205,7 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	pthread_mutex_lock(&e->lock);
 	if (mapstate_refresh(e->ms) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", "The alias map needs the postmaster's attention; "
-		      "try again later");
+		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out;
 	}
 	old = aliasmap_find(mapstate_map(e->ms), address);
@@ -228,8 +226,7 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	}
 	if (commit_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", "Another change to %s is in progress; try again "
-		      "in a minute", address);
+		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
 		goto out;
 	}
 	alias_copy(&c->before, old);
@@ -248,7 +245,7 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 		log_warnx(c->id, "%s address=%s: %s", c->verb, address, err);
 	} else {
 		msg_set_status(resp, "ok", "Alias %s is now %s", address, alias_state_name(want));
-		msg_set(resp, "txn", c->txn);
+		msg_set(resp, CTL_KEY_TXN, c->txn);
 	}
 	free(err);
 	pthread_mutex_lock(&e->lock);
@@ -290,48 +287,26 @@ out:
 	free(err);
 }
 
-/* printable - at most max bytes, none of them a control character (nor a
- * blank unless blanks) */
-static int
-printable(const char *s, size_t max, int blanks)
-{
-	size_t n = 0;
-
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++)
-		if (*p < 0x20 || *p == 0x7f || (!blanks && *p == ' '))
-			return 0;
-	return n <= max;
-}
-
 /* handle_change - a request by mail (op=request) or by the administrator
- * (op=admin): validate the fields again, then dispatch on the verb */
+ * (op=admin), its fields checked already: the checks that need the
+ * configuration or the state, then dispatch on the verb */
 static void
-handle_change(struct engine *e, const struct msg *req, int admin,
+handle_change(struct engine *e, const struct ctl_request *req,
 	      struct msg *resp, struct engine_followup *f)
 {
 	const struct conf *conf = e->conf;
-	const char *login = msg_gets(req, admin ? "owner" : "login");
-	const char *id = msg_get(req, "id") ? msg_get(req, "id") : "admin";
-	const char *from = msg_get(req, "request_address");
-	const char *name = msg_gets(req, "name"), *domain = msg_gets(req, "domain");
+	int admin = req->op == CTL_OP_ADMIN;
+	const char *login = admin ? (req->owner ? req->owner : "") : req->login;
+	const char *id = req->id ? req->id : "admin";
+	const char *from = req->request_address;
 	struct change c = { .id = id, .login = login, .origin = admin ? "admin" : "mail" };
-	enum request_verb verb;
 	char *address = NULL;
-	long long deadline;
 
-	if (request_verb_parse(msg_gets(req, "verb"), &verb) < 0) {
-		msg_set_status(resp, "perm", "Unknown command; use new, disable, enable, delete or list");
-		return;
-	}
-	c.verb = request_verb_name(verb);
+	c.verb = request_verb_name(req->verb);
 	if (from == NULL || !conf_is_request_address(conf, from))
 		from = conf->request_addresses.v[0];
-	if (!admin && *login == '\0') {
-		msg_set_status(resp, "perm", "Authenticate (SMTP AUTH) before sending alias requests");
-		return;
-	}
-	if (msg_get_ll(req, "deadline", &deadline) == 0) {
-		if (now_mono_ms() > deadline) {
+	if (req->deadline > 0) {
+		if (now_mono_ms() > req->deadline) {
 			/* Read too late (the daemon was stopped or busy):
 			 * the milter answers 4xx by now. */
 			log_notice(id, "request login=%s ignored: it arrived after its "
@@ -339,7 +314,7 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 			msg_set_status(resp, "temp", "The request took too long; try again later");
 			return;
 		}
-		c.deadline = deadline;
+		c.deadline = req->deadline;
 	}
 	if (!admin && conf->max_requests_per_hour > 0) {
 		size_t n;
@@ -354,40 +329,23 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 			return;
 		}
 	}
-	if (verb == VERB_LIST) {
+	if (req->verb == VERB_LIST) {
 		if (admin)
 			msg_set_status(resp, "perm", "Use the list verb of milter-aliasctl");
 		else
 			do_list_mail(e, id, login, from, resp);
 		return;
 	}
-	/* The milter parsed this already; a second look costs nothing and the
-	 * control socket is a trust boundary of its own. */
-	if (!request_name_valid(name) || !conf_serves_domain(conf, domain)) {
-		msg_set_status(resp, "perm", "Invalid alias name or domain");
+	if (!conf_serves_domain(conf, req->domain)) {
+		msg_set_status(resp, "perm", REPLY_INVALID_ADDRESS);
 		return;
 	}
-	if (admin && verb == VERB_NEW && *login == '\0') {
-		msg_set_status(resp, "perm", "An owner login is required");
-		return;
-	}
-	/* They go into the map file's metadata, the logs and the replies. */
-	if (!printable(login, 256, 0)) {
-		msg_set_status(resp, "perm", "The login holds blanks or control characters, "
-			       "or is too long");
-		return;
-	}
-	if (msg_get(req, "note") != NULL && !printable(msg_get(req, "note"), REQUEST_NOTE_MAX, 1)) {
-		msg_set_status(resp, "perm", "The note holds control characters or is longer "
-			       "than %d characters", REQUEST_NOTE_MAX);
-		return;
-	}
-	address = str_lower(xasprintf("%s@%s", name, domain));
+	address = str_lower(xasprintf("%s@%s", req->name, req->domain));
 	c.after.address = xstrdup(address);
 	commit_new_id(c.txn);
-	switch (verb) {
+	switch (req->verb) {
 	case VERB_NEW:
-		do_new(e, &c, msg_get(req, "note"), admin, resp, f, from);
+		do_new(e, &c, req->note, admin, resp, f, from);
 		break;
 	case VERB_DISABLE:
 		do_state(e, &c, ALIAS_DISABLED, admin, resp);
@@ -683,40 +641,43 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 }
 
 static void
-handle_list(struct engine *e, const struct msg *req, struct msg *resp,
+handle_list(struct engine *e, const struct ctl_request *req, struct msg *resp,
 	    engine_emit_fn emit, void *arg)
 {
-	size_t n = sync_emit_aliases(e, emit, arg, msg_get(req, "owner"), msg_get(req, "address"));
+	size_t n = sync_emit_aliases(e, emit, arg, req->owner, req->address);
 
-	if (msg_get(req, "address") != NULL && msg_get(req, "history") != NULL)
-		mapstate_history(e->ms, msg_get(req, "address"), emit, arg);
+	if (req->history)
+		mapstate_history(e->ms, req->address, emit, arg);
 	msg_set_status(resp, "ok", "%zu aliases", n);
-	msg_setf(resp, "count", "%zu", n);
+	msg_setf(resp, CTL_KEY_COUNT, "%zu", n);
 }
 
 void
-engine_handle(struct engine *e, const struct msg *req, struct msg *resp,
+engine_handle(struct engine *e, const struct ctl_request *req, struct msg *resp,
 	      engine_emit_fn emit, void *emit_arg, struct engine_followup *f)
 {
-	const char *op = msg_gets(req, "op");
-
 	memset(f, 0, sizeof(*f));
-	if (strcmp(op, "request") == 0)
-		handle_change(e, req, 0, resp, f);
-	else if (strcmp(op, "admin") == 0)
-		handle_change(e, req, 1, resp, f);
-	else if (strcmp(op, "status") == 0)
+	switch (req->op) {
+	case CTL_OP_REQUEST:
+	case CTL_OP_ADMIN:
+		handle_change(e, req, resp, f);
+		break;
+	case CTL_OP_STATUS:
 		handle_status(e, resp);
-	else if (strcmp(op, "list") == 0)
+		break;
+	case CTL_OP_LIST:
 		handle_list(e, req, resp, emit, emit_arg);
-	else if (strcmp(op, "verify") == 0)
+		break;
+	case CTL_OP_VERIFY:
 		handle_verify(e, resp, emit, emit_arg);
-	else if (strcmp(op, "journal") == 0)
+		break;
+	case CTL_OP_JOURNAL:
 		handle_journal(e, resp, emit, emit_arg);
-	else if (strcmp(op, "probe") == 0)
+		break;
+	case CTL_OP_PROBE:
 		handle_probe(e, resp, emit, emit_arg);
-	else
-		msg_set_status(resp, "perm", "unknown operation \"%.40s\"", op);
+		break;
+	}
 }
 
 void

@@ -14,6 +14,7 @@
 
 #include "aliasmap.h"
 #include "conf.h"
+#include "ctlproto.h"
 #include "msg.h"
 
 struct engine;
@@ -34,10 +35,11 @@ typedef void (*engine_emit_fn)(void *arg, const struct msg *item);
 int engine_open(const struct conf *conf, struct engine **e_r, char **err_r);
 void engine_close(struct engine **e);
 
-/* Answer one control-socket request.  resp gets status=ok|perm|temp and
- * text, plus op-specific keys.  emit receives item frames before the
- * reply.  followup is filled when work remains after the reply. */
-void engine_handle(struct engine *e, const struct msg *req, struct msg *resp,
+/* Answer one control-socket request, decoded and checked by
+ * ctlproto_request_decode.  resp gets status=ok|perm|temp and text, plus
+ * op-specific keys.  emit receives item frames before the reply.
+ * followup is filled when work remains after the reply. */
+void engine_handle(struct engine *e, const struct ctl_request *req, struct msg *resp,
 		   engine_emit_fn emit, void *emit_arg,
 		   struct engine_followup *followup);
 /* Do (and clear) the follow-up work. */

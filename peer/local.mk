@@ -23,7 +23,8 @@ sbin_PROGRAMS += peer/milter-aliasctl
 # postfix-setup is the CLI's alone: not in the daemon's library.
 peer_milter_aliasctl_SOURCES = peer/aliasctl.c \
 	peer/setup.c peer/setup.h peer/setup-private.h \
-	peer/setup-look.c peer/setup-plan.c peer/setup-apply.c peer/setup-report.c
+	peer/setup-look.c peer/setup-plan.c peer/setup-apply.c peer/setup-report.c \
+	peer/setup-state.c
 peer_milter_aliasctl_CFLAGS = $(AM_CFLAGS) $(GNUTLS_CFLAGS)
 peer_milter_aliasctl_LDADD = peer/libpeer.a $(COMMON_LIBS) $(LMDB_LIBS)
 dist_man_MANS += peer/milter-alias-peer.8 peer/milter-aliasctl.8

@@ -192,42 +192,6 @@ out:
 	return rc;
 }
 
-/* setup_postfix_check - "postfix check" under a pty: 0 clean, else -1 + reason */
-int
-setup_postfix_check(struct setup *s, char **err_r)
-{
-	static const char *const args[] = { "check", NULL };
-	struct buf out = { 0 };
-	char *run_err = NULL;
-	int status, rc = 0;
-
-	status = pftool_run_pty(s->dir, "postfix", args, &out, &run_err);
-	if (status != 0 || (out.data && (strcasestr(out.data, "warning") ||
-					 strcasestr(out.data, "fatal") ||
-					 strcasestr(out.data, "error")))) {
-		char *o = xstrdup(out.data ? out.data : "");
-
-		for (char *p = o; *p; p++)
-			if (*p == '\n' && p[1])
-				*p = ';';
-		str_trim(o);
-		if (status < 0)
-			set_error(err_r, "postfix check: %s", run_err);
-		else
-			set_error(err_r, "postfix check (exit %d): %s", status,
-				  *o ? o : "(no output)");
-		free(o);
-		rc = -1;
-	} else if (out.len > 0) {
-		char *l = pftool_last_line(&out);
-
-		setup_note(s, "postfix check said: %s", l);
-		free(l);
-	}
-	free(run_err);
-	buf_free(&out);
-	return rc;
-}
 
 static int
 postfix_running(struct setup *s)

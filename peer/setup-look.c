@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ctlproto.h"
 #include "ctlsock.h"
 #include "fsutil.h"
 #include "pftool.h"
@@ -459,11 +460,13 @@ probe_item(void *arg, const struct msg *item)
 static void
 check_resolve_maps(struct setup *s)
 {
+	const struct ctl_request probe = { .op = CTL_OP_PROBE };
 	struct msg req = { 0 }, resp = { 0 };
 	struct ctlsock_opts o = { .timeout_ms = 120000, .item = probe_item, .item_arg = s };
+	struct ctl_reply r;
 	char *err = NULL;
 
-	msg_set(&req, "op", "probe");
+	ctlproto_request_encode(&probe, &req);
 	if (!s->root && access(s->conf->control_socket, W_OK) < 0 && errno == EACCES)
 		;	/* said by the "not run as root" note */
 	else if (ctlsock_call(s->conf->control_socket, &req, &resp, &o, &err) < 0)
@@ -471,12 +474,15 @@ check_resolve_maps(struct setup *s)
 			"first; postfix-setup asks it to try every map of "
 			"virtual_alias_maps, virtual_mailbox_maps and alias_maps, as "
 			"only it can", s->conf->control_socket, err);
-	else if (strcmp(msg_gets(&resp, "status"), "ok") != 0)
+	else if (ctlproto_reply_decode(&resp, &r, &err) < 0)
+		setup_problem(s, "milter-alias-peer could not try Postfix's maps: it "
+			      "sent %s", err);
+	else if (r.status != CTL_OK)
 		setup_problem(s, "milter-alias-peer could not try Postfix's maps: %s",
-			msg_gets(&resp, "text"));
+			r.text);
 	else
 		setup_note(s, "milter-alias-peer asked every map of virtual_alias_maps, "
-		     "virtual_mailbox_maps and alias_maps (%s)", msg_gets(&resp, "text"));
+		     "virtual_mailbox_maps and alias_maps (%s)", r.text);
 	free(err);
 	msg_clear(&req);
 	msg_clear(&resp);
@@ -602,4 +608,41 @@ setup_look(struct setup *s, char **err_r)
 	our_names(s);
 	check_resolve_maps(s);
 	return 0;
+}
+
+/* setup_postfix_check - "postfix check" under a pty: 0 clean, else -1 + reason */
+int
+setup_postfix_check(struct setup *s, char **err_r)
+{
+	static const char *const args[] = { "check", NULL };
+	struct buf out = { 0 };
+	char *run_err = NULL;
+	int status, rc = 0;
+
+	status = pftool_run_pty(s->dir, "postfix", args, &out, &run_err);
+	if (status != 0 || (out.data && (strcasestr(out.data, "warning") ||
+					 strcasestr(out.data, "fatal") ||
+					 strcasestr(out.data, "error")))) {
+		char *o = xstrdup(out.data ? out.data : "");
+
+		for (char *p = o; *p; p++)
+			if (*p == '\n' && p[1])
+				*p = ';';
+		str_trim(o);
+		if (status < 0)
+			set_error(err_r, "postfix check: %s", run_err);
+		else
+			set_error(err_r, "postfix check (exit %d): %s", status,
+				  *o ? o : "(no output)");
+		free(o);
+		rc = -1;
+	} else if (out.len > 0) {
+		char *l = pftool_last_line(&out);
+
+		setup_note(s, "postfix check said: %s", l);
+		free(l);
+	}
+	free(run_err);
+	buf_free(&out);
+	return rc;
 }

@@ -15,6 +15,7 @@
 #define MA_SETUP_PRIVATE_H
 
 #include "conf.h"
+#include "replies.h"
 #include "setup.h"
 #include "util.h"
 
@@ -24,7 +25,7 @@
  * returns the whole text on 3.7. */
 #define REQUEST_CLASS_VALUE \
 	"permit_sasl_authenticated, check_recipient_access " \
-	"static:{550 5.7.1 Authenticate (SMTP AUTH) before sending alias requests}"
+	"static:{550 5.7.1 " REPLY_AUTH_FIRST "}"
 
 enum ch_kind { CH_MAP, CH_MAIN, CH_MASTER };
 

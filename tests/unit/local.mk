@@ -6,6 +6,7 @@ UNIT_TEST_LDADD = $(COMMON_LIBS) $(CRITERION_LIBS)
 check_PROGRAMS += \
 	tests/unit/test_util \
 	tests/unit/test_msg \
+	tests/unit/test_ctlproto \
 	tests/unit/test_request \
 	tests/unit/test_conf \
 	tests/unit/test_aliasmap \
@@ -14,6 +15,7 @@ check_PROGRAMS += \
 TESTS += \
 	tests/unit/test_util \
 	tests/unit/test_msg \
+	tests/unit/test_ctlproto \
 	tests/unit/test_request \
 	tests/unit/test_conf \
 	tests/unit/test_aliasmap \
@@ -27,6 +29,10 @@ tests_unit_test_util_LDADD = $(UNIT_TEST_LDADD)
 tests_unit_test_msg_SOURCES = tests/unit/test_msg.c tests/unit/unit.h
 tests_unit_test_msg_CFLAGS = $(UNIT_TEST_CFLAGS)
 tests_unit_test_msg_LDADD = $(UNIT_TEST_LDADD)
+
+tests_unit_test_ctlproto_SOURCES = tests/unit/test_ctlproto.c tests/unit/unit.h
+tests_unit_test_ctlproto_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_ctlproto_LDADD = $(UNIT_TEST_LDADD)
 
 tests_unit_test_request_SOURCES = tests/unit/test_request.c tests/unit/unit.h
 tests_unit_test_request_CFLAGS = $(UNIT_TEST_CFLAGS)
