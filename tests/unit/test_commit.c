@@ -60,6 +60,7 @@
 #include "aliasmap.h"
 #include "commit.h"
 #include "conf.h"
+#include "ctlproto.h"
 #include "engine.h"
 #include "fake_peers.h"
 #include "journal.h"
@@ -266,12 +267,25 @@ drop_item(void *arg, const struct msg *item)
 	(void)item;
 }
 
+/* handle - a control request as the control server takes it: decoded
+ * at the boundary (ctlproto), then to the engine */
+static void
+handle(struct node *n, const struct msg *req, struct msg *resp,
+       engine_emit_fn emit, void *arg, struct engine_followup *f)
+{
+	struct ctl_request r = { 0 };
+	char *err = NULL;
+
+	cr_assert_eq(ctlproto_request_decode(req, &r, &err), 0, "bad request: %s", err);
+	engine_handle(n->e, &r, resp, emit, arg, f);
+}
+
 static void
 run(struct node *n, struct msg *req, struct msg *resp)
 {
 	struct engine_followup f;
 
-	engine_handle(n->e, req, resp, drop_item, NULL, &f);
+	handle(n, req, resp, drop_item, NULL, &f);
 	/* as the control server does after the reply */
 	engine_followup_run(n->e, &f);
 }
@@ -332,7 +346,7 @@ list(struct node *n, struct aliasmap *m)
 
 	memset(m, 0, sizeof(*m));
 	msg_set(&req, "op", "list");
-	engine_handle(n->e, &req, &resp, collect, m, &f);
+	handle(n, &req, &resp, collect, m, &f);
 	cr_assert_str_eq(msg_gets(&resp, "status"), "ok");
 	msg_clear(&req);
 	msg_clear(&resp);
@@ -384,7 +398,7 @@ status(struct node *n, const char *key)
 	long long v = -1;
 
 	msg_set(&req, "op", "status");
-	engine_handle(n->e, &req, &resp, drop_item, NULL, &f);
+	handle(n, &req, &resp, drop_item, NULL, &f);
 	cr_assert_eq(msg_get_ll(&resp, key, &v), 0, "status has no %s", key);
 	msg_clear(&req);
 	msg_clear(&resp);
