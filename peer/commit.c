@@ -885,6 +885,17 @@ commit_peer_request(struct engine *e, const char *peer, const struct msg *req,
 			msg_set_status(resp, "perm", "bad decision");
 			return;
 		}
+		/* Only the coordinator decides its transaction: with three
+		 * servers, any other pinned peer could make one diverge. */
+		pthread_mutex_lock(&e->lock);
+		t = txn_find(e, id);
+		if (t != NULL && strcmp(t->coord, peer) != 0) {
+			pthread_mutex_unlock(&e->lock);
+			log_warnx(id, "decide from %s refused: %s coordinates it", peer, t->coord);
+			msg_set_status(resp, "perm", "not the coordinator");
+			return;
+		}
+		pthread_mutex_unlock(&e->lock);
 		if (finish(e, id, strcmp(d, "commit") == 0 ? 1 : -1, "decided by coordinator") < 0)
 			msg_set_status(resp, "temp", "cannot record the decision now");
 		else

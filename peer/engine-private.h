@@ -1,5 +1,9 @@
-/* engine-private.h - state shared by engine.c (operations) and commit.c
- * (the commit protocol).  Nothing outside those two files includes it.
+/* engine-private.h - the sync daemon's context, shared by its layers:
+ * engine.c (control operations), sync.c (background sync) and commit.c
+ * (the commit protocol); the map state is behind mapstate.h, and the
+ * transactions and address locks are commit.c's own.  The unit tests of
+ * the commit path (tests/unit/test_commit.c) include it to attach a fake
+ * transport.  Nothing else does.
  *
  * Locking: e->lock guards everything in struct engine except the journal,
  * which has its own lock.  e->jlock orders journal appends (shared) against

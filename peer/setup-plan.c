@@ -407,6 +407,11 @@ plan_access(struct setup *s, char **err_r)
 		goto out;
 	if (raw == NULL || strcmp(raw, REQUEST_CLASS_VALUE) != 0)
 		s->class_was = xstrdup(raw ? raw : "");
+	xfree(&raw);
+	if (setup_pc_get(s, ELSEWHERE_PARAM, 0, &raw, err_r) < 0)
+		goto out;
+	if (raw == NULL || strcmp(raw, ELSEWHERE_VALUE) != 0)
+		s->elsewhere_was = xstrdup(raw ? raw : "");
 	setup_check_daemon_map(s, "the access map", s->access_spec, s->access_db);
 	rc = 0;
 out:
@@ -476,18 +481,42 @@ out:
 	return rc;
 }
 
+/* plan_elsewhere - an smtpd service where clients may authenticate but
+ * the milter does not run: the request address is refused there (see
+ * ELSEWHERE_PARAM) instead of being accepted and discarded unseen */
+static void
+plan_elsewhere(struct setup *s, const struct service *sv)
+{
+	const char *v = setup_service_param(sv, SETUP_REQUEST_CLASS);
+	char *key;
+
+	s->elsewhere_needed = 1;
+	if (v != NULL && strcmp(v, "$" ELSEWHERE_PARAM) == 0)
+		return;
+	key = xasprintf("%s/" SETUP_REQUEST_CLASS, sv->key);
+	change_add(s, CH_MASTER, key, "$" ELSEWHERE_PARAM,
+		   xasprintf("master.cf: %s: add -o " SETUP_REQUEST_CLASS "=$"
+			     ELSEWHERE_PARAM " (clients may authenticate here, since "
+			     "main.cf enables SASL, but the milter does not run here: "
+			     "a request would be accepted and discarded unseen, so it "
+			     "is refused with a reason instead)", sv->key));
+	free(key);
+}
+
 /* plan_milter - our milter in the smtpd_milters of every SASL service */
 static int
 plan_milter(struct setup *s, char **err_r)
 {
 	char *main_raw = NULL, *main_x = NULL, *mua_raw = NULL, *mua_x = NULL;
+	char *main_sasl = NULL;
 	size_t nsasl = 0;
 	int need_mua = 0, rc = -1;
 
 	if (setup_pc_value(s, "smtpd_milters", 0, &main_raw, err_r) < 0 ||
 	    setup_pc_value(s, "smtpd_milters", 1, &main_x, err_r) < 0 ||
 	    setup_pc_value(s, "mua_milters", 0, &mua_raw, err_r) < 0 ||
-	    setup_pc_value(s, "mua_milters", 1, &mua_x, err_r) < 0)
+	    setup_pc_value(s, "mua_milters", 1, &mua_x, err_r) < 0 ||
+	    setup_pc_value(s, "smtpd_sasl_auth_enable", 1, &main_sasl, err_r) < 0)
 		goto out;
 	for (size_t i = 0; i < s->nsvc; i++) {
 		const struct service *sv = &s->svc[i];
@@ -496,9 +525,15 @@ plan_milter(struct setup *s, char **err_r)
 		char *eff = NULL;
 		struct ledit *e;
 
-		if (sv->command == NULL || strcmp(sv->command, "smtpd") != 0 ||
-		    sasl == NULL || strcasecmp(sasl, "yes") != 0)
+		if (sv->command == NULL || strcmp(sv->command, "smtpd") != 0)
 			continue;
+		if (sasl == NULL || strcasecmp(sasl, "yes") != 0) {
+			/* SASL from main.cf, without the milter: refuse requests */
+			if (sasl == NULL && strcasecmp(str_trim(main_sasl), "yes") == 0 &&
+			    !milter_listed(s, own != NULL ? "" : main_x))
+				plan_elsewhere(s, sv);
+			continue;
+		}
 		nsasl++;
 		if (strncmp(s->milter_canon, "unix:", 5) == 0 && sv->chroot &&
 		    strcmp(sv->chroot, "y") == 0 &&
@@ -566,6 +601,7 @@ out:
 	free(main_x);
 	free(mua_raw);
 	free(mua_x);
+	free(main_sasl);
 	return rc;
 }
 
@@ -651,6 +687,11 @@ ledit_finish(struct setup *s)
 static void
 plan_class(struct setup *s)
 {
+	if (s->elsewhere_needed && s->elsewhere_was != NULL)
+		change_add(s, CH_MAIN, ELSEWHERE_PARAM, ELSEWHERE_VALUE,
+			   xasprintf("main.cf: " ELSEWHERE_PARAM ": set to \"%s\" (what "
+				     "the services that enable SASL without the milter "
+				     "answer to a request)", ELSEWHERE_VALUE));
 	if (s->class_was == NULL)
 		return;
 	change_add(s, CH_MAIN, SETUP_REQUEST_CLASS, REQUEST_CLASS_VALUE,

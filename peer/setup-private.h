@@ -27,6 +27,16 @@
 	"permit_sasl_authenticated, check_recipient_access " \
 	"static:{550 5.7.1 " REPLY_AUTH_FIRST "}"
 
+/* An smtpd service without the milter where clients may authenticate
+ * (port 25 when main.cf enables SASL, as ISPmail does): a request sent
+ * there would be accepted and discarded unseen, so the service overrides
+ * the class with -o milter_alias_request=$milter_alias_elsewhere, which
+ * refuses the request address with this reason. */
+#define ELSEWHERE_PARAM "milter_alias_elsewhere"
+#define ELSEWHERE_VALUE \
+	"check_recipient_access static:{550 5.7.1 Send alias requests with SMTP " \
+	"AUTH through the submission service, where they are handled}"
+
 enum ch_kind { CH_MAP, CH_MAIN, CH_MASTER };
 
 struct change {
@@ -88,6 +98,8 @@ struct setup {
 	size_t nch;
 	int milter_needed;	/* some change adds the milter */
 	char *class_was;	/* milter_alias_request needs setting; its old value */
+	char *elsewhere_was;	/* milter_alias_elsewhere's value when not ours */
+	int elsewhere_needed;	/* some service refuses requests with it */
 	struct strlist problems, notes;
 
 	/* apply and report */

@@ -69,6 +69,7 @@ setup_free(struct setup *s)
 	free(s->milter_entry);
 	free(s->milter_canon);
 	free(s->class_was);
+	free(s->elsewhere_was);
 	for (size_t i = 0; i < s->nsvc; i++) {
 		free(s->svc[i].key);
 		free(s->svc[i].command);

@@ -252,7 +252,9 @@ th_postconf $H "recipient_delimiter = +" || exit 1
 th_reload $H || exit 1
 # milter-alias reads recipient_delimiter when it starts.
 th_daemon_stop $H "$mpid" 15
-th_check "milter-alias stopped for the restart" bash -c "! kill -0 $mpid 2>/dev/null"
+# A process that ended may stay a zombie until init reaps it: th_alive
+# counts it as gone, kill -0 would not.
+th_check "milter-alias stopped for the restart" th_wait_dead "$mpid" 10
 rm -f "$sock"
 mpid=$(th_daemon $H "$dir/milter.log" "$MILTER" -f -c "$conf")
 th_wait_socket "$sock" 10 || { th_fail "milter-alias restarts"; cat "$dir/milter.log"; }

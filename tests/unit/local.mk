@@ -76,3 +76,17 @@ tests_unit_test_lmdbmap_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
 tests_unit_test_lmdbmap_CFLAGS = $(UNIT_TEST_CFLAGS) $(LMDB_CFLAGS)
 tests_unit_test_lmdbmap_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
 endif
+
+# peer/commit.c: the commit protocol between two or three engines in one
+# process, over fake_peers.c instead of peer/peers.c (no sockets, no TLS,
+# no root).  fake_peers.o comes before libpeer.a, so the linker never
+# pulls peers.o out of it.  Skips itself without postmap and postfix-lmdb.
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_commit
+TESTS += tests/unit/test_commit
+tests_unit_test_commit_SOURCES = tests/unit/test_commit.c tests/unit/unit.h \
+	tests/unit/fake_peers.c tests/unit/fake_peers.h
+tests_unit_test_commit_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
+tests_unit_test_commit_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_commit_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
+endif
