@@ -278,4 +278,28 @@ th_check_eq "port 25 without AUTH to makealias+x@: 550 at RCPT" 550 "$(th_smtp_r
 th_check "... saying to authenticate" bash -c "grep -q 'Authenticate (SMTP AUTH) before sending alias requests' '${TH_SWAKS_OUT:-$TH_ROOT/swaks.last}'"
 th_check "the unauthenticated requests created nothing" absent variant-sneaky@example.org
 
+# --- 4. SASL for every service (ISPmail's main.cf): port 25 offers AUTH too --------
+# There the milter does not run: postfix-setup makes port 25 refuse the
+# request address with a reason, rather than accept a request nobody sees.
+th_postconf $H "smtpd_sasl_auth_enable = yes" || exit 1
+rc=0; ctl postfix-setup --apply >"$dir/apply-sasl.out" 2>&1 || rc=$?
+th_check_eq "postfix-setup --apply with SASL in main.cf: exit 0" 0 "$rc"
+[ "$rc" = 0 ] || cat "$dir/apply-sasl.out"
+th_check_eq "port 25 (smtp/inet) refuses requests: -o milter_alias_request=\$milter_alias_elsewhere" \
+	'$milter_alias_elsewhere' "$(pc -P -h smtp/inet/milter_alias_request)"
+th_check_eq "submission keeps main.cf's class (the milter runs there)" "" \
+	"$(pc -P -h submission/inet/milter_alias_request)"
+th_check "main.cf: milter_alias_elsewhere says where to send requests" \
+	grep -q 'through the submission service' <<<"$(pc -h milter_alias_elsewhere)"
+th_swaks $H --port 25 --auth PLAIN --auth-user alice --auth-password secret-alice \
+	--from alice@example.org --to makealias@example.org --header "Subject: new port25-sneaky"
+th_check_eq "port 25 with AUTH: the request address is refused at RCPT (550)" 550 "$(th_smtp_reply_code RCPT)"
+th_check "... saying to use the submission service" bash -c "grep -q 'through the submission service' '${TH_SWAKS_OUT:-$TH_ROOT/swaks.last}'"
+th_check "the port 25 request created nothing" absent port25-sneaky@example.org
+request alice "new after-sasl"
+eom_is "submission with AUTH still works: 250" '^250 '
+th_check_eq "... and after-sasl exists" alice@example.org "$(th_postmap_q $H after-sasl@example.org)"
+rc=0; ctl postfix-setup >"$dir/again-sasl.out" 2>&1 || rc=$?
+th_check "a second report: no changes needed" grep -qx "no changes needed" "$dir/again-sasl.out"
+
 th_summary
