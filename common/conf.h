@@ -1,6 +1,6 @@
 /* conf.h - the one configuration file shared by all three programs.
  *
- * Parsed with libconfuse; every key of the contract (§3) with its default.
+ * Parsed with libconfuse; every key of milter-alias.conf(5) with its default.
  * conf_load validates everything it can without touching the system, and
  * names file, line and key in its error text.  It never exits.
  */

@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctlproto.h"
 #include "ctlsock.h"
 
 int
@@ -71,7 +72,7 @@ ctlsock_call(const char *path, const struct msg *req, struct msg *resp,
 		}
 		if (r < 0)
 			goto out;
-		if (msg_get(resp, "item") == NULL)
+		if (msg_get(resp, CTL_KEY_ITEM) == NULL)
 			break;
 		if (o->item != NULL)
 			o->item(o->item_arg, resp);

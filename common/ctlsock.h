@@ -1,7 +1,8 @@
 /* ctlsock.h - client side of the control socket (milter and aliasctl).
  *
- * One request frame, one reply frame, then the connection closes.  The
- * server (peer/ctlserver.c) defines the operations.
+ * One request frame, item frames, one reply frame, then the connection
+ * closes.  The operations, their keys and the typed records are in
+ * ctlproto.h; the server is peer/ctlserver.c.
  */
 #ifndef MA_CTLSOCK_H
 #define MA_CTLSOCK_H

@@ -28,6 +28,8 @@ log_set_level(int priority)
 	log_level = priority;
 }
 
+static void log_emit_f(int pri, const char *id, const char *fmt, ...) ATTR_PRINTF(3, 4);
+
 /* log_emit - format one line, append errno text if asked, send it out. */
 static void ATTR_PRINTF(4, 0)
 log_emit(int pri, const char *id, int saved_errno, const char *fmt, va_list ap)
@@ -52,6 +54,16 @@ log_emit(int pri, const char *id, int saved_errno, const char *fmt, va_list ap)
 	syslog(pri, "%s", msg);
 	if (log_stderr)
 		fprintf(stderr, "%s: %s\n", log_ident, msg);
+}
+
+static void
+log_emit_f(int pri, const char *id, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_emit(pri, id, 0, fmt, ap);
+	va_end(ap);
 }
 
 #define LOG_FN(fn, pri, with_errno)					\
@@ -100,4 +112,18 @@ log_fatal(const char *fmt, ...)
 	log_emit(LOG_CRIT, NULL, e, fmt, ap);
 	va_end(ap);
 	exit(1);
+}
+
+void
+log_panic(const char *id, const char *fmt, ...)
+{
+	char what[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	log_stderr = true;
+	log_emit_f(LOG_ALERT, id, "panic: %s", what);
+	abort();
 }

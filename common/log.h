@@ -22,8 +22,15 @@ void log_notice(const char *id, const char *fmt, ...) ATTR_PRINTF(2, 3);
 void log_warn(const char *id, const char *fmt, ...) ATTR_PRINTF(2, 3);
 void log_warnx(const char *id, const char *fmt, ...) ATTR_PRINTF(2, 3);
 void log_err(const char *id, const char *fmt, ...) ATTR_PRINTF(2, 3);
-/* Bad environment or configuration: log and exit(1). */
+/* Two failure tiers, as Postfix's msg_fatal and msg_panic:
+ * log_fatal(x): bad environment or configuration, the administrator's to
+ * fix: log and exit(1).
+ * log_panic: a broken invariant, this program's bug: log "panic: ..." at
+ * LOG_ALERT and abort(), so that a core or the sanitizers show where.
+ * The journal is durable before any state it describes, so a restart
+ * finishes what a panic left. */
 void log_fatalx(const char *fmt, ...) ATTR_PRINTF(1, 2) ATTR_NORETURN;
 void log_fatal(const char *fmt, ...) ATTR_PRINTF(1, 2) ATTR_NORETURN;
+void log_panic(const char *id, const char *fmt, ...) ATTR_PRINTF(2, 3) ATTR_NORETURN;
 
 #endif

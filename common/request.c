@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <gnutls/gnutls.h>
+
 #include "request.h"
 
 static const char *const verb_names[] = {
@@ -45,20 +47,46 @@ hexval(int c)
 	return -1;
 }
 
+/* decode_b64 - the text of a "B" word (RFC 2047 section 4.1), decoded by
+ * GnuTLS under this project's acceptance rules, which are not GnuTLS's:
+ *   - the text is base64 characters, then only '=' padding: GnuTLS would
+ *     skip line breaks and blanks inside and take '=' in the middle;
+ *   - padding may be missing or longer than needed, and the bits of an
+ *     incomplete last group are dropped: GnuTLS wants exact padding and
+ *     zero leftover bits.
+ * So GnuTLS is given whole groups (zero bits, 'A', in place of what is
+ * missing) and only the n * 6 / 8 bytes the n characters hold are kept.
+ * -1 if malformed. */
 static int
-b64val(int c)
+decode_b64(const char *text, size_t len, struct buf *out)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	gnutls_datum_t in, dec = { NULL, 0 };
+	size_t n = 0, whole;
+	char *groups;
+	int rc;
+
+	while (n < len && text[n] != '\0' && strchr(alphabet, text[n]) != NULL)
+		n++;
+	for (size_t i = n; i < len; i++)	/* only padding may follow */
+		if (text[i] != '=')
+			return -1;
+	if (n == 0)
+		return 0;
+	whole = (n + 3) / 4 * 4;
+	groups = xmalloc(whole);
+	memcpy(groups, text, n);
+	memset(groups + n, 'A', whole - n);
+	in.data = (unsigned char *)groups;
+	in.size = (unsigned)whole;
+	rc = gnutls_base64_decode2(&in, &dec);
+	free(groups);
+	if (rc < 0)
+		return -1;
+	buf_append(out, dec.data, n * 6 / 8);
+	gnutls_free(dec.data);
+	return 0;
 }
 
 /* decode_word - decode the text of one encoded word; -1 if malformed */
@@ -87,30 +115,8 @@ decode_word(char enc, const char *text, size_t len, struct buf *out)
 		}
 		return 0;
 	}
-	if (enc == 'b' || enc == 'B') {
-		unsigned acc = 0;
-		int bits = 0;
-		size_t i;
-
-		for (i = 0; i < len && text[i] != '='; i++) {
-			int v = b64val((unsigned char)text[i]);
-
-			if (v < 0)
-				return -1;
-			acc = (acc << 6) | (unsigned)v;
-			bits += 6;
-			if (bits >= 8) {
-				char c = (char)((acc >> (bits - 8)) & 0xff);
-
-				buf_append(out, &c, 1);
-				bits -= 8;
-			}
-		}
-		for (; i < len; i++)	/* only padding may follow */
-			if (text[i] != '=')
-				return -1;
-		return 0;
-	}
+	if (enc == 'b' || enc == 'B')
+		return decode_b64(text, len, out);
 	return -1;
 }
 

@@ -1,7 +1,7 @@
 /* request.h - what a user asks for in the Subject of a request mail.
  *
  * Pure functions, no I/O: RFC 2047 decoding, verb parsing and the alias
- * name rules of the contract (§4).  Error texts are sentences a person can
+ * name rules of the README ("Requests").  Error texts are sentences a person can
  * act on; they go into SMTP replies unchanged, so they never contain CR,
  * LF or '%' and echo at most a bounded part of the user's input.
  */

@@ -5,8 +5,9 @@ set -eu
 
 PKGS="build-essential autoconf automake libtool pkg-config
       libmilter-dev libgnutls28-dev libconfuse-dev liblmdb-dev libcriterion-dev
-      postfix postfix-lmdb dovecot-core swaks miltertest
+      postfix postfix-lmdb postfix-sqlite sqlite3 dovecot-core swaks miltertest
       iproute2 procps psmisc python3 gnutls-bin
+      libnet-ssleay-perl libio-socket-ssl-perl
       clang libclang-rt-14-dev
       dpkg-dev debhelper fakeroot lintian debootstrap systemd systemd-container
       qemu-user-static binfmt-support"

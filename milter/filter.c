@@ -20,10 +20,12 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ctlproto.h"
 #include "ctlsock.h"
 #include "filter.h"
 #include "log.h"
 #include "msg.h"
+#include "replies.h"
 #include "request.h"
 
 /* Per-connection state, reset for every message. */
@@ -59,26 +61,6 @@ reply(SMFICTX *ctx, const char *code, const char *dsn, const char *text)
 	buf[o] = '\0';
 	if (smfi_setreply(ctx, (char *)code, (char *)dsn, buf) != MI_SUCCESS)
 		log_warnx(NULL, "smfi_setreply(%s %s) failed", code, dsn);
-}
-
-/* dsn_or - the sync daemon's enhanced status code for a 4xx if it is
- * one (4.N.N), else fallback */
-static const char *
-dsn_or(const char *dsn, const char *fallback)
-{
-	const char *p = dsn;
-	int parts = 0;
-
-	if (p[0] != '4' || p[1] != '.')
-		return fallback;
-	for (p += 2; parts < 2; parts++) {
-		size_t n = strspn(p, "0123456789");
-
-		if (n < 1 || n > 3 || p[n] != (parts == 0 ? '.' : '\0'))
-			return fallback;
-		p += n + 1;
-	}
-	return dsn;
 }
 
 static void
@@ -193,8 +175,7 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 	if (m->login == NULL) {
 		if (is_request) {
 			log_info(queue_id(ctx), "refused request to=<%s>: not authenticated", rcpt);
-			reply(ctx, "550", "5.7.1", "Authenticate (SMTP AUTH) before "
-			      "sending alias requests");
+			reply(ctx, "550", "5.7.1", REPLY_AUTH_FIRST);
 			rc = SMFIS_REJECT;
 		} else
 			rc = SMFIS_ACCEPT;	/* ordinary mail: out of our way */
@@ -203,8 +184,7 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 			 rcpt, m->login);
 		if (m->request_rcpt != NULL)
 			m->mixed = 1;
-		reply(ctx, "550", "5.7.1", "Send alias requests on their own, "
-		      "with the request address as the only recipient");
+		reply(ctx, "550", "5.7.1", REPLY_ON_THEIR_OWN);
 		rc = SMFIS_REJECT;
 	} else if (!is_request && m->request_rcpt != NULL) {
 		log_info(queue_id(ctx), "refused to=<%s> login=%s: mixed with a request",
@@ -212,8 +192,7 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 		/* The transaction goes on with the request address alone; the
 		 * user was told "on their own", so the request fails too. */
 		m->mixed = 1;
-		reply(ctx, "550", "5.7.1", "Send alias requests on their own, "
-		      "with the request address as the only recipient");
+		reply(ctx, "550", "5.7.1", REPLY_ON_THEIR_OWN);
 		rc = SMFIS_REJECT;
 	} else if (is_request) {
 		m->request_rcpt = rcpt;
@@ -256,58 +235,57 @@ static sfsistat
 ask_peer(SMFICTX *ctx, struct mctx *m, const char *qid, const struct request *req)
 {
 	struct msg q = { 0 }, r = { 0 };
+	struct ctl_reply a;
 	char *err = NULL;
-	const char *status;
 	sfsistat rc;
 	long long wait_ms = conf->commit_timeout * 1000;
-
-	msg_set(&q, "op", "request");
-	msg_set(&q, "id", qid);
-	/* The sync daemon must decide before we give up waiting, with time
-	 * left to apply the change and answer: a change it committed after
-	 * our 4xx would exist although the client was told to retry. */
-	msg_setf(&q, "deadline", "%lld", now_mono_ms() + wait_ms -
-		 (wait_ms >= 4000 ? 1000 : wait_ms / 4));
-	msg_set(&q, "login", m->login);
-	msg_set(&q, "request_address", m->request_rcpt);
-	msg_set(&q, "verb", request_verb_name(req->verb));
-	if (req->name != NULL) {
-		msg_set(&q, "name", req->name);
-		msg_set(&q, "domain", req->domain);
-	}
-	if (req->note != NULL)
-		msg_set(&q, "note", req->note);
-
+	struct ctl_request cr = {
+		.op = CTL_OP_REQUEST,
+		.id = qid,
+		/* The sync daemon must decide before we give up waiting,
+		 * with time left to apply the change and answer: a change it
+		 * committed after our 4xx would exist although the client
+		 * was told to retry. */
+		.deadline = now_mono_ms() + wait_ms - (wait_ms >= 4000 ? 1000 : wait_ms / 4),
+		.login = m->login,
+		.request_address = m->request_rcpt,
+		.verb = req->verb,
+		.name = req->name,
+		.domain = req->name != NULL ? req->domain : NULL,
+		.note = req->note,
+	};
 	struct ctlsock_opts o = {
 		.timeout_ms = (int)wait_ms,
 		.tick = progress_tick, .tick_arg = ctx, .tick_ms = 5000,
 	};
 
-	if (ctlsock_call(conf->control_socket, &q, &r, &o, &err) < 0) {
+	ctlproto_request_encode(&cr, &q);
+	if (ctlsock_call(conf->control_socket, &q, &r, &o, &err) < 0 ||
+	    ctlproto_reply_decode(&r, &a, &err) < 0) {
 		log_warnx(qid, "request login=%s %s: sync daemon: %s", m->login,
 			  request_verb_name(req->verb), err);
-		reply(ctx, "451", "4.3.0", "The alias service is temporarily unavailable; "
-		      "try again later");
+		reply(ctx, "451", "4.3.0", REPLY_UNAVAILABLE);
 		rc = SMFIS_TEMPFAIL;
 		goto out;
 	}
-	status = msg_gets(&r, "status");
-	if (strcmp(status, "ok") == 0) {
+	switch (a.status) {
+	case CTL_OK:
 		log_info(qid, "request login=%s %s %s: %s", m->login,
-			 request_verb_name(req->verb), req->name ? req->name : "-",
-			 msg_gets(&r, "text"));
+			 request_verb_name(req->verb), req->name ? req->name : "-", a.text);
 		/* 250, and the request message goes nowhere. */
 		rc = SMFIS_DISCARD;
-	} else if (strcmp(status, "perm") == 0) {
-		log_info(qid, "refused request login=%s: %s", m->login, msg_gets(&r, "text"));
-		reply(ctx, "550", "5.7.1", msg_gets(&r, "text"));
+		break;
+	case CTL_PERM:
+		log_info(qid, "refused request login=%s: %s", m->login, a.text);
+		reply(ctx, "550", "5.7.1", a.text);
 		rc = SMFIS_REJECT;
-	} else {
-		log_info(qid, "deferred request login=%s: %s", m->login, msg_gets(&r, "text"));
-		reply(ctx, "451", dsn_or(msg_gets(&r, "dsn"), "4.3.0"),
-		      *msg_gets(&r, "text") ? msg_gets(&r, "text") :
-		      "The alias service is temporarily unavailable; try again later");
+		break;
+	case CTL_TEMP:
+	default:
+		log_info(qid, "deferred request login=%s: %s", m->login, a.text);
+		reply(ctx, "451", a.dsn ? a.dsn : "4.3.0", *a.text ? a.text : REPLY_UNAVAILABLE);
 		rc = SMFIS_TEMPFAIL;
+		break;
 	}
 out:
 	free(err);
@@ -330,8 +308,7 @@ mlfi_eom(SMFICTX *ctx)
 	if (m->mixed) {
 		log_info(qid, "refused request login=%s: mixed with other recipients",
 			 m->login);
-		reply(ctx, "550", "5.7.1", "Send alias requests on their own, "
-		      "with the request address as the only recipient");
+		reply(ctx, "550", "5.7.1", REPLY_ON_THEIR_OWN);
 		return SMFIS_REJECT;
 	}
 	if (m->nsubject > 1) {

@@ -16,7 +16,7 @@
 #include "filter.h"
 #include "log.h"
 #include "privs.h"
-#include "run.h"
+#include "pftool.h"
 
 /* unix_path - the file behind a "unix:" or "local:" milter socket, or NULL */
 static const char *
@@ -60,24 +60,21 @@ clear_stale_socket(const char *path)
 static void
 read_delimiters(const struct conf *conf)
 {
-	char *argv[] = {
-		POSTFIX_SBINDIR "/postconf", "-c", conf->postfix_config_dir, "-h",
-		"recipient_delimiter", NULL
-	};
-	struct buf out = { 0 };
+	static const char *const args[] = { "-h", "recipient_delimiter", NULL };
+	struct pftool_run r = { 0 };
 	char *err = NULL;
-	int status = run_program(argv, NULL, 0, &out, NULL, 30000, &err);
 
-	if (status == 0) {
-		filter_set_delimiters(str_trim(out.data ? out.data : ""));
-		log_info(NULL, "recipient_delimiter=\"%s\"", str_trim(out.data ? out.data : ""));
+	if (pftool_run(&r, conf->postfix_config_dir, "postconf", args, NULL, 0, NULL,
+		       &err) == 0) {
+		filter_set_delimiters(str_trim(r.out.data ? r.out.data : ""));
+		log_info(NULL, "recipient_delimiter=\"%s\"", str_trim(r.out.data ? r.out.data : ""));
 	} else {
 		log_warnx(NULL, "cannot read recipient_delimiter with postconf (%s); "
 			  "assuming \"+\"", err ? err : "it failed");
 		filter_set_delimiters("+");
 	}
 	free(err);
-	buf_free(&out);
+	pftool_run_free(&r);
 }
 
 int

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "ctlproto.h"
 #include "ctlsock.h"
 #include "privs.h"
 #include "tls.h"
@@ -86,34 +87,42 @@ collect_item(void *arg, const struct msg *item)
 	c->nitems++;
 }
 
-/* call - one exchange with the daemon; exits 2 when it cannot be reached */
+/* call - one exchange with the daemon: resp holds the whole reply, *r
+ * its common part (borrowed from resp); exits 2 when the daemon cannot
+ * be reached or does not answer sensibly */
 static void
-call(struct ctl *c, const struct msg *req, struct msg *resp)
+call(struct ctl *c, const struct ctl_request *req, struct msg *resp,
+     struct ctl_reply *r)
 {
 	struct ctlsock_opts o = {
 		.timeout_ms = CTL_TIMEOUT_MS, .item = collect_item, .item_arg = c,
 	};
+	struct msg q = { 0 };
 	char *err = NULL;
 
-	if (ctlsock_call(c->conf->control_socket, req, resp, &o, &err) < 0)
+	ctlproto_request_encode(req, &q);
+	if (ctlsock_call(c->conf->control_socket, &q, resp, &o, &err) < 0)
 		die(2, "%s (is milter-alias-peer running?)", err);
+	if (ctlproto_reply_decode(resp, r, &err) < 0)
+		die(2, "milter-alias-peer sent %s", err);
+	msg_clear(&q);
 }
 
 /* finish - print a simple reply; returns the exit status */
 static int
-finish(struct ctl *c, const struct msg *resp)
+finish(struct ctl *c, const struct ctl_reply *r)
 {
-	int ok = strcmp(msg_gets(resp, "status"), "ok") == 0;
+	int ok = r->status == CTL_OK;
 
 	if (c->json) {
 		printf("{\"status\": ");
-		json_print_string(stdout, msg_gets(resp, "status"));
+		json_print_string(stdout, ctlproto_status_name(r->status));
 		printf(", \"text\": ");
-		json_print_string(stdout, msg_gets(resp, "text"));
+		json_print_string(stdout, r->text);
 		printf("}\n");
 	} else
 		fprintf(ok ? stdout : stderr, "%s%s\n", ok ? "" : "milter-aliasctl: ",
-			msg_gets(resp, "text"));
+			r->text);
 	return ok ? 0 : 1;
 }
 
@@ -232,22 +241,22 @@ verb_status(struct ctl *c)
 		"undelivered", "map_dirty", "journal_bytes", "map_writable",
 		"resolve_check",
 	};
-	struct msg req = { 0 }, resp = { 0 };
+	const struct ctl_request req = { .op = CTL_OP_STATUS };
+	struct msg resp = { 0 };
+	struct ctl_reply r;
 	long long npeers = 0;
 	int healthy, rc;
 
-	msg_set(&req, "op", "status");
-	call(c, &req, &resp);
+	call(c, &req, &resp, &r);
 	if (msg_get(&resp, "node") == NULL) {
 		/* Refused (permission) or an error: say so, not an empty table. */
-		rc = finish(c, &resp);
-		msg_clear(&req);
+		rc = finish(c, &r);
 		msg_clear(&resp);
 		return rc == 0 ? 1 : rc;
 	}
 	msg_get_ll(&resp, "peers", &npeers);
-	/* Healthy: a request could succeed right now (contract section 9). */
-	healthy = strcmp(msg_gets(&resp, "status"), "ok") == 0 &&
+	/* Healthy: a request could succeed right now. */
+	healthy = r.status == CTL_OK &&
 		strcmp(msg_gets(&resp, "map_dirty"), "0") == 0 &&
 		strcmp(msg_gets(&resp, "map_writable"), "yes") == 0 &&
 		strcmp(msg_gets(&resp, "resolve_check"), "ok") == 0;
@@ -331,7 +340,6 @@ verb_status(struct ctl *c)
 		}
 		printf("%-14s %s\n", "healthy", healthy ? "yes" : "no");
 	}
-	msg_clear(&req);
 	msg_clear(&resp);
 	return healthy ? 0 : 1;
 }
@@ -341,20 +349,21 @@ verb_status(struct ctl *c)
 static int
 verb_verify(struct ctl *c)
 {
-	struct msg req = { 0 }, resp = { 0 };
+	const struct ctl_request req = { .op = CTL_OP_VERIFY };
+	struct msg resp = { 0 };
+	struct ctl_reply r;
 	size_t ndiff = 0, nunreach = 0;
 	int rc;
 
-	msg_set(&req, "op", "verify");
-	call(c, &req, &resp);
-	if (strcmp(msg_gets(&resp, "status"), "ok") != 0)
-		return finish(c, &resp);
+	call(c, &req, &resp, &r);
+	if (r.status != CTL_OK)
+		return finish(c, &r);
 	if (c->json)
 		printf("{\"differences\": [");
 	for (size_t i = 0; i < c->nitems; i++) {
 		const struct msg *m = &c->items[i];
 
-		if (strcmp(msg_gets(m, "item"), "diff") == 0) {
+		if (strcmp(msg_gets(m, CTL_KEY_ITEM), "diff") == 0) {
 			if (c->json) {
 				printf("%s\n  {\"peer\": ", ndiff ? "," : "");
 				json_print_string(stdout, msg_gets(m, "peer"));
@@ -370,7 +379,7 @@ verb_verify(struct ctl *c)
 				       msg_gets(m, "address"), msg_gets(m, "peer"),
 				       msg_gets(m, "here"), msg_gets(m, "there"));
 			ndiff++;
-		} else if (strcmp(msg_gets(m, "item"), "unreachable") == 0) {
+		} else if (strcmp(msg_gets(m, CTL_KEY_ITEM), "unreachable") == 0) {
 			if (!c->json)
 				fprintf(stderr, "milter-aliasctl: peer %s could not be asked: %s\n",
 					msg_gets(m, "peer"), msg_gets(m, "error"));
@@ -383,7 +392,6 @@ verb_verify(struct ctl *c)
 	else if (ndiff == 0 && nunreach == 0)
 		printf("identical: this node and every peer hold the same aliases\n");
 	rc = nunreach > 0 ? 2 : ndiff > 0 ? 1 : 0;
-	msg_clear(&req);
 	msg_clear(&resp);
 	return rc;
 }
@@ -392,13 +400,14 @@ verb_verify(struct ctl *c)
 static int
 verb_journal(struct ctl *c)
 {
-	struct msg req = { 0 }, resp = { 0 };
+	const struct ctl_request req = { .op = CTL_OP_JOURNAL };
+	struct msg resp = { 0 };
+	struct ctl_reply r;
 	static const char *const keys[] = {
 		"txn", "coordinator", "address", "verb", "state", "phase", "age_ms",
 	};
 
-	msg_set(&req, "op", "journal");
-	call(c, &req, &resp);
+	call(c, &req, &resp, &r);
 	if (c->json) {
 		printf("[");
 		for (size_t i = 0; i < c->nitems; i++) {
@@ -421,7 +430,6 @@ verb_journal(struct ctl *c)
 			       msg_gets(m, "coordinator"), msg_gets(m, "age_ms"),
 			       msg_gets(m, "phase"));
 		}
-	msg_clear(&req);
 	msg_clear(&resp);
 	return 0;
 }
@@ -429,55 +437,49 @@ verb_journal(struct ctl *c)
 static int
 verb_list(struct ctl *c, const char *owner, const char *address)
 {
-	struct msg req = { 0 }, resp = { 0 };
+	const struct ctl_request req = {
+		.op = CTL_OP_LIST, .owner = owner, .address = address,
+		.history = address != NULL,
+	};
+	struct msg resp = { 0 };
+	struct ctl_reply r;
 	int rc;
 
-	msg_set(&req, "op", "list");
-	if (owner != NULL)
-		msg_set(&req, "owner", owner);
-	if (address != NULL) {
-		msg_set(&req, "address", address);
-		msg_set(&req, "history", "1");
-	}
-	call(c, &req, &resp);
-	rc = strcmp(msg_gets(&resp, "status"), "ok") == 0 ? 0 : 1;
+	call(c, &req, &resp, &r);
+	rc = r.status == CTL_OK ? 0 : 1;
 	if (rc != 0)
-		rc = finish(c, &resp);
+		rc = finish(c, &r);
 	else if (address != NULL && (c->nitems == 0 ||
-				     strcmp(msg_gets(&c->items[0], "item"), "alias") != 0))
+				     strcmp(msg_gets(&c->items[0], CTL_KEY_ITEM), "alias") != 0))
 		die(1, "there is no alias %s", address);
 	else if (address != NULL)
 		print_show(c);
 	else
 		print_aliases(c);
-	msg_clear(&req);
 	msg_clear(&resp);
 	return rc;
 }
 
 static int
-verb_change(struct ctl *c, const char *verb, const char *address,
+verb_change(struct ctl *c, enum request_verb verb, const char *address,
 	    const char *owner, const char *note)
 {
-	struct msg req = { 0 }, resp = { 0 };
 	char *copy = str_lower(xstrdup(address)), *at = strchr(copy, '@');
+	struct ctl_request req = {
+		.op = CTL_OP_ADMIN, .verb = verb, .owner = owner, .note = note,
+	};
+	struct msg resp = { 0 };
+	struct ctl_reply r;
 	int rc;
 
 	if (at == NULL || !request_address_valid(copy))
 		die(2, "\"%s\" is not an alias address (name@domain)", address);
 	*at = '\0';
-	msg_set(&req, "op", "admin");
-	msg_set(&req, "verb", verb);
-	msg_set(&req, "name", copy);
-	msg_set(&req, "domain", at + 1);
-	if (owner != NULL)
-		msg_set(&req, "owner", owner);
-	if (note != NULL)
-		msg_set(&req, "note", note);
-	call(c, &req, &resp);
-	rc = finish(c, &resp);
+	req.name = copy;
+	req.domain = at + 1;
+	call(c, &req, &resp, &r);
+	rc = finish(c, &r);
 	free(copy);
-	msg_clear(&req);
 	msg_clear(&resp);
 	return rc;
 }
@@ -611,12 +613,15 @@ main(int argc, char **argv)
 	else if (strcmp(verb, "add") == 0) {
 		if (arg == NULL || owner == NULL)
 			die(2, "add needs ADDRESS and --owner LOGIN");
-		rc = verb_change(&c, "new", arg, owner, note ? note : "");
+		rc = verb_change(&c, VERB_NEW, arg, owner, note ? note : "");
 	} else if ((strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0 ||
 		    strcmp(verb, "delete") == 0)) {
+		enum request_verb v = VERB_DISABLE;
+
 		if (arg == NULL)
 			die(2, "%s needs an alias address", verb);
-		rc = verb_change(&c, verb, arg, NULL, NULL);
+		(void)request_verb_parse(verb, &v);
+		rc = verb_change(&c, v, arg, NULL, NULL);
 	} else if (strcmp(verb, "verify") == 0 && arg == NULL)
 		rc = verb_verify(&c);
 	else if (strcmp(verb, "journal") == 0 && arg == NULL)

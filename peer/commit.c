@@ -15,7 +15,37 @@
  * Conflicts: two coordinators preparing the same address each find it
  * locked by the other.  The node with the lower node_name wins: its node
  * votes no on the other's prepare; the higher node votes yes on the
- * lower's and dooms its own.  No clocks are involved.
+ * lower's and loses its own.  No clocks are involved.
+ *
+ * The state machine.  Every transaction in the table is in one state;
+ * txn_begin() enters it and txn_step() performs every other transition,
+ * writing the journal record the transition needs (journal.h) before the
+ * state changes.  A transition not in this table is a bug (log_panic).
+ *
+ *   from          to          on                                  record
+ *   -             VOTING      coordinator: local checks passed     prepare
+ *   VOTING        LOST        a lower-named node prepares the       -
+ *                             same address (on_prepare)
+ *   VOTING        DECIDING    every vote yes, before the deadline   -
+ *   DECIDING      COMMITTED   the commit record is durable          commit
+ *   VOTING, LOST, ABORTED     a no, an unreachable peer, the        abort
+ *   DECIDING                  deadline, a lost race, a failed
+ *                             commit record; recovery of a
+ *                             transaction never decided
+ *   COMMITTED,    GONE        coordinator: every peer acknowledged  done
+ *   ABORTED                   (at once when standalone)
+ *   -             PREPARED    participant: checks passed, votes yes prepare
+ *   PREPARED      FINISHING   the decision arrives (decide, or the   -
+ *                             answer to outcome)
+ *   FINISHING     PREPARED    its record could not be written       -
+ *   FINISHING     COMMITTED,  the decision is durable here          commit/abort
+ *                 ABORTED
+ *   COMMITTED,    GONE        participant: the decision is applied  -
+ *   ABORTED
+ *
+ * DECIDING exists so that a lower node's prepare arriving while the
+ * commit record is being written finds the address busy (4xx) instead of
+ * taking it from a change that is about to commit.
  */
 #include "config.h"
 
@@ -23,16 +53,57 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
+#include "commit.h"
 #include "crashpoint.h"
+#include "ctlproto.h"
 #include "engine-private.h"
 #include "log.h"
+#include "mapstate.h"
+#include "notify.h"
 #include "postfix.h"
 
 #define JOURNAL_COMPACT_BYTES (256 * 1024)
 #define DECIDE_TIMEOUT_MS 5000
 #define IN_DOUBT_GRACE_MS 2000
 #define MIN_VOTE_WAIT_MS 200
+
+enum txn_state {
+	TXN_VOTING,		/* coordinator: votes being collected */
+	TXN_LOST,		/* coordinator: voting, but the address is lost */
+	TXN_DECIDING,		/* coordinator: all yes, commit record being written */
+	TXN_PREPARED,		/* participant: voted yes, in doubt */
+	TXN_FINISHING,		/* participant: the decision is being recorded */
+	TXN_COMMITTED,		/* decided (coordinator: being delivered) */
+	TXN_ABORTED,
+	TXN_GONE,		/* forgotten: no longer in the table */
+};
+
+static const char *const state_names[] = {
+	"voting", "lost", "deciding", "prepared", "finishing", "committed",
+	"aborted", "gone",
+};
+
+/* A transaction this node takes part in, from its prepare record until
+ * it no longer matters: for the coordinator, until every peer has
+ * acknowledged the decision; for a participant, until it has applied it. */
+struct txn {
+	char id[TXN_ID_LEN + 1];
+	char *coord;		/* node_name of the deciding node */
+	struct msg prepare;	/* the prepare record, as journaled */
+	struct alias after;	/* the alias's state if committed */
+	enum txn_state state;
+	unsigned long acked;	/* coordinator: peers that have the decision */
+	long long since;	/* now_mono_ms() of the prepare */
+};
+
+/* An address with a change in flight, and the transaction holding it. */
+struct busy {
+	char *address;
+	char txn[TXN_ID_LEN + 1];
+};
+
 
 void
 commit_new_id(char out[TXN_ID_LEN + 1])
@@ -54,7 +125,60 @@ commit_new_id(char out[TXN_ID_LEN + 1])
 	out[TXN_ID_LEN] = '\0';
 }
 
+/* ---- per-address locks (e->lock held) ---- */
+
+const char *
+commit_busy_holder(struct engine *e, const char *address)
+{
+	for (size_t i = 0; i < e->nbusy; i++)
+		if (strcmp(e->busy[i].address, address) == 0)
+			return e->busy[i].txn;
+	return NULL;
+}
+
+static void
+busy_add(struct engine *e, const char *address, const char *txn)
+{
+	e->busy = xrealloc(e->busy, (e->nbusy + 1) * sizeof(*e->busy));
+	e->busy[e->nbusy].address = xstrdup(address);
+	snprintf(e->busy[e->nbusy].txn, sizeof(e->busy[e->nbusy].txn), "%s", txn);
+	e->nbusy++;
+}
+
+int
+commit_busy_take(struct engine *e, const char *address, const char *txn)
+{
+	if (commit_busy_holder(e, address) != NULL)
+		return -1;
+	busy_add(e, address, txn);
+	return 0;
+}
+
+void
+commit_busy_release(struct engine *e, const char *address, const char *txn)
+{
+	for (size_t i = 0; i < e->nbusy; i++)
+		if (strcmp(e->busy[i].address, address) == 0 &&
+		    strcmp(e->busy[i].txn, txn) == 0) {
+			free(e->busy[i].address);
+			e->busy[i] = e->busy[--e->nbusy];
+			return;
+		}
+}
+
+size_t
+commit_live_count(const struct engine *e)
+{
+	return e->nbusy + e->ntxns;
+}
+
 /* ---- the transaction table (e->lock held) ---- */
+
+static int
+is_self(const struct engine *e, const char *node)
+{
+	return strcmp(node, e->conf->node_name) == 0;
+}
 
 static struct txn *
 txn_find(struct engine *e, const char *id)
@@ -65,9 +189,27 @@ txn_find(struct engine *e, const char *id)
 	return NULL;
 }
 
+/* txn_get - a transaction that must be in the table */
+static struct txn *
+txn_get(struct engine *e, const char *id)
+{
+	struct txn *t = txn_find(e, id);
+
+	if (t == NULL)
+		log_panic(id, "transaction %s is not in the table", id);
+	return t;
+}
+
+/* decision - 1 committed, -1 aborted, 0 not decided yet */
+static int
+decision(const struct txn *t)
+{
+	return t->state == TXN_COMMITTED ? 1 : t->state == TXN_ABORTED ? -1 : 0;
+}
+
 static struct txn *
 txn_add(struct engine *e, const char *id, const char *coord,
-	const struct msg *prepare, const struct alias *after)
+	const struct msg *prepare, const struct alias *after, enum txn_state state)
 {
 	struct txn *t = xcalloc(1, sizeof(*t));
 
@@ -76,6 +218,7 @@ txn_add(struct engine *e, const char *id, const char *coord,
 	for (size_t i = 0; i < prepare->n; i++)
 		msg_set(&t->prepare, prepare->v[i].key, prepare->v[i].value);
 	alias_copy(&t->after, after);
+	t->state = state;
 	t->since = now_mono_ms();
 	e->txns = xrealloc(e->txns, (e->ntxns + 1) * sizeof(*e->txns));
 	e->txns[e->ntxns++] = t;
@@ -83,34 +226,73 @@ txn_add(struct engine *e, const char *id, const char *coord,
 }
 
 static void
+txn_free(struct txn *t)
+{
+	free(t->coord);
+	msg_clear(&t->prepare);
+	alias_clear(&t->after);
+	free(t);
+}
+
+static void
 txn_drop(struct engine *e, const char *id)
 {
-	for (size_t i = 0; i < e->ntxns; i++) {
-		struct txn *t = e->txns[i];
+	for (size_t i = 0; i < e->ntxns; i++)
+		if (strcmp(e->txns[i]->id, id) == 0) {
+			txn_free(e->txns[i]);
+			e->txns[i] = e->txns[--e->ntxns];
+			return;
+		}
+}
 
-		if (strcmp(t->id, id) != 0)
-			continue;
-		free(t->coord);
-		msg_clear(&t->prepare);
-		alias_clear(&t->after);
-		free(t);
-		e->txns[i] = e->txns[--e->ntxns];
-		return;
+/* ---- the transitions ---- */
+
+/* may_step - is from -> to in the table at the top of this file? */
+static int
+may_step(enum txn_state from, enum txn_state to, int coordinator)
+{
+	switch (to) {
+	case TXN_LOST:
+	case TXN_DECIDING:
+		return from == TXN_VOTING;
+	case TXN_COMMITTED:
+		return from == (coordinator ? TXN_DECIDING : TXN_FINISHING);
+	case TXN_ABORTED:
+		return coordinator ? from == TXN_VOTING || from == TXN_LOST ||
+			from == TXN_DECIDING : from == TXN_FINISHING;
+	case TXN_FINISHING:
+		return from == TXN_PREPARED;
+	case TXN_PREPARED:
+		return from == TXN_FINISHING;
+	case TXN_GONE:
+		return from == TXN_COMMITTED || from == TXN_ABORTED;
+	default:
+		return 0;
 	}
 }
 
-static int
-is_self(const struct engine *e, const char *node)
+/* step_locked - a transition that writes no record (see the table; a
+ * participant's GONE drops it from the table); e->lock held */
+static void
+step_locked(struct engine *e, struct txn *t, enum txn_state to)
 {
-	return strcmp(node, e->conf->node_name) == 0;
+	int coordinator = is_self(e, t->coord);
+
+	if (!may_step(t->state, to, coordinator) ||
+	    to == TXN_COMMITTED || to == TXN_ABORTED || (to == TXN_GONE && coordinator))
+		log_panic(t->id, "transaction %s: no transition %s -> %s without a "
+			  "record", t->id, state_names[t->state], state_names[to]);
+	if (to == TXN_GONE)
+		txn_drop(e, t->id);
+	else
+		t->state = to;
 }
 
-/* ---- journal records, kept in step with the table ---- */
-
-/* record_prepare - journal a prepare and enter it in the table */
+/* txn_begin - journal a prepare record and enter the transaction in the
+ * table as VOTING (coordinator) or PREPARED (participant) */
 static int
-record_prepare(struct engine *e, const struct msg *rec, const char *coord,
-	       const struct alias *after, int in_flight, char **err_r)
+txn_begin(struct engine *e, const struct msg *rec, const char *coord,
+	  const struct alias *after, enum txn_state state, char **err_r)
 {
 	int rc;
 
@@ -119,76 +301,184 @@ record_prepare(struct engine *e, const struct msg *rec, const char *coord,
 	if (rc == 0) {
 		pthread_mutex_lock(&e->lock);
 		if (txn_find(e, msg_gets(rec, "txn")) == NULL)
-			txn_add(e, msg_gets(rec, "txn"), coord, rec, after)->in_flight = in_flight;
+			txn_add(e, msg_gets(rec, "txn"), coord, rec, after, state);
 		pthread_mutex_unlock(&e->lock);
 	}
 	pthread_rwlock_unlock(&e->jlock);
 	return rc;
 }
 
-/* record_decision - journal commit (1) or abort (-1) and note it */
+/*
+ * txn_step - move transaction id to state to, journaling first the record
+ * the transition needs: commit, abort, or (coordinator, to GONE) done.
+ * Takes the locks itself.  0, or -1 when the commit record could not be
+ * written (the state is then unchanged).  ABORTED and GONE always happen:
+ * a prepare without a commit record is aborted anyway, and a lost "done"
+ * only means the decision is delivered once more.
+ */
 static int
-record_decision(struct engine *e, const char *id, int decision, char **err_r)
+txn_step(struct engine *e, const char *id, enum txn_state to, char **err_r)
 {
 	struct msg rec = { 0 };
 	struct txn *t;
-	int rc;
+	int coordinator, record = 1, rc = 0;
+	char *err = NULL;
 
-	msg_set(&rec, "rec", decision > 0 ? "commit" : "abort");
-	msg_set(&rec, "txn", id);
 	pthread_rwlock_rdlock(&e->jlock);
-	rc = journal_append(e->journal, &rec, err_r);
+	pthread_mutex_lock(&e->lock);
+	t = txn_get(e, id);
+	coordinator = is_self(e, t->coord);
+	if (!may_step(t->state, to, coordinator))
+		log_panic(id, "transaction %s: no transition %s -> %s", id,
+			  state_names[t->state], state_names[to]);
+	pthread_mutex_unlock(&e->lock);
+
+	if (to == TXN_COMMITTED)
+		journal_marker(&rec, JOURNAL_COMMIT, id);
+	else if (to == TXN_ABORTED)
+		journal_marker(&rec, JOURNAL_ABORT, id);
+	else if (to == TXN_GONE && coordinator)
+		journal_marker(&rec, JOURNAL_DONE, id);
+	else
+		record = 0;
+	if (record && (rc = journal_append(e->journal, &rec, &err)) < 0) {
+		if (to != TXN_COMMITTED) {
+			/* Without a commit record the change is not committed:
+			 * an abort holds without its record. */
+			log_err(id, "journal: %s", err);
+			rc = 0;
+		} else
+			set_error(err_r, "%s", err);
+	}
 	if (rc == 0) {
+		/* Under the same journal lock as the record: compaction never
+		 * sees the one without the other. */
 		pthread_mutex_lock(&e->lock);
-		if ((t = txn_find(e, id)) != NULL) {
-			t->decision = decision;
-			t->in_flight = 0;
-		}
+		if (to == TXN_GONE)
+			txn_drop(e, id);
+		else
+			txn_get(e, id)->state = to;
 		pthread_mutex_unlock(&e->lock);
 	}
 	pthread_rwlock_unlock(&e->jlock);
+	free(err);
 	msg_clear(&rec);
 	return rc;
 }
 
-/* append_marker - a best-effort {rec: kind, txn: id} journal record;
- * with drop, the transaction is forgotten under the same journal lock, so
- * compaction never sees one without the other */
+/* note_confirmed - journal that the confirmation of id was queued; lost,
+ * it only means one more confirmation after a crash */
 static void
-append_marker(struct engine *e, const char *kind, const char *id, int drop)
+note_confirmed(struct engine *e, const char *id)
 {
 	struct msg rec = { 0 };
 	char *err = NULL;
 
-	msg_set(&rec, "rec", kind);
-	msg_set(&rec, "txn", id);
+	journal_marker(&rec, JOURNAL_CONFIRMED, id);
 	pthread_rwlock_rdlock(&e->jlock);
 	if (journal_append(e->journal, &rec, &err) < 0) {
 		log_warnx(id, "journal: %s", err);
 		free(err);
 	}
-	if (drop) {
-		pthread_mutex_lock(&e->lock);
-		txn_drop(e, id);
-		pthread_mutex_unlock(&e->lock);
-	}
 	pthread_rwlock_unlock(&e->jlock);
 	msg_clear(&rec);
 }
 
-/* record_done - every peer has the decision: forget the transaction.  A
- * lost "done" only means the decision is delivered once more. */
-static void
-record_done(struct engine *e, const char *id)
+void
+commit_counts(const struct engine *e, size_t *in_flight, size_t *in_doubt,
+	      size_t *undelivered)
 {
-	append_marker(e, "done", id, 1);
+	*in_flight = e->nbusy;
+	*in_doubt = *undelivered = 0;
+	for (size_t i = 0; i < e->ntxns; i++) {
+		if (!is_self(e, e->txns[i]->coord))
+			(*in_doubt)++;
+		else if (decision(e->txns[i]) != 0)
+			(*undelivered)++;
+	}
 }
 
-/* Lost, it only means one more confirmation after a crash. */
-void
-commit_note_confirmed(struct engine *e, const char *id)
+size_t
+commit_describe(const struct engine *e, struct msg **items_r)
 {
-	append_marker(e, "confirmed", id, 0);
+	static const char *const phases[] = {
+		[TXN_VOTING] = "collecting votes",
+		[TXN_LOST] = "collecting votes",
+		[TXN_DECIDING] = "collecting votes",
+		[TXN_COMMITTED] = "committed, telling peers",
+		[TXN_ABORTED] = "aborted, telling peers",
+	};
+	long long now = now_mono_ms();
+	struct msg *items = xcalloc(e->ntxns + 1, sizeof(*items));
+
+	for (size_t i = 0; i < e->ntxns; i++) {
+		const struct txn *t = e->txns[i];
+
+		msg_set(&items[i], "item", "txn");
+		msg_set(&items[i], "txn", t->id);
+		msg_set(&items[i], "coordinator", t->coord);
+		msg_set(&items[i], "address", t->after.address);
+		msg_set(&items[i], "state", alias_state_name(t->after.state));
+		msg_set(&items[i], "verb", msg_gets(&t->prepare, "verb"));
+		msg_set(&items[i], "phase", is_self(e, t->coord) && phases[t->state] ?
+			phases[t->state] : "in doubt: prepared, waiting for the coordinator");
+		msg_setf(&items[i], "age_ms", "%lld", now - t->since);
+	}
+	*items_r = items;
+	return e->ntxns;
+}
+
+void
+commit_free(struct engine *e)
+{
+	for (size_t i = 0; i < e->nbusy; i++)
+		free(e->busy[i].address);
+	free(e->busy);
+	e->busy = NULL;
+	e->nbusy = 0;
+	for (size_t i = 0; i < e->ntxns; i++)
+		txn_free(e->txns[i]);
+	free(e->txns);
+	e->txns = NULL;
+	e->ntxns = 0;
+}
+
+void
+commit_confirm(struct engine *e, const struct alias *a, const char *from,
+	       const char *txn)
+{
+	char *err = NULL;
+
+	if (notify_confirm(e->conf, a, from, txn, &err) < 0) {
+		log_warnx(txn, "confirmation to=<%s> failed: %s", a->address, err);
+		free(err);
+		return;
+	}
+	log_info(txn, "confirmation queued to=<%s>", a->address);
+	note_confirmed(e, txn);
+}
+
+void
+commit_confirm_recovered(struct engine *e)
+{
+	for (size_t i = 0; i + 1 < e->unconfirmed.n; i += 2) {
+		const struct alias *a = aliasmap_find(mapstate_map(e->ms),
+						      e->unconfirmed.v[i + 1]);
+
+		if (a != NULL && a->state == ALIAS_ACTIVE)
+			commit_confirm(e, a, e->conf->request_addresses.v[0],
+				       e->unconfirmed.v[i]);
+	}
+	strlist_clear(&e->unconfirmed);
+}
+
+void
+commit_reply_misconfigured(struct msg *resp, const char *node)
+{
+	msg_set_status(resp, "temp", "Alias requests cannot be handled now: the mail "
+		       "server %s is misconfigured (it cannot ask its address maps "
+		       "whether a name is taken); please tell the postmaster", node);
+	msg_set(resp, CTL_KEY_DSN, "4.3.5");
 }
 
 int
@@ -202,7 +492,7 @@ commit_compact(struct engine *e, int force, char **err_r)
 		return 0;
 	pthread_rwlock_wrlock(&e->jlock);
 	pthread_mutex_lock(&e->lock);
-	if (e->map_dirty) {
+	if (mapstate_dirty(e->ms)) {
 		/* The journal is the only copy of what the files lack. */
 		pthread_mutex_unlock(&e->lock);
 		pthread_rwlock_unlock(&e->jlock);
@@ -215,11 +505,9 @@ commit_compact(struct engine *e, int force, char **err_r)
 		for (size_t k = 0; k < t->prepare.n; k++)
 			msg_set(&recs[n], t->prepare.v[k].key, t->prepare.v[k].value);
 		n++;
-		if (t->decision != 0) {
-			msg_set(&recs[n], "rec", t->decision > 0 ? "commit" : "abort");
-			msg_set(&recs[n], "txn", t->id);
-			n++;
-		}
+		if (decision(t) != 0)
+			journal_marker(&recs[n++], decision(t) > 0 ? JOURNAL_COMMIT :
+				       JOURNAL_ABORT, t->id);
 	}
 	pthread_mutex_unlock(&e->lock);
 	rc = journal_rewrite(e->journal, recs, n, err_r);
@@ -268,7 +556,7 @@ collect_votes(struct engine *e, struct change *c, const struct msg *prepare,
 		} else {
 			log_info(c->txn, "vote peer=%s: not now: %s", peer,
 				 msg_gets(&resps[i], "text"));
-			if (strcmp(msg_gets(&resps[i], "dsn"), "4.3.5") == 0)
+			if (strcmp(msg_gets(&resps[i], CTL_KEY_DSN), "4.3.5") == 0)
 				c->misconfigured = peers_name(e->peers, i);
 			set_error(err_r, "peer %s: %s", peer, msg_gets(&resps[i], "text"));
 			if (result == 0)
@@ -314,9 +602,9 @@ int
 commit_change(struct engine *e, struct change *c, char **err_r)
 {
 	struct msg rec = { 0 };
-	int votes = 0, doomed = 0, rc;
+	int votes = 0, lost, rc;
 
-	msg_set(&rec, "rec", "prepare");
+	msg_set(&rec, "rec", journal_kind_name(JOURNAL_PREPARE));
 	msg_set(&rec, "txn", c->txn);
 	msg_set(&rec, "coord", e->conf->node_name);
 	msg_set(&rec, "id", c->id);
@@ -324,7 +612,7 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 	msg_set(&rec, "before_state", c->before.address ?
 		alias_state_name(c->before.state) : "none");
 	alias_to_msg(&c->after, &rec);
-	rc = record_prepare(e, &rec, e->conf->node_name, &c->after, 1, err_r);
+	rc = txn_begin(e, &rec, e->conf->node_name, &c->after, TXN_VOTING, err_r);
 	if (rc < 0) {
 		local_check(e, c, NULL);
 		msg_clear(&rec);
@@ -341,45 +629,42 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 	if ((rc = local_check(e, c, err_r)) > 0 || (rc < 0 && votes == 0))
 		votes = rc;
 	msg_clear(&rec);
-	pthread_mutex_lock(&e->lock);
-	doomed = txn_find(e, c->txn)->doomed;
-	pthread_mutex_unlock(&e->lock);
 	crash_point("coord-after-votes");
 
-	if (votes == 0 && doomed) {
-		set_error(err_r, "another server took %s at the same time", c->after.address);
-		votes = -1;
-	}
 	if (votes == 0 && c->deadline > 0 && now_mono_ms() > c->deadline) {
 		/* The requester answers 4xx about now: the change must not
 		 * happen behind its back. */
 		set_error(err_r, "not decided before the requester's deadline");
 		votes = -1;
 	}
-	if (votes != 0 || record_decision(e, c->txn, 1, err_r) < 0) {
-		char *ignored = NULL;
-
-		/* Without a commit record the change is not committed. */
-		if (record_decision(e, c->txn, -1, &ignored) < 0)
-			log_err(c->txn, "journal: %s", ignored);
-		free(ignored);
+	pthread_mutex_lock(&e->lock);
+	lost = txn_get(e, c->txn)->state == TXN_LOST;
+	if (votes == 0 && !lost)
+		step_locked(e, txn_get(e, c->txn), TXN_DECIDING);
+	pthread_mutex_unlock(&e->lock);
+	if (votes == 0 && lost) {
+		set_error(err_r, "another server took %s at the same time", c->after.address);
+		votes = -1;
+	}
+	if (votes != 0 || txn_step(e, c->txn, TXN_COMMITTED, err_r) < 0) {
+		txn_step(e, c->txn, TXN_ABORTED, NULL);
 		log_notice(c->txn, "abort address=%s: %s", c->after.address,
 			   votes > 0 ? c->refusal : (err_r && *err_r ? *err_r : "error"));
 		if (e->peers == NULL)
-			record_done(e, c->txn);
+			txn_step(e, c->txn, TXN_GONE, NULL);
 		else
-			engine_wake(e);	/* tell the peers that voted yes */
+			commit_wake(e);	/* tell the peers that voted yes */
 		return votes > 0 ? 1 : -1;
 	}
 	crash_point("coord-after-commit-record");
 
 	pthread_mutex_lock(&e->lock);
-	rc = engine_apply(e, &c->after, c->txn, e->conf->node_name, err_r);
+	rc = mapstate_apply(e->ms, &c->after, c->txn, e->conf->node_name, err_r);
 	pthread_mutex_unlock(&e->lock);
 	if (e->peers == NULL)
-		record_done(e, c->txn);
+		txn_step(e, c->txn, TXN_GONE, NULL);
 	else
-		engine_wake(e);		/* deliver the decision now */
+		commit_wake(e);		/* deliver the decision now */
 	if (rc < 0) {
 		log_err(c->txn, "commit recorded but not applied: %s", *err_r);
 		return -1;
@@ -404,21 +689,20 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 
 	pthread_mutex_lock(&e->lock);
 	t = txn_find(e, id);
-	if (t == NULL || t->finishing || is_self(e, t->coord)) {
+	if (t == NULL || is_self(e, t->coord) || t->state != TXN_PREPARED) {
 		pthread_mutex_unlock(&e->lock);
 		return 0;	/* already done, or being done by another thread */
 	}
-	t->finishing = 1;
+	step_locked(e, t, TXN_FINISHING);
 	alias_copy(&after, &t->after);
 	snprintf(verb, sizeof(verb), "%s", msg_gets(&t->prepare, "verb"));
 	snprintf(coord, sizeof(coord), "%s", t->coord);
 	pthread_mutex_unlock(&e->lock);
 
-	if (record_decision(e, id, decision, &err) < 0) {
+	if (txn_step(e, id, decision > 0 ? TXN_COMMITTED : TXN_ABORTED, &err) < 0) {
 		log_err(id, "journal: %s", err);
 		pthread_mutex_lock(&e->lock);
-		if ((t = txn_find(e, id)) != NULL)
-			t->finishing = 0;
+		step_locked(e, txn_get(e, id), TXN_PREPARED);
 		pthread_mutex_unlock(&e->lock);
 		free(err);
 		alias_clear(&after);
@@ -427,25 +711,25 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 	crash_point("part-after-decision");
 	if (decision > 0) {
 		pthread_mutex_lock(&e->lock);
-		rc = engine_apply(e, &after, id, coord, &err);
+		rc = mapstate_apply(e->ms, &after, id, coord, &err);
 		pthread_mutex_unlock(&e->lock);
 		if (rc < 0)
 			log_err(id, "commit recorded but not applied: %s", err);
 		crash_point("part-after-apply");
 	} else {
 		pthread_mutex_lock(&e->lock);
-		if (engine_set_pending(e, after.address, 0, &err) < 0)
+		if (mapstate_set_pending(e->ms, after.address, 0, &err) < 0)
 			log_err(id, "access map: %s", err);
 		pthread_mutex_unlock(&e->lock);
 	}
 	log_info(id, "%s address=%s state=%s (%s)", decision > 0 ? "commit" : "abort",
 		 after.address, alias_state_name(after.state), how);
 	pthread_mutex_lock(&e->lock);
-	engine_busy_release(e, after.address, id);
-	txn_drop(e, id);
+	commit_busy_release(e, after.address, id);
+	step_locked(e, txn_get(e, id), TXN_GONE);
 	pthread_mutex_unlock(&e->lock);
 	if (decision > 0 && after.state == ALIAS_ACTIVE && strcmp(verb, "new") == 0)
-		engine_confirm(e, &after, id);
+		commit_confirm(e, &after, e->conf->request_addresses.v[0], id);
 	free(err);
 	alias_clear(&after);
 	return 0;
@@ -478,7 +762,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	}
 	local = xstrndup(after.address, strcspn(after.address, "@"));
 	pthread_mutex_lock(&e->lock);
-	if (engine_refresh(e) < 0) {
+	if (mapstate_refresh(e->ms) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", "The alias map on %s needs the postmaster's attention", node);
 		goto out;
@@ -490,7 +774,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		goto out;
 	}
 	old = strcmp(verb, "new") == 0 && conf->map_format == MAP_FORMAT_ALIASES ?
-		aliasmap_find_local(&e->map, local) : aliasmap_find(&e->map, after.address);
+		aliasmap_find_local(mapstate_map(e->ms), local) : aliasmap_find(mapstate_map(e->ms), after.address);
 	if (strcmp(verb, "new") == 0) {
 		if (old != NULL && !(old->state == ALIAS_DELETED &&
 				     strcmp(old->owner, after.owner) == 0 &&
@@ -508,13 +792,13 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		     "been told", after.address, node);
 		goto out;
 	}
-	holder = engine_busy_holder(e, after.address);
+	holder = commit_busy_holder(e, after.address);
 	if (holder != NULL) {
 		holder_txn = txn_find(e, holder);
 		/* Both of us prepared the address: the lower node_name wins. */
 		if (holder_txn != NULL && is_self(e, holder_txn->coord) &&
-		    holder_txn->in_flight && strcmp(peer, node) < 0) {
-			holder_txn->doomed = 1;
+		    holder_txn->state == TXN_VOTING && strcmp(peer, node) < 0) {
+			step_locked(e, holder_txn, TXN_LOST);
 			log_info(holder, "conflict on %s with %s (txn %s): %s wins",
 				 after.address, peer, id, peer);
 		} else {
@@ -524,7 +808,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 			goto out;
 		}
 	}
-	engine_busy_add(e, after.address, id);
+	busy_add(e, after.address, id);
 	pthread_mutex_unlock(&e->lock);
 
 	/* Our own Postfix must not deliver this address already either; the
@@ -535,7 +819,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	 * never refused for good: the coordinator may answer 250 as soon as
 	 * this vote reaches it. */
 	pthread_mutex_lock(&e->lock);
-	rc = engine_set_pending(e, after.address, 1, &err);
+	rc = mapstate_set_pending(e->ms, after.address, 1, &err);
 	pthread_mutex_unlock(&e->lock);
 	if (check != NULL) {
 		char *cerr = NULL;
@@ -546,7 +830,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 				       after.address, node, where);
 		else if (crc < 0 && rc == 0) {
 			log_warnx(id, "resolve check address=%s failed: %s", after.address, cerr);
-			engine_reply_misconfigured(resp, node);
+			commit_reply_misconfigured(resp, node);
 		}
 		free(cerr);
 		if (crc != 0 && rc == 0)
@@ -560,8 +844,8 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	for (size_t i = 0; i < req->n; i++)
 		if (strcmp(req->v[i].key, "op") != 0 && strcmp(req->v[i].key, "sender") != 0)
 			msg_set(&rec, req->v[i].key, req->v[i].value);
-	msg_set(&rec, "rec", "prepare");
-	if (record_prepare(e, &rec, peer, &after, 0, &err) < 0) {
+	msg_set(&rec, "rec", journal_kind_name(JOURNAL_PREPARE));
+	if (txn_begin(e, &rec, peer, &after, TXN_PREPARED, &err) < 0) {
 		log_err(id, "journal: %s", err);
 		msg_set_status(resp, "temp", "%s cannot store the change right now", node);
 		goto unpend;
@@ -573,9 +857,9 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	goto out;
 unpend:
 	pthread_mutex_lock(&e->lock);
-	if (engine_set_pending(e, after.address, 0, &err) < 0)
+	if (mapstate_set_pending(e->ms, after.address, 0, &err) < 0)
 		log_err(id, "access map: %s", err);
-	engine_busy_release(e, after.address, id);
+	commit_busy_release(e, after.address, id);
 	pthread_mutex_unlock(&e->lock);
 out:
 	msg_clear(&rec);
@@ -601,6 +885,17 @@ commit_peer_request(struct engine *e, const char *peer, const struct msg *req,
 			msg_set_status(resp, "perm", "bad decision");
 			return;
 		}
+		/* Only the coordinator decides its transaction: with three
+		 * servers, any other pinned peer could make one diverge. */
+		pthread_mutex_lock(&e->lock);
+		t = txn_find(e, id);
+		if (t != NULL && strcmp(t->coord, peer) != 0) {
+			pthread_mutex_unlock(&e->lock);
+			log_warnx(id, "decide from %s refused: %s coordinates it", peer, t->coord);
+			msg_set_status(resp, "perm", "not the coordinator");
+			return;
+		}
+		pthread_mutex_unlock(&e->lock);
 		if (finish(e, id, strcmp(d, "commit") == 0 ? 1 : -1, "decided by coordinator") < 0)
 			msg_set_status(resp, "temp", "cannot record the decision now");
 		else
@@ -611,7 +906,7 @@ commit_peer_request(struct engine *e, const char *peer, const struct msg *req,
 		pthread_mutex_lock(&e->lock);
 		t = txn_find(e, id);
 		if (t != NULL && is_self(e, t->coord))
-			answer = t->decision > 0 ? "commit" : t->decision < 0 ? "abort" : "pending";
+			answer = decision(t) > 0 ? "commit" : decision(t) < 0 ? "abort" : "pending";
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "ok", "%s", answer);
 		msg_set(resp, "decision", answer);
@@ -640,12 +935,12 @@ snapshot(struct engine *e, int coordinated, struct pending **out)
 	for (size_t i = 0; i < e->ntxns; i++) {
 		const struct txn *t = e->txns[i];
 
-		if (coordinated ? !is_self(e, t->coord) || t->decision == 0 :
-		    is_self(e, t->coord) || t->decision != 0 || t->finishing ||
+		if (coordinated ? !is_self(e, t->coord) || decision(t) == 0 :
+		    is_self(e, t->coord) || t->state != TXN_PREPARED ||
 		    now - t->since < IN_DOUBT_GRACE_MS)
 			continue;
 		memcpy((*out)[n].id, t->id, sizeof(t->id));
-		(*out)[n].decision = t->decision;
+		(*out)[n].decision = decision(t);
 		(*out)[n].acked = t->acked;
 		(*out)[n].coord = xstrdup(t->coord);
 		n++;
@@ -685,7 +980,7 @@ deliver(struct engine *e, const struct pending *p)
 		t->acked = acked;
 	pthread_mutex_unlock(&e->lock);
 	if ((acked & all) == all)
-		record_done(e, p->id);
+		txn_step(e, p->id, TXN_GONE, NULL);
 }
 
 /* resolve - ask the coordinator what became of a transaction in doubt */
@@ -714,13 +1009,48 @@ resolve(struct engine *e, const struct pending *p)
 	msg_clear(&resp);
 }
 
-static int
-stopping(struct engine *e)
+void
+commit_wake(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	pthread_cond_signal(&e->work);
+	pthread_mutex_unlock(&e->lock);
+}
+
+void
+commit_wait(struct engine *e, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&e->lock);
+	if (!e->stopping)
+		pthread_cond_timedwait(&e->work, &e->lock, &ts);
+	pthread_mutex_unlock(&e->lock);
+}
+
+void
+commit_stop(struct engine *e)
+{
+	pthread_mutex_lock(&e->lock);
+	e->stopping = 1;
+	pthread_cond_broadcast(&e->work);
+	pthread_mutex_unlock(&e->lock);
+}
+
+int
+commit_stopping(struct engine *e)
 {
 	int stop;
 
 	pthread_mutex_lock(&e->lock);
-	stop = e->bg_stop;
+	stop = e->stopping;
 	pthread_mutex_unlock(&e->lock);
 	return stop;
 }
@@ -737,14 +1067,14 @@ commit_tick(struct engine *e)
 	if (e->peers != NULL) {
 		n = snapshot(e, 1, &list);
 		for (size_t i = 0; i < n; i++) {
-			if (!stopping(e))
+			if (!commit_stopping(e))
 				deliver(e, &list[i]);
 			free(list[i].coord);
 		}
 		free(list);
 		n = snapshot(e, 0, &list);
 		for (size_t i = 0; i < n; i++) {
-			if (!stopping(e))
+			if (!commit_stopping(e))
 				resolve(e, &list[i]);
 			free(list[i].coord);
 		}
@@ -771,23 +1101,20 @@ commit_recover(struct engine *e, struct msg *recs, size_t n, char **err_r)
 		struct alias a;
 		char *err = NULL;
 
-		if (strcmp(msg_gets(&recs[i], "rec"), "prepare") != 0 ||
+		if (journal_kind_of(&recs[i]) != JOURNAL_PREPARE ||
 		    strlist_contains(&seen, id, false))
 			continue;
 		strlist_add(&seen, id);
 		for (size_t k = i + 1; k < n; k++) {
-			const char *what = msg_gets(&recs[k], "rec");
-
 			if (strcmp(msg_gets(&recs[k], "txn"), id) != 0)
 				continue;
-			if (strcmp(what, "commit") == 0)
-				decision = 1;
-			else if (strcmp(what, "abort") == 0)
-				decision = -1;
-			else if (strcmp(what, "done") == 0)
-				done = 1;
-			else if (strcmp(what, "confirmed") == 0)
-				confirmed = 1;
+			switch (journal_kind_of(&recs[k])) {
+			case JOURNAL_COMMIT: decision = 1; break;
+			case JOURNAL_ABORT: decision = -1; break;
+			case JOURNAL_DONE: done = 1; break;
+			case JOURNAL_CONFIRMED: confirmed = 1; break;
+			default: break;
+			}
 		}
 		if (alias_from_msg(&recs[i], &a, &err) < 0) {
 			set_error(err_r, "journal: transaction %s is unreadable: %s", id, err);
@@ -796,23 +1123,28 @@ commit_recover(struct engine *e, struct msg *recs, size_t n, char **err_r)
 		}
 		if (is_self(e, coord) && decision == 0) {
 			/* We never decided: nobody can have committed. */
-			struct msg rec = { 0 };
-
-			msg_set(&rec, "rec", "abort");
-			msg_set(&rec, "txn", id);
-			if (journal_append(e->journal, &rec, err_r) < 0) {
-				msg_clear(&rec);
-				alias_clear(&a);
-				goto out;
-			}
-			msg_clear(&rec);
+			txn_add(e, id, coord, &recs[i], &a, TXN_VOTING);
+			txn_step(e, id, TXN_ABORTED, NULL);
 			log_notice(id, "recovery: aborted unfinished change address=%s", a.address);
-			decision = -1;
+			if (e->conf->npeers == 0)
+				txn_step(e, id, TXN_GONE, NULL);
+			else
+				undelivered++;	/* the peers that voted yes learn it */
 			aborted++;
+		} else if (is_self(e, coord) && !done && e->conf->npeers > 0) {
+			txn_add(e, id, coord, &recs[i], &a, decision > 0 ? TXN_COMMITTED :
+				TXN_ABORTED);
+			undelivered++;
+		} else if (!is_self(e, coord) && decision == 0) {
+			txn_add(e, id, coord, &recs[i], &a, TXN_PREPARED);
+			busy_add(e, a.address, id);
+			mapstate_defer(e->ms, a.address);	/* deferred until decided */
+			log_notice(id, "recovery: in doubt address=%s; asking %s", a.address, coord);
+			in_doubt++;
 		}
 		if (decision > 0) {
 			/* Idempotent: the final state, put once more. */
-			aliasmap_put(&e->map, &a);
+			mapstate_put(e->ms, &a);
 			replayed++;
 			/* Each server confirms a new alias once (a crash may make
 			 * that twice, never zero times). */
@@ -820,18 +1152,6 @@ commit_recover(struct engine *e, struct msg *recs, size_t n, char **err_r)
 				strlist_add(&e->unconfirmed, id);
 				strlist_add(&e->unconfirmed, a.address);
 			}
-		}
-		if (!is_self(e, coord) && decision == 0) {
-			txn_add(e, id, coord, &recs[i], &a);
-			engine_busy_add(e, a.address, id);
-			strlist_add(&e->pending, a.address);	/* deferred until decided */
-			log_notice(id, "recovery: in doubt address=%s; asking %s", a.address, coord);
-			in_doubt++;
-		} else if (is_self(e, coord) && !done && e->conf->npeers > 0) {
-			struct txn *t = txn_add(e, id, coord, &recs[i], &a);
-
-			t->decision = decision;
-			undelivered++;
 		}
 		alias_clear(&a);
 	}

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ctlproto.h"
 #include "ctlserver.h"
 #include "log.h"
 
@@ -70,12 +71,12 @@ emit_item(void *arg, const struct msg *item)
 }
 
 static void
-send_refusal(int fd, const char *status, const char *text)
+send_refusal(int fd, enum ctl_status status, const char *text)
 {
+	struct ctl_reply reply = { .status = status, .text = text };
 	struct msg r = { 0 };
 
-	msg_set(&r, "status", status);
-	msg_set(&r, "text", text);
+	ctlproto_reply_encode(&reply, &r);
 	msg_send(fd, &r, 1000, NULL);
 	msg_clear(&r);
 }
@@ -85,6 +86,7 @@ conn_thread(void *arg)
 {
 	struct conn *c = arg;
 	struct msg req = { 0 }, resp = { 0 };
+	struct ctl_request r = { 0 };
 	struct engine_followup f = { 0 };
 	char *err = NULL;
 	uid_t uid = (uid_t)-1;
@@ -95,7 +97,7 @@ conn_thread(void *arg)
 		/* Take the request first: closing on an unread request would
 		 * make the client's write fail before it reads the refusal. */
 		msg_recv(c->fd, &req, 1000, NULL);
-		send_refusal(c->fd, "perm", "permission denied: run as root or as a "
+		send_refusal(c->fd, CTL_PERM, "permission denied: run as root or as a "
 			     "member of the daemon's group");
 		goto out;
 	}
@@ -106,9 +108,15 @@ conn_thread(void *arg)
 				  (long)uid, err);
 		goto out;
 	}
-	engine_handle(c->engine, &req, &resp, emit_item, c, &f);
+	/* The one place a request's keys are read: below this, typed. */
+	if (ctlproto_request_decode(&req, &r, &err) < 0) {
+		struct ctl_reply refusal = { .status = CTL_PERM, .text = err };
+
+		ctlproto_reply_encode(&refusal, &resp);
+	} else
+		engine_handle(c->engine, &r, &resp, emit_item, c, &f);
 	if (msg_send(c->fd, &resp, WRITE_TIMEOUT_MS, &err) < 0)
-		log_warnx(msg_get(&req, "id"), "control: reply to uid=%ld lost: %s",
+		log_warnx(r.id, "control: reply to uid=%ld lost: %s",
 			  (long)uid, err);
 	close(c->fd);
 	c->fd = -1;
@@ -203,7 +211,7 @@ ctlserver_run(struct ctlserver *s, struct engine *e, int wake_fd,
 		pthread_mutex_lock(&s->lock);
 		if (s->active >= CTLSERVER_MAX_CONNS) {
 			pthread_mutex_unlock(&s->lock);
-			send_refusal(fd, "temp", "the sync daemon is busy; try again later");
+			send_refusal(fd, CTL_TEMP, "the sync daemon is busy; try again later");
 			close(fd);
 			continue;
 		}

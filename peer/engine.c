@@ -14,12 +14,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "commit.h"
 #include "engine-private.h"
 #include "fsutil.h"
 #include "log.h"
+#include "mapstate.h"
 #include "notify.h"
 #include "postfix.h"
+#include "replies.h"
 #include "request.h"
+#include "sync.h"
 
 #define RATE_WINDOW 3600
 #define ANTI_ENTROPY_EVERY_MS 15000
@@ -35,46 +39,7 @@ struct rate {
 	size_t cap;
 };
 
-/* ---- per-address locks and rates (caller holds e->lock) ---- */
-
-const char *
-engine_busy_holder(struct engine *e, const char *address)
-{
-	for (size_t i = 0; i < e->nbusy; i++)
-		if (strcmp(e->busy[i].address, address) == 0)
-			return e->busy[i].txn;
-	return NULL;
-}
-
-void
-engine_busy_add(struct engine *e, const char *address, const char *txn)
-{
-	e->busy = xrealloc(e->busy, (e->nbusy + 1) * sizeof(*e->busy));
-	e->busy[e->nbusy].address = xstrdup(address);
-	snprintf(e->busy[e->nbusy].txn, sizeof(e->busy[e->nbusy].txn), "%s", txn);
-	e->nbusy++;
-}
-
-int
-engine_busy_take(struct engine *e, const char *address, const char *txn)
-{
-	if (engine_busy_holder(e, address) != NULL)
-		return -1;
-	engine_busy_add(e, address, txn);
-	return 0;
-}
-
-void
-engine_busy_release(struct engine *e, const char *address, const char *txn)
-{
-	for (size_t i = 0; i < e->nbusy; i++)
-		if (strcmp(e->busy[i].address, address) == 0 &&
-		    strcmp(e->busy[i].txn, txn) == 0) {
-			free(e->busy[i].address);
-			e->busy[i] = e->busy[--e->nbusy];
-			return;
-		}
-}
+/* ---- rates (caller holds e->lock) ---- */
 
 /* rate_count_and_note - requests by login in the window, then note this one */
 static size_t
@@ -105,340 +70,7 @@ rate_count_and_note(struct engine *e, const char *login)
 	return kept;
 }
 
-/* ---- applying committed changes ---- */
-
-/* note_written - remember the map file as we left it */
-static void
-note_written(struct engine *e)
-{
-	if (stat(e->conf->map_file, &e->map_st) < 0)
-		memset(&e->map_st, 0, sizeof(e->map_st));
-}
-
-static int
-same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
-		a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-		a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
-}
-
-static int save_all(struct engine *e, char **err_r);
-
-int
-engine_refresh(struct engine *e)
-{
-	struct aliasmap fresh;
-	struct stat st;
-	char *err = NULL;
-
-	if (stat(e->conf->map_file, &st) < 0 || same_file(&st, &e->map_st))
-		return e->map_broken ? -1 : 0;
-	if (aliasmap_load(e->conf->map_file, e->conf->map_format, &fresh, &err) < 0) {
-		if (!e->map_broken)
-			log_err(NULL, "map: %s was changed outside milter-alias-peer and "
-				"cannot be read (%s); changes are refused until it is fixed",
-				e->conf->map_file, err);
-		e->map_broken = 1;
-		e->map_st = st;		/* say it once per edit */
-		free(err);
-		return -1;
-	}
-	/* Never silently overwritten: the edit becomes this node's state, the
-	 * digest changes, and anti-entropy and verify show the difference. */
-	log_warnx(NULL, "map: %s was changed outside milter-alias-peer; using it as "
-		  "it is now (%zu aliases, were %zu); milter-aliasctl verify compares "
-		  "it with the peers", e->conf->map_file, fresh.n, e->map.n);
-	aliasmap_clear(&e->map);
-	e->map = fresh;
-	e->map_broken = 0;
-	if (save_all(e, &err) < 0) {
-		log_err(NULL, "map: %s", err);
-		free(err);
-		e->map_dirty = 1;
-	}
-	return 0;
-}
-
-/* save_table - write a table source derived from the alias map, unless
- * it holds that already (most changes leave the access map as it was);
- * sum remembers what was written last */
-static int
-save_table(const char *path, const struct buf *b, unsigned char sum[32],
-	   int *sum_set, char **err_r)
-{
-	unsigned char now[32];
-	struct stat st;
-	int rc = 0;
-
-	gnutls_hash_fast(GNUTLS_DIG_SHA256, b->data, b->len, now);
-	if (*sum_set && memcmp(now, sum, sizeof(now)) == 0 && stat(path, &st) == 0)
-		return 0;
-	if ((rc = fsutil_write_atomic(path, b->data, b->len, 0644, err_r)) == 0) {
-		memcpy(sum, now, sizeof(now));
-		*sum_set = 1;
-	} else
-		*sum_set = 0;
-	return rc;
-}
-
-/* save_access - write the access map source */
-static int
-save_access(struct engine *e, char **err_r)
-{
-	char *path = conf_access_file(e->conf);
-	struct buf b = { 0 };
-	int rc;
-
-	aliasmap_render_access(&e->map, &e->conf->request_addresses, &e->pending, &b);
-	rc = save_table(path, &b, e->access_sum, &e->access_sum_set, err_r);
-	buf_free(&b);
-	free(path);
-	return rc;
-}
-
-/* save_senders - write the sender-login map source */
-static int
-save_senders(struct engine *e, char **err_r)
-{
-	char *path = conf_senders_file(e->conf);
-	struct buf b = { 0 };
-	int rc;
-
-	aliasmap_render_senders(&e->map, &b);
-	rc = save_table(path, &b, e->senders_sum, &e->senders_sum_set, err_r);
-	buf_free(&b);
-	free(path);
-	return rc;
-}
-
-/* save_all - write every map source and rebuild every compiled map */
-static int
-save_all(struct engine *e, char **err_r)
-{
-	char *access = conf_access_file(e->conf), *senders = conf_senders_file(e->conf);
-	int rc = -1;
-
-	if (aliasmap_save(e->conf->map_file, e->conf->map_format, &e->map, err_r) < 0 ||
-	    save_access(e, err_r) < 0 || save_senders(e, err_r) < 0 ||
-	    postfix_map_rebuild(e->conf, err_r) < 0 ||
-	    postfix_table_rebuild(e->conf, access, err_r) < 0 ||
-	    postfix_table_rebuild(e->conf, senders, err_r) < 0)
-		goto out;
-	note_written(e);
-	e->map_dirty = 0;
-	rc = 0;
-out:
-	free(access);
-	free(senders);
-	return rc;
-}
-
-/* note_history - one line per applied change, for "show"; best effort:
- * the map and the journal are what must be durable, not this */
-static void
-note_history(struct engine *e, const struct alias *after, const char *txn,
-	     const char *coord)
-{
-	char *path = xasprintf("%s/history", e->conf->state_dir);
-	struct msg rec = { 0 };
-	struct buf b = { 0 };
-	FILE *f;
-
-	msg_setf(&rec, "time", "%lld", now_wall());
-	msg_set(&rec, "address", after->address);
-	msg_set(&rec, "state", alias_state_name(after->state));
-	msg_set(&rec, "target", after->target);
-	msg_set(&rec, "txn", txn);
-	msg_set(&rec, "coord", coord);
-	msg_encode_line(&rec, &b);
-	if ((f = fopen(path, "a")) == NULL || fprintf(f, "%s\n", b.data) < 0 ||
-	    fclose(f) != 0)
-		log_warn(txn, "history: cannot write %s", path);
-	msg_clear(&rec);
-	buf_free(&b);
-	free(path);
-}
-
-/* access_sync - make the compiled access map's entry for address what
- * the state says (pending deferral, refusal, or none); had_entry: whether
- * it may have one now.  The source must be written already. */
-static int
-access_sync(struct engine *e, const char *address, int had_entry, char **err_r)
-{
-	const struct alias *a = aliasmap_find(&e->map, address);
-	struct buf line = { 0 };
-	int rc = 0;
-
-	if (strlist_contains(&e->pending, address, false))
-		alias_pending_line(address, &line);
-	else if (a != NULL)
-		alias_access_line(a, &line);
-	if (line.len > 0 || had_entry) {
-		char *source = conf_access_file(e->conf);
-
-		rc = postfix_table_set(e->conf, source, address,
-				       line.len ? line.data : NULL, err_r);
-		free(source);
-	}
-	buf_free(&line);
-	return rc;
-}
-
-/* senders_sync - the sender-login map after a change of after: a new
- * alias's line is appended to the source (as the alias map's is), any
- * other change rewrites it; then the compiled entry follows */
-static int
-senders_sync(struct engine *e, const struct alias *after, int is_new, char **err_r)
-{
-	char *source = conf_senders_file(e->conf);
-	struct buf line = { 0 };
-	int has = alias_sender_line(after, &line), rc = 0;
-
-	if (is_new && has) {
-		rc = fsutil_append(source, line.data, line.len, err_r);
-		e->senders_sum_set = 0;	/* the file is no longer the rendering */
-	} else if (!is_new)
-		rc = save_senders(e, err_r);
-	if (rc == 0 && (has || !is_new))
-		rc = postfix_table_set(e->conf, source, after->address,
-				       has ? line.data : NULL, err_r);
-	buf_free(&line);
-	free(source);
-	return rc;
-}
-
-/* pending_remove - forget that address is pending; 1 if it was */
-static int
-pending_remove(struct engine *e, const char *address)
-{
-	for (size_t i = 0; i < e->pending.n; i++)
-		if (strcmp(e->pending.v[i], address) == 0) {
-			free(e->pending.v[i]);
-			e->pending.v[i] = e->pending.v[--e->pending.n];
-			e->pending.v[e->pending.n] = NULL;
-			return 1;
-		}
-	return 0;
-}
-
-int
-engine_set_pending(struct engine *e, const char *address, int on, char **err_r)
-{
-	const struct alias *a = aliasmap_find(&e->map, address);
-	int had = a != NULL && a->state != ALIAS_ACTIVE, rc;
-
-	if (on)
-		strlist_add(&e->pending, address);
-	else
-		had |= pending_remove(e, address);
-	rc = save_access(e, err_r) < 0 || access_sync(e, address, had, err_r) < 0 ? -1 : 0;
-	if (rc < 0)
-		e->map_dirty = 1;
-	return rc;
-}
-
-int
-engine_apply(struct engine *e, const struct alias *after, const char *txn,
-	     const char *coord, char **err_r)
-{
-	const struct alias *cur;
-	struct alias before = { 0 };
-	const struct alias *b;
-	int rc = 0, had_entry;
-
-	engine_refresh(e);	/* a hand edit must not vanish under this write */
-	cur = aliasmap_find(&e->map, after->address);
-	if (cur != NULL)
-		alias_copy(&before, cur);
-	b = before.address ? &before : NULL;
-	/* The decision is in: the address is no longer pending here. */
-	had_entry = pending_remove(e, after->address) |
-		(b != NULL && b->state != ALIAS_ACTIVE);
-	aliasmap_put(&e->map, after);
-	if (e->map_dirty)
-		rc = save_all(e, err_r);
-	/* A new address is appended (the cost does not grow with the map);
-	 * any other change rewrites the file. */
-	else if ((b == NULL ?
-		  aliasmap_append(e->conf->map_file, e->conf->map_format, after, err_r) :
-		  aliasmap_save(e->conf->map_file, e->conf->map_format, &e->map, err_r)) < 0 ||
-		 (note_written(e), save_access(e, err_r) < 0))
-		rc = -1;
-	/* Never deliverable by accident: an alias becoming active gets its
-	 * entry before its refusal goes; one going inactive is refused
-	 * before its entry goes. */
-	else if (after->state == ALIAS_ACTIVE)
-		rc = postfix_map_update(e->conf, b, after, err_r) < 0 ||
-			access_sync(e, after->address, had_entry, err_r) < 0 ||
-			senders_sync(e, after, b == NULL, err_r) < 0 ? -1 : 0;
-	else
-		rc = access_sync(e, after->address, had_entry, err_r) < 0 ||
-			postfix_map_update(e->conf, b, after, err_r) < 0 ||
-			senders_sync(e, after, b == NULL, err_r) < 0 ? -1 : 0;
-	if (rc < 0)
-		e->map_dirty = 1;
-	note_history(e, after, txn, coord);
-	alias_clear(&before);
-	return rc;
-}
-
-/* handle_history - the history lines of one address, as items */
-static void
-handle_history(struct engine *e, const char *address, engine_emit_fn emit, void *arg)
-{
-	char *path = xasprintf("%s/history", e->conf->state_dir), *data = NULL;
-	size_t len = 0;
-
-	if (fsutil_read_file(path, &data, &len, 64u * 1024 * 1024, NULL) == 0) {
-		for (char *line = data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
-			struct msg rec = { 0 };
-
-			nl = strchr(line, '\n');
-			if (msg_decode_line(line, nl ? (size_t)(nl - line) : strlen(line), &rec, NULL) == 0 &&
-			    strcmp(msg_gets(&rec, "address"), address) == 0) {
-				msg_set(&rec, "item", "history");
-				emit(arg, &rec);
-			}
-			msg_clear(&rec);
-		}
-	}
-	free(data);
-	free(path);
-}
-
-void
-engine_confirm(struct engine *e, const struct alias *a, const char *txn)
-{
-	char *err = NULL;
-
-	if (notify_confirm(e->conf, a, e->conf->request_addresses.v[0], txn, &err) < 0) {
-		log_warnx(txn, "confirmation to=<%s> failed: %s", a->address, err);
-		free(err);
-	} else {
-		log_info(txn, "confirmation queued to=<%s>", a->address);
-		commit_note_confirmed(e, txn);
-	}
-}
-
-void
-engine_wake(struct engine *e)
-{
-	pthread_mutex_lock(&e->lock);
-	pthread_cond_signal(&e->bg_wake);
-	pthread_mutex_unlock(&e->lock);
-}
-
 /* ---- operations ---- */
-
-void
-engine_reply_misconfigured(struct msg *resp, const char *node)
-{
-	msg_set_status(resp, "temp", "Alias requests cannot be handled now: the mail "
-		       "server %s is misconfigured (it cannot ask its address maps "
-		       "whether a name is taken); please tell the postmaster", node);
-	msg_set(resp, "dsn", "4.3.5");
-}
 
 /* do_new - create name@domain for login */
 static void
@@ -474,14 +106,13 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	}
 
 	pthread_mutex_lock(&e->lock);
-	if (engine_refresh(e) < 0) {
+	if (mapstate_refresh(e->ms) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", "The alias map needs the postmaster's attention; "
-		      "try again later");
+		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out_free;
 	}
 	old = conf->map_format == MAP_FORMAT_ALIASES ?
-		aliasmap_find_local(&e->map, local) : aliasmap_find(&e->map, address);
+		aliasmap_find_local(mapstate_map(e->ms), local) : aliasmap_find(mapstate_map(e->ms), address);
 	if (old != NULL && !(old->state == ALIAS_DELETED &&
 			     strcmp(old->owner, c->login) == 0 &&
 			     strcmp(old->address, address) == 0)) {
@@ -494,16 +125,15 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	if (old != NULL)
 		alias_copy(&c->before, old);
 	if (!admin && conf->max_aliases_per_user > 0 &&
-	    aliasmap_count_owner(&e->map, c->login) >= (size_t)conf->max_aliases_per_user) {
+	    aliasmap_count_owner(mapstate_map(e->ms), c->login) >= (size_t)conf->max_aliases_per_user) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "perm", "Login %s already has %ld aliases, the most allowed",
 		      c->login, conf->max_aliases_per_user);
 		goto out_free;
 	}
-	if (engine_busy_take(e, address, c->txn) < 0) {
+	if (commit_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", "Another change to %s is in progress; try again "
-		      "in a minute", address);
+		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
 		goto out_free;
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -518,7 +148,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	if (rc != 0) {
 		if (rc < 0) {
 			log_warnx(c->id, "resolve check address=%s failed: %s", address, err);
-			engine_reply_misconfigured(resp, conf->node_name);
+			commit_reply_misconfigured(resp, conf->node_name);
 		} else
 			msg_set_status(resp, "perm", "Address %s is already in use (%s)", address, where);
 		goto out_release;
@@ -538,7 +168,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	}
 	if (rc < 0) {
 		if (c->misconfigured != NULL)
-			engine_reply_misconfigured(resp, c->misconfigured);
+			commit_reply_misconfigured(resp, c->misconfigured);
 		else
 			msg_set_status(resp, "temp", "The alias could not be stored on every "
 				       "server; try again later");
@@ -546,14 +176,14 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 		goto out_release;
 	}
 	msg_set_status(resp, "ok", "Alias %s created; it delivers to %s", address, c->after.target);
-	msg_set(resp, "txn", c->txn);
+	msg_set(resp, CTL_KEY_TXN, c->txn);
 	f->pending = 1;
 	alias_copy(&f->alias, &c->after);
 	f->from = xstrdup(from);
 	memcpy(f->txn, c->txn, sizeof(f->txn));
 out_release:
 	pthread_mutex_lock(&e->lock);
-	engine_busy_release(e, address, c->txn);
+	commit_busy_release(e, address, c->txn);
 	pthread_mutex_unlock(&e->lock);
 out_free:
 	free(where);
@@ -573,13 +203,12 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	int rc;
 
 	pthread_mutex_lock(&e->lock);
-	if (engine_refresh(e) < 0) {
+	if (mapstate_refresh(e->ms) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", "The alias map needs the postmaster's attention; "
-		      "try again later");
+		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out;
 	}
-	old = aliasmap_find(&e->map, address);
+	old = aliasmap_find(mapstate_map(e->ms), address);
 	if (old == NULL || old->state == ALIAS_DELETED || old->owner[0] == '\0') {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "perm", "There is no alias %s", address);
@@ -595,10 +224,9 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 		msg_set_status(resp, "ok", "Alias %s is already %s", address, alias_state_name(want));
 		goto out;
 	}
-	if (engine_busy_take(e, address, c->txn) < 0) {
+	if (commit_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", "Another change to %s is in progress; try again "
-		      "in a minute", address);
+		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
 		goto out;
 	}
 	alias_copy(&c->before, old);
@@ -617,11 +245,11 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 		log_warnx(c->id, "%s address=%s: %s", c->verb, address, err);
 	} else {
 		msg_set_status(resp, "ok", "Alias %s is now %s", address, alias_state_name(want));
-		msg_set(resp, "txn", c->txn);
+		msg_set(resp, CTL_KEY_TXN, c->txn);
 	}
 	free(err);
 	pthread_mutex_lock(&e->lock);
-	engine_busy_release(e, address, c->txn);
+	commit_busy_release(e, address, c->txn);
 	pthread_mutex_unlock(&e->lock);
 out:
 	free(address);
@@ -643,7 +271,7 @@ do_list_mail(struct engine *e, const char *id, const char *login,
 		goto out;
 	}
 	pthread_mutex_lock(&e->lock);
-	aliasmap_copy(&snapshot, &e->map);
+	aliasmap_copy(&snapshot, mapstate_map(e->ms));
 	pthread_mutex_unlock(&e->lock);
 	rc = notify_list(e->conf, &snapshot, login, owner, from, &err);
 	aliasmap_clear(&snapshot);
@@ -659,48 +287,26 @@ out:
 	free(err);
 }
 
-/* printable - at most max bytes, none of them a control character (nor a
- * blank unless blanks) */
-static int
-printable(const char *s, size_t max, int blanks)
-{
-	size_t n = 0;
-
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++)
-		if (*p < 0x20 || *p == 0x7f || (!blanks && *p == ' '))
-			return 0;
-	return n <= max;
-}
-
 /* handle_change - a request by mail (op=request) or by the administrator
- * (op=admin): validate the fields again, then dispatch on the verb */
+ * (op=admin), its fields checked already: the checks that need the
+ * configuration or the state, then dispatch on the verb */
 static void
-handle_change(struct engine *e, const struct msg *req, int admin,
+handle_change(struct engine *e, const struct ctl_request *req,
 	      struct msg *resp, struct engine_followup *f)
 {
 	const struct conf *conf = e->conf;
-	const char *login = msg_gets(req, admin ? "owner" : "login");
-	const char *id = msg_get(req, "id") ? msg_get(req, "id") : "admin";
-	const char *from = msg_get(req, "request_address");
-	const char *name = msg_gets(req, "name"), *domain = msg_gets(req, "domain");
+	int admin = req->op == CTL_OP_ADMIN;
+	const char *login = admin ? (req->owner ? req->owner : "") : req->login;
+	const char *id = req->id ? req->id : "admin";
+	const char *from = req->request_address;
 	struct change c = { .id = id, .login = login, .origin = admin ? "admin" : "mail" };
-	enum request_verb verb;
 	char *address = NULL;
-	long long deadline;
 
-	if (request_verb_parse(msg_gets(req, "verb"), &verb) < 0) {
-		msg_set_status(resp, "perm", "Unknown command; use new, disable, enable, delete or list");
-		return;
-	}
-	c.verb = request_verb_name(verb);
+	c.verb = request_verb_name(req->verb);
 	if (from == NULL || !conf_is_request_address(conf, from))
 		from = conf->request_addresses.v[0];
-	if (!admin && *login == '\0') {
-		msg_set_status(resp, "perm", "Authenticate (SMTP AUTH) before sending alias requests");
-		return;
-	}
-	if (msg_get_ll(req, "deadline", &deadline) == 0) {
-		if (now_mono_ms() > deadline) {
+	if (req->deadline > 0) {
+		if (now_mono_ms() > req->deadline) {
 			/* Read too late (the daemon was stopped or busy):
 			 * the milter answers 4xx by now. */
 			log_notice(id, "request login=%s ignored: it arrived after its "
@@ -708,7 +314,7 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 			msg_set_status(resp, "temp", "The request took too long; try again later");
 			return;
 		}
-		c.deadline = deadline;
+		c.deadline = req->deadline;
 	}
 	if (!admin && conf->max_requests_per_hour > 0) {
 		size_t n;
@@ -723,40 +329,23 @@ handle_change(struct engine *e, const struct msg *req, int admin,
 			return;
 		}
 	}
-	if (verb == VERB_LIST) {
+	if (req->verb == VERB_LIST) {
 		if (admin)
 			msg_set_status(resp, "perm", "Use the list verb of milter-aliasctl");
 		else
 			do_list_mail(e, id, login, from, resp);
 		return;
 	}
-	/* The milter parsed this already; a second look costs nothing and the
-	 * control socket is a trust boundary of its own. */
-	if (!request_name_valid(name) || !conf_serves_domain(conf, domain)) {
-		msg_set_status(resp, "perm", "Invalid alias name or domain");
+	if (!conf_serves_domain(conf, req->domain)) {
+		msg_set_status(resp, "perm", REPLY_INVALID_ADDRESS);
 		return;
 	}
-	if (admin && verb == VERB_NEW && *login == '\0') {
-		msg_set_status(resp, "perm", "An owner login is required");
-		return;
-	}
-	/* They go into the map file's metadata, the logs and the replies. */
-	if (!printable(login, 256, 0)) {
-		msg_set_status(resp, "perm", "The login holds blanks or control characters, "
-			       "or is too long");
-		return;
-	}
-	if (msg_get(req, "note") != NULL && !printable(msg_get(req, "note"), REQUEST_NOTE_MAX, 1)) {
-		msg_set_status(resp, "perm", "The note holds control characters or is longer "
-			       "than %d characters", REQUEST_NOTE_MAX);
-		return;
-	}
-	address = str_lower(xasprintf("%s@%s", name, domain));
+	address = str_lower(xasprintf("%s@%s", req->name, req->domain));
 	c.after.address = xstrdup(address);
 	commit_new_id(c.txn);
-	switch (verb) {
+	switch (req->verb) {
 	case VERB_NEW:
-		do_new(e, &c, msg_get(req, "note"), admin, resp, f, from);
+		do_new(e, &c, req->note, admin, resp, f, from);
 		break;
 	case VERB_DISABLE:
 		do_state(e, &c, ALIAS_DISABLED, admin, resp);
@@ -786,7 +375,7 @@ static void
 handle_status(struct engine *e, struct msg *resp)
 {
 	char digest[65], *err = NULL;
-	size_t active = 0, n, in_doubt = 0, undelivered = 0;
+	size_t active = 0, n, in_flight, in_doubt, undelivered;
 
 	/* Things without which a request cannot succeed right now. */
 	if (postfix_check_health(e->conf, STATUS_CHECK_AGE_MS, &err) < 0) {
@@ -799,30 +388,25 @@ handle_status(struct engine *e, struct msg *resp)
 		access(e->conf->state_dir, W_OK) == 0 ? "yes" : "no");
 
 	pthread_mutex_lock(&e->lock);
-	engine_refresh(e);
-	aliasmap_digest(&e->map, e->conf->map_format, digest);
-	n = e->map.n;
-	for (size_t i = 0; i < e->map.n; i++)
-		if (e->map.v[i].state == ALIAS_ACTIVE)
+	mapstate_refresh(e->ms);
+	aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
+	n = mapstate_map(e->ms)->n;
+	for (size_t i = 0; i < mapstate_map(e->ms)->n; i++)
+		if (mapstate_map(e->ms)->v[i].state == ALIAS_ACTIVE)
 			active++;
-	for (size_t i = 0; i < e->ntxns; i++) {
-		if (strcmp(e->txns[i]->coord, e->conf->node_name) != 0)
-			in_doubt++;
-		else if (e->txns[i]->decision != 0)
-			undelivered++;
-	}
-	msg_setf(resp, "in_flight", "%zu", e->nbusy);
-	msg_setf(resp, "map_dirty", "%d", e->map_dirty);
+	commit_counts(e, &in_flight, &in_doubt, &undelivered);
+	msg_setf(resp, "in_flight", "%zu", in_flight);
+	msg_setf(resp, "map_dirty", "%d", mapstate_dirty(e->ms));
 	msg_setf(resp, "in_doubt", "%zu", in_doubt);
 	msg_setf(resp, "undelivered", "%zu", undelivered);
 	for (size_t i = 0; e->peers != NULL && i < peers_count(e->peers); i++) {
-		const char *eq = e->digest_equal[i] == 1 ? "yes" :
-			e->digest_equal[i] == 0 ? "no" : "unknown";
+		const char *eq, *resolve;
 		long long last;
 		int connected;
 		char *lerr = NULL, key[64];
 
 		peers_state(e->peers, i, &connected, &last, &lerr);
+		sync_peer_view(e, i, &eq, &resolve);
 		snprintf(key, sizeof(key), "peer%zu", i);
 		msg_setf(resp, key, "%s", peers_name(e->peers, i));
 		snprintf(key, sizeof(key), "peer%zu_connected", i);
@@ -834,8 +418,7 @@ handle_status(struct engine *e, struct msg *resp)
 		snprintf(key, sizeof(key), "peer%zu_error", i);
 		msg_set(resp, key, lerr ? lerr : "");
 		snprintf(key, sizeof(key), "peer%zu_resolve_check", i);
-		msg_set(resp, key, e->peer_resolve[i] > 0 ? "ok" :
-			e->peer_resolve[i] < 0 ? "failing" : "unknown");
+		msg_set(resp, key, resolve);
 		free(lerr);
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -888,26 +471,9 @@ handle_journal(struct engine *e, struct msg *resp, engine_emit_fn emit, void *ar
 {
 	struct msg *items;
 	size_t n;
-	long long now = now_mono_ms();
 
 	pthread_mutex_lock(&e->lock);
-	n = e->ntxns;
-	items = xcalloc(n + 1, sizeof(*items));
-	for (size_t i = 0; i < n; i++) {
-		const struct txn *t = e->txns[i];
-		int mine = strcmp(t->coord, e->conf->node_name) == 0;
-
-		msg_set(&items[i], "item", "txn");
-		msg_set(&items[i], "txn", t->id);
-		msg_set(&items[i], "coordinator", t->coord);
-		msg_set(&items[i], "address", t->after.address);
-		msg_set(&items[i], "state", alias_state_name(t->after.state));
-		msg_set(&items[i], "verb", msg_gets(&t->prepare, "verb"));
-		msg_set(&items[i], "phase", mine ? (t->decision == 0 ? "collecting votes" :
-			t->decision > 0 ? "committed, telling peers" : "aborted, telling peers") :
-			"in doubt: prepared, waiting for the coordinator");
-		msg_setf(&items[i], "age_ms", "%lld", now - t->since);
-	}
+	n = commit_describe(e, &items);
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < n; i++) {
 		emit(arg, &items[i]);
@@ -969,7 +535,7 @@ same_digest(struct engine *e, size_t i, char **err_r)
 
 	if (rc == 0) {
 		pthread_mutex_lock(&e->lock);
-		aliasmap_digest(&e->map, e->conf->map_format, digest);
+		aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
 		pthread_mutex_unlock(&e->lock);
 		rc = strcmp(digest, msg_gets(&r, "digest")) == 0;
 	}
@@ -1028,7 +594,7 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 	int copied = 0;
 
 	pthread_mutex_lock(&e->lock);
-	engine_refresh(e);
+	mapstate_refresh(e->ms);
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < npeers; i++) {
 		struct aliasmap theirs = { 0 };
@@ -1040,7 +606,7 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 		if (rc == 0) {
 			if (!copied) {
 				pthread_mutex_lock(&e->lock);
-				aliasmap_copy(&mine, &e->map);
+				aliasmap_copy(&mine, mapstate_map(e->ms));
 				pthread_mutex_unlock(&e->lock);
 				copied = 1;
 			}
@@ -1059,10 +625,7 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 		} else {
 			/* What verify saw is what status reports, at once. */
 			pthread_mutex_lock(&e->lock);
-			if (e->digest_equal != NULL) {
-				e->digest_equal[i] = found == 0;
-				e->mismatches[i] = found == 0 ? 0 : 2;
-			}
+			sync_note_verified(e, i, found == 0);
 			pthread_mutex_unlock(&e->lock);
 			ndiff += found;
 		}
@@ -1077,259 +640,56 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 	msg_setf(resp, "unreachable", "%zu", unreachable);
 }
 
-/* emit_aliases - send aliases (all, or one owner's, or one) as items, a
- * batch at a time: a copy of a whole large map would double the daemon's
- * memory, and the lock must not wait for a slow reader */
-static size_t
-emit_aliases(struct engine *e, engine_emit_fn emit, void *arg, const char *owner,
-	     const char *address)
-{
-	char *cursor = NULL;	/* the last address looked at */
-	size_t n = 0;
-	int more = 1;
-
-	pthread_mutex_lock(&e->lock);
-	engine_refresh(e);
-	pthread_mutex_unlock(&e->lock);
-	while (more) {
-		struct aliasmap batch = { 0 };
-		size_t i;
-
-		pthread_mutex_lock(&e->lock);
-		i = cursor ? aliasmap_index_after(&e->map, cursor) : 0;
-		for (size_t seen = 0; i < e->map.n && seen < 1024; i++, seen++) {
-			const struct alias *a = &e->map.v[i];
-
-			if ((owner == NULL || strcmp(a->owner, owner) == 0) &&
-			    (address == NULL || strcmp(a->address, address) == 0))
-				aliasmap_put(&batch, a);
-		}
-		more = i < e->map.n;
-		free(cursor);
-		cursor = i > 0 && more ? xstrdup(e->map.v[i - 1].address) : NULL;
-		pthread_mutex_unlock(&e->lock);
-		for (size_t k = 0; k < batch.n; k++) {
-			struct msg item = { 0 };
-
-			msg_set(&item, "item", "alias");
-			alias_to_msg(&batch.v[k], &item);
-			emit(arg, &item);
-			msg_clear(&item);
-			n++;
-		}
-		aliasmap_clear(&batch);
-	}
-	free(cursor);
-	return n;
-}
-
 static void
-handle_list(struct engine *e, const struct msg *req, struct msg *resp,
+handle_list(struct engine *e, const struct ctl_request *req, struct msg *resp,
 	    engine_emit_fn emit, void *arg)
 {
-	size_t n = emit_aliases(e, emit, arg, msg_get(req, "owner"), msg_get(req, "address"));
+	size_t n = sync_emit_aliases(e, emit, arg, req->owner, req->address);
 
-	if (msg_get(req, "address") != NULL && msg_get(req, "history") != NULL)
-		handle_history(e, msg_get(req, "address"), emit, arg);
+	if (req->history)
+		mapstate_history(e->ms, req->address, emit, arg);
 	msg_set_status(resp, "ok", "%zu aliases", n);
-	msg_setf(resp, "count", "%zu", n);
+	msg_setf(resp, CTL_KEY_COUNT, "%zu", n);
 }
 
 void
-engine_handle(struct engine *e, const struct msg *req, struct msg *resp,
+engine_handle(struct engine *e, const struct ctl_request *req, struct msg *resp,
 	      engine_emit_fn emit, void *emit_arg, struct engine_followup *f)
 {
-	const char *op = msg_gets(req, "op");
-
 	memset(f, 0, sizeof(*f));
-	if (strcmp(op, "request") == 0)
-		handle_change(e, req, 0, resp, f);
-	else if (strcmp(op, "admin") == 0)
-		handle_change(e, req, 1, resp, f);
-	else if (strcmp(op, "status") == 0)
+	switch (req->op) {
+	case CTL_OP_REQUEST:
+	case CTL_OP_ADMIN:
+		handle_change(e, req, resp, f);
+		break;
+	case CTL_OP_STATUS:
 		handle_status(e, resp);
-	else if (strcmp(op, "list") == 0)
+		break;
+	case CTL_OP_LIST:
 		handle_list(e, req, resp, emit, emit_arg);
-	else if (strcmp(op, "verify") == 0)
+		break;
+	case CTL_OP_VERIFY:
 		handle_verify(e, resp, emit, emit_arg);
-	else if (strcmp(op, "journal") == 0)
+		break;
+	case CTL_OP_JOURNAL:
 		handle_journal(e, resp, emit, emit_arg);
-	else if (strcmp(op, "probe") == 0)
+		break;
+	case CTL_OP_PROBE:
 		handle_probe(e, resp, emit, emit_arg);
-	else
-		msg_set_status(resp, "perm", "unknown operation \"%.40s\"", op);
+		break;
+	}
 }
 
 void
 engine_followup_run(struct engine *e, struct engine_followup *f)
 {
-	char *err = NULL;
-
 	if (!f->pending)
 		return;
-	if (notify_confirm(e->conf, &f->alias, f->from, f->txn, &err) < 0) {
-		log_warnx(f->txn, "confirmation to=<%s> failed: %s", f->alias.address, err);
-		free(err);
-	} else {
-		log_info(f->txn, "confirmation queued to=<%s>", f->alias.address);
-		commit_note_confirmed(e, f->txn);
-	}
+	commit_confirm(e, &f->alias, f->from, f->txn);
 	alias_clear(&f->alias);
 	free(f->from);
 	f->from = NULL;
 	f->pending = 0;
-}
-
-/* ---- the peer link ---- */
-
-/* live_count - changes in flight or not yet settled (e->lock held) */
-static size_t
-live_count(const struct engine *e)
-{
-	return e->nbusy + e->ntxns;
-}
-
-void
-engine_peer_handler(void *arg, const char *peer, const struct msg *req,
-		    struct msg *resp, peers_emit_fn emit, void *emit_arg)
-{
-	struct engine *e = arg;
-	const char *op = msg_gets(req, "op");
-	char digest[65];
-
-	if (strcmp(op, "digest") == 0) {
-		pthread_mutex_lock(&e->lock);
-		engine_refresh(e);
-		aliasmap_digest(&e->map, e->conf->map_format, digest);
-		msg_setf(resp, "live", "%zu", live_count(e));
-		msg_setf(resp, "aliases", "%zu", e->map.n);
-		pthread_mutex_unlock(&e->lock);
-		msg_set(resp, "status", "ok");
-		msg_set(resp, "digest", digest);
-		/* so that the peer's status shows it too: a request there
-		 * fails while this server cannot ask its maps */
-		msg_set(resp, "resolve_check", postfix_check_state() < 0 ? "failing" : "ok");
-	} else if (strcmp(op, "dump") == 0) {
-		(void)emit_aliases(e, emit, emit_arg, NULL, NULL);
-		msg_set(resp, "status", "ok");
-	} else
-		commit_peer_request(e, peer, req, resp);
-}
-
-/* anti_entropy - compare map digests with every peer; report drift, never
- * repair it (milter-aliasctl verify shows the differences) */
-static int
-anti_entropy(struct engine *e)
-{
-	int all_reached = 1;
-
-	for (size_t i = 0; i < peers_count(e->peers); i++) {
-		struct msg req = { 0 }, resp = { 0 };
-		char digest[65], *err = NULL;
-		long long remote_live = -1;
-		size_t live;
-		int equal = -1, was;
-
-		msg_set(&req, "op", "digest");
-		msg_set(&req, "sender", e->conf->node_name);
-		if (peers_call(e->peers, i, &req, &resp, NULL, NULL, 5000, &err) != 0)
-			all_reached = 0;
-		else if (msg_get_ll(&resp, "live", &remote_live) == 0) {
-			const char *rc = msg_gets(&resp, "resolve_check");
-
-			pthread_mutex_lock(&e->lock);
-			e->peer_resolve[i] = strcmp(rc, "ok") == 0 ? 1 :
-				strcmp(rc, "failing") == 0 ? -1 : 0;
-			pthread_mutex_unlock(&e->lock);
-			pthread_mutex_lock(&e->lock);
-			engine_refresh(e);
-			aliasmap_digest(&e->map, e->conf->map_format, digest);
-			live = live_count(e);
-			pthread_mutex_unlock(&e->lock);
-			/* Changes in flight make a difference meaningless. */
-			if (live == 0 && remote_live == 0)
-				equal = strcmp(digest, msg_gets(&resp, "digest")) == 0;
-		}
-		pthread_mutex_lock(&e->lock);
-		was = e->digest_equal[i];
-		if (equal == 0 && ++e->mismatches[i] < 2)
-			equal = was;	/* one sighting may be a race: look again */
-		if (equal == 1)
-			e->mismatches[i] = 0;
-		if (equal != -1 || err != NULL)
-			e->digest_equal[i] = equal;
-		pthread_mutex_unlock(&e->lock);
-		if (equal == 0 && was != 0)
-			log_warnx(NULL, "anti-entropy: the alias map differs from peer %s "
-				  "(digest %.12s here, %.12s there); run milter-aliasctl verify",
-				  peers_name(e->peers, i), digest, msg_gets(&resp, "digest"));
-		else if (equal == 1 && was == 0)
-			log_notice(NULL, "anti-entropy: the alias map matches peer %s again",
-				   peers_name(e->peers, i));
-		free(err);
-		msg_clear(&req);
-		msg_clear(&resp);
-	}
-	return all_reached;
-}
-
-static void *
-bg_thread(void *arg)
-{
-	struct engine *e = arg;
-	long long next_check = 0;
-
-	pthread_mutex_lock(&e->lock);
-	while (!e->bg_stop) {
-		struct timespec ts;
-
-		pthread_mutex_unlock(&e->lock);
-		commit_tick(e);
-		if (e->peers != NULL && now_mono_ms() >= next_check)
-			/* An unreachable peer is looked for again soon. */
-			next_check = now_mono_ms() + (anti_entropy(e) ?
-						      ANTI_ENTROPY_EVERY_MS : RECONNECT_EVERY_MS);
-		pthread_mutex_lock(&e->lock);
-		if (e->bg_stop)
-			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += BG_TICK_MS / 1000;
-		pthread_cond_timedwait(&e->bg_wake, &e->lock, &ts);
-	}
-	pthread_mutex_unlock(&e->lock);
-	return NULL;
-}
-
-void
-engine_attach_peers(struct engine *e, struct peers *p)
-{
-	size_t n = p ? peers_count(p) : 0;
-
-	e->peers = p;
-	e->digest_equal = xcalloc(n + 1, sizeof(int));
-	e->mismatches = xcalloc(n + 1, sizeof(int));
-	e->peer_resolve = xcalloc(n + 1, sizeof(int));
-	for (size_t i = 0; i < n; i++)
-		e->digest_equal[i] = -1;
-	e->bg_stop = 0;
-	if (pthread_create(&e->bg, NULL, bg_thread, e) == 0)
-		e->bg_running = 1;
-	else
-		log_fatalx("cannot start the background thread");
-}
-
-void
-engine_detach_peers(struct engine *e)
-{
-	if (!e->bg_running)
-		return;
-	pthread_mutex_lock(&e->lock);
-	e->bg_stop = 1;
-	pthread_cond_signal(&e->bg_wake);
-	pthread_mutex_unlock(&e->lock);
-	pthread_join(e->bg, NULL);
-	e->bg_running = 0;
-	e->peers = NULL;
 }
 
 /* ---- start-up ---- */
@@ -1346,8 +706,8 @@ engine_open(const struct conf *conf, struct engine **e_r, char **err_r)
 	e->conf = conf;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_rwlock_init(&e->jlock, NULL);
-	pthread_cond_init(&e->bg_wake, NULL);
-	if (aliasmap_load(conf->map_file, conf->map_format, &e->map, err_r) < 0)
+	pthread_cond_init(&e->work, NULL);
+	if (mapstate_open(conf, &e->ms, err_r) < 0)
 		goto fail;
 	if (journal_open(journal_path, &e->journal, &recs, &n, err_r) < 0)
 		goto fail;
@@ -1355,17 +715,11 @@ engine_open(const struct conf *conf, struct engine **e_r, char **err_r)
 		goto fail;
 	/* The files are rewritten from the recovered state: this also heals
 	 * a compiled map that is missing or older than its source. */
-	if (save_all(e, err_r) < 0)
+	if (mapstate_save_all(e->ms, err_r) < 0)
 		goto fail;
 	/* Confirmations a crash kept from going out, for aliases still
 	 * active; noted before compaction forgets the transactions. */
-	for (size_t i = 0; i + 1 < e->unconfirmed.n; i += 2) {
-		const struct alias *a = aliasmap_find(&e->map, e->unconfirmed.v[i + 1]);
-
-		if (a != NULL && a->state == ALIAS_ACTIVE)
-			engine_confirm(e, a, e->unconfirmed.v[i]);
-	}
-	strlist_clear(&e->unconfirmed);
+	commit_confirm_recovered(e);
 	if (commit_compact(e, 1, err_r) < 0)
 		goto fail;
 	journal_free_records(recs, n);
@@ -1386,32 +740,20 @@ engine_close(struct engine **ep)
 
 	if (e == NULL)
 		return;
-	engine_detach_peers(e);
-	aliasmap_clear(&e->map);
+	sync_stop(e);
+	sync_free(e);
+	mapstate_close(&e->ms);
 	journal_close(&e->journal);
-	for (size_t i = 0; i < e->nbusy; i++)
-		free(e->busy[i].address);
-	free(e->busy);
-	for (size_t i = 0; i < e->ntxns; i++) {
-		free(e->txns[i]->coord);
-		msg_clear(&e->txns[i]->prepare);
-		alias_clear(&e->txns[i]->after);
-		free(e->txns[i]);
-	}
-	free(e->txns);
+	commit_free(e);
 	for (size_t i = 0; i < e->nrates; i++) {
 		free(e->rates[i].login);
 		free(e->rates[i].times);
 	}
 	free(e->rates);
-	free(e->digest_equal);
-	free(e->mismatches);
-	free(e->peer_resolve);
-	strlist_clear(&e->pending);
 	strlist_clear(&e->unconfirmed);
 	pthread_mutex_destroy(&e->lock);
 	pthread_rwlock_destroy(&e->jlock);
-	pthread_cond_destroy(&e->bg_wake);
+	pthread_cond_destroy(&e->work);
 	free(e);
 	*ep = NULL;
 }

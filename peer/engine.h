@@ -14,6 +14,7 @@
 
 #include "aliasmap.h"
 #include "conf.h"
+#include "ctlproto.h"
 #include "msg.h"
 
 struct engine;
@@ -34,23 +35,13 @@ typedef void (*engine_emit_fn)(void *arg, const struct msg *item);
 int engine_open(const struct conf *conf, struct engine **e_r, char **err_r);
 void engine_close(struct engine **e);
 
-/* Answer one control-socket request.  resp gets status=ok|perm|temp and
- * text, plus op-specific keys.  emit receives item frames before the
- * reply.  followup is filled when work remains after the reply. */
-void engine_handle(struct engine *e, const struct msg *req, struct msg *resp,
+/* Answer one control-socket request, decoded and checked by
+ * ctlproto_request_decode.  resp gets status=ok|perm|temp and text, plus
+ * op-specific keys.  emit receives item frames before the reply.
+ * followup is filled when work remains after the reply. */
+void engine_handle(struct engine *e, const struct ctl_request *req, struct msg *resp,
 		   engine_emit_fn emit, void *emit_arg,
 		   struct engine_followup *followup);
-/* Serve a request from the authenticated peer named peer (a
- * peers_handler_fn; arg is the engine). */
-void engine_peer_handler(void *arg, const char *peer, const struct msg *req,
-			 struct msg *resp, void (*emit)(void *, const struct msg *),
-			 void *emit_arg);
-struct peers;
-/* Start syncing with peers (may be NULL when standalone): decisions are
- * delivered, doubts resolved and digests compared in a background thread. */
-void engine_attach_peers(struct engine *e, struct peers *p);
-/* Stop the background thread; call before peers_close. */
-void engine_detach_peers(struct engine *e);
 /* Do (and clear) the follow-up work. */
 void engine_followup_run(struct engine *e, struct engine_followup *f);
 

@@ -183,3 +183,36 @@ journal_free_records(struct msg *recs, size_t n)
 		msg_clear(&recs[i]);
 	free(recs);
 }
+
+static const char *const kind_names[] = {
+	[JOURNAL_PREPARE] = "prepare",
+	[JOURNAL_COMMIT] = "commit",
+	[JOURNAL_ABORT] = "abort",
+	[JOURNAL_DONE] = "done",
+	[JOURNAL_CONFIRMED] = "confirmed",
+};
+
+const char *
+journal_kind_name(enum journal_kind kind)
+{
+	return kind_names[kind];
+}
+
+int
+journal_kind_of(const struct msg *rec)
+{
+	const char *name = msg_gets(rec, "rec");
+
+	for (size_t i = 0; i < N_ELEMENTS(kind_names); i++)
+		if (strcmp(name, kind_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+void
+journal_marker(struct msg *rec, enum journal_kind kind, const char *txn)
+{
+	msg_clear(rec);
+	msg_set(rec, "rec", kind_names[kind]);
+	msg_set(rec, "txn", txn);
+}

@@ -1,11 +1,27 @@
 /* journal.h - the sync daemon's durable transaction log.
  *
  * One record per line, "v=1 key=value ..." (msg.h encoding), appended
- * with O_APPEND and fsync'd before journal_append returns.  A record
- * describes one step of one transaction: prepare (with the full alias
- * record the change produces), commit or abort.  A prepare without a
- * commit record is not committed.  The journal owns only its file; what
- * the records mean is the engine's business.
+ * with O_APPEND and fsync'd before journal_append returns.  Every record
+ * has "rec" (its kind, below) and "txn" (the transaction id).  The kinds:
+ *
+ *   prepare    the change, in full: coord (the deciding node), id (the
+ *              request id), verb, before_state and the alias record the
+ *              change produces (address, target, owner, state, ...).
+ *              Written by the coordinator before it asks for votes, and
+ *              by a participant before it votes yes.
+ *   commit     the decision to commit.  The coordinator's is THE
+ *              decision; a participant writes it when it learns it.
+ *   abort      the decision to abort, likewise.  A prepare without a
+ *              commit record is not committed.
+ *   done       coordinator: every peer has acknowledged the decision;
+ *              the transaction may be forgotten.  Lost, it only means the
+ *              decision is delivered once more.
+ *   confirmed  the confirmation mail of a new alias was queued here.
+ *              Lost, it only means one more confirmation after a crash.
+ *
+ * Compaction rewrites the file with the live transactions only (their
+ * prepare and, when decided, commit or abort record).  The journal owns
+ * only its file; what the records mean is commit.c's business.
  */
 #ifndef MA_JOURNAL_H
 #define MA_JOURNAL_H
@@ -16,6 +32,22 @@
 #define JOURNAL_VERSION 1
 
 struct journal;
+
+enum journal_kind {
+	JOURNAL_PREPARE,
+	JOURNAL_COMMIT,
+	JOURNAL_ABORT,
+	JOURNAL_DONE,
+	JOURNAL_CONFIRMED,
+};
+
+/* "prepare", "commit", ...; the kind of a record read back, or -1 for a
+ * record of no known kind. */
+const char *journal_kind_name(enum journal_kind kind);
+int journal_kind_of(const struct msg *rec);
+/* The record of a kind that carries only the transaction id (commit,
+ * abort, done, confirmed): the one way such a record is written. */
+void journal_marker(struct msg *rec, enum journal_kind kind, const char *txn);
 
 /* Open or create path and read back every complete record into a
  * caller-owned array (*recs_r, *n_r; free with journal_free_records).  A

@@ -19,6 +19,7 @@
 #include "crashpoint.h"
 #include "ctlserver.h"
 #include "engine.h"
+#include "sync.h"
 #include "peers.h"
 #include "log.h"
 #include "privs.h"
@@ -128,9 +129,9 @@ main(int argc, char **argv)
 	if (engine_open(conf, &engine, &err) < 0)
 		log_fatalx("cannot start: %s", err);
 	if (conf->npeers > 0 &&
-	    peers_open(conf, tls, engine_peer_handler, engine, &peers, &err) < 0)
+	    peers_open(conf, tls, sync_peer_handler, engine, &peers, &err) < 0)
 		log_fatalx("%s", err);
-	engine_attach_peers(engine, peers);
+	sync_start(engine, peers);
 	if (ctlserver_open(conf->control_socket, &server, &err) < 0)
 		log_fatalx("%s", err);
 
@@ -153,7 +154,7 @@ main(int argc, char **argv)
 	notify_systemd("STOPPING=1");
 	log_info(NULL, "stopping: finishing changes in flight");
 	ctlserver_close(&server);
-	engine_detach_peers(engine);
+	sync_stop(engine);
 	peers_close(&peers);
 	engine_close(&engine);
 	tls_ctx_free(&tls);

@@ -14,38 +14,14 @@
 #include "fsutil.h"
 #include "lmdbmap.h"
 #include "log.h"
+#include "pftool.h"
 #include "postfix.h"
-#include "run.h"
 
-#define TOOL_TIMEOUT_MS 30000
-
+/* map_tool - the program that compiles the alias map */
 static const char *
 map_tool(const struct conf *conf)
 {
-	return conf->map_format == MAP_FORMAT_ALIASES ?
-		POSTFIX_SBINDIR "/postalias" : POSTFIX_SBINDIR "/postmap";
-}
-
-/* tool_error - one-line summary of a failed tool run */
-static void
-tool_error(char **err_r, const char *what, int status, const struct buf *out,
-	   const char *run_err)
-{
-	char line[300] = "";
-
-	if (out->len > 0) {
-		/* The last line of Postfix's output names the problem. */
-		char *copy = xstrdup(out->data), *last = NULL;
-
-		for (char *p = strtok(copy, "\n"); p; p = strtok(NULL, "\n"))
-			last = p;
-		snprintf(line, sizeof(line), "%s", last ? last : "");
-		free(copy);
-	}
-	if (status < 0)
-		set_error(err_r, "%s: %s", what, run_err);
-	else
-		set_error(err_r, "%s failed (exit %d): %s", what, status, line);
+	return conf->map_format == MAP_FORMAT_ALIASES ? "postalias" : "postmap";
 }
 
 /* direct_spec - the map as the daemon asks it: "proxy:" dropped, also
@@ -91,53 +67,18 @@ split_maps(const struct conf *conf, const char *value, struct strlist *out)
 	free(own);
 }
 
-/* query_failed - did a postmap -q run fail?  Its exit status is 0 or 1
- * whether or not a key was found; a table it cannot open or ask makes it
- * print "fatal:" (and exit 1), a lookup error "error:" */
-static int
-query_failed(int status, const struct buf *eout)
-{
-	return (status != 0 && status != 1) ||
-		(eout->data != NULL && (strstr(eout->data, "fatal:") != NULL ||
-					strstr(eout->data, "error:") != NULL));
-}
-
 /* query_maps - look keys (one per line) up in several maps with one
  * postmap run; 1 and *where_r if any key is found, 0 if none, -1 */
 static int
 query_maps(const struct conf *conf, const struct strlist *maps, const char *keys,
 	   char **where_r, char **err_r)
 {
-	struct buf out = { 0 }, eout = { 0 };
-	char **argv, *run_err = NULL;
-	size_t n = 0;
-	int status, rc = -1;
+	struct pftool_run r = { 0 };
+	int rc = pftool_query(&r, conf->postfix_config_dir, maps, keys, err_r);
 
-	if (maps->n == 0)
-		return 0;
-	argv = xcalloc(maps->n + 6, sizeof(*argv));
-	argv[n++] = POSTFIX_SBINDIR "/postmap";
-	argv[n++] = "-c";
-	argv[n++] = conf->postfix_config_dir;
-	argv[n++] = "-q";
-	argv[n++] = "-";	/* the keys come on stdin: no option injection */
-	for (size_t i = 0; i < maps->n; i++)
-		argv[n++] = maps->v[i];
-	argv[n] = NULL;
-	status = run_program(argv, keys, strlen(keys), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
-	/* postmap -q - prints "key<TAB>value" per hit.  A hit is final even
-	 * if another map failed: the address has a home. */
-	if (status >= 0 && out.len > 0) {
+	if (rc > 0)
 		set_error(where_r, "%s", "an existing map entry");
-		rc = 1;
-	} else if (query_failed(status, &eout))
-		tool_error(err_r, "postmap -q", status, &eout, run_err);
-	else
-		rc = 0;
-	free(run_err);
-	free(argv);
-	buf_free(&out);
-	buf_free(&eout);
+	pftool_run_free(&r);
 	return rc;
 }
 
@@ -170,15 +111,14 @@ same_stat(const struct stat *a, const struct stat *b)
 static int
 lookup_maps(const struct conf *conf, char *lines_r[3], char **err_r)
 {
-	char *argv[] = {
-		POSTFIX_SBINDIR "/postconf", "-c", conf->postfix_config_dir, "-xh",
-		"virtual_alias_maps", "virtual_mailbox_maps", "alias_maps", NULL
+	static const char *const args[] = {
+		"-xh", "virtual_alias_maps", "virtual_mailbox_maps", "alias_maps", NULL
 	};
 	char *maincf = xasprintf("%s/main.cf", conf->postfix_config_dir);
-	struct buf out = { 0 }, eout = { 0 };
-	char *run_err = NULL, *lines[3] = { 0 }, *p;
+	struct pftool_run r = { 0 };
+	char *lines[3] = { 0 }, *p;
 	struct stat before, after;
-	int status, have, rc = -1;
+	int have, rc = -1;
 
 	have = stat(maincf, &before) == 0;
 	pthread_mutex_lock(&maps_lock);
@@ -193,12 +133,10 @@ lookup_maps(const struct conf *conf, char *lines_r[3], char **err_r)
 	}
 	pthread_mutex_unlock(&maps_lock);
 
-	status = run_program(argv, NULL, 0, &out, &eout, TOOL_TIMEOUT_MS, &run_err);
-	if (status != 0) {
-		tool_error(err_r, "postconf", status, &eout, run_err);
+	if (pftool_run(&r, conf->postfix_config_dir, "postconf", args, NULL, 0,
+		       NULL, err_r) < 0)
 		goto out;
-	}
-	p = out.data;
+	p = r.out.data;
 	for (int i = 0; i < 3; i++) {
 		lines[i] = p;
 		if (p != NULL && (p = strchr(p, '\n')) != NULL)
@@ -224,9 +162,7 @@ lookup_maps(const struct conf *conf, char *lines_r[3], char **err_r)
 		pthread_mutex_unlock(&maps_lock);
 	}
 out:
-	buf_free(&out);
-	buf_free(&eout);
-	free(run_err);
+	pftool_run_free(&r);
 	free(maincf);
 	return rc;
 }
@@ -424,38 +360,47 @@ int
 postfix_probe_maps(const struct conf *conf, struct postfix_probe **list_r,
 		   size_t *n_r, char **err_r)
 {
-	static const char *const params[2] = {
-		"virtual_alias_maps, virtual_mailbox_maps", "alias_maps"
+	/* the order of lookup_maps's lines; alias_maps takes local parts */
+	static const char *const params[3] = {
+		"virtual_alias_maps", "virtual_mailbox_maps", "alias_maps"
 	};
-	struct strlist maps[2] = { { 0 }, { 0 } };
+	char *lines[3] = { 0 };
 	struct buf keys[2] = { { 0 }, { 0 } };
 	struct postfix_probe *list = NULL;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 
 	*list_r = NULL;
 	*n_r = 0;
-	if (check_maps(conf, maps, err_r) < 0)
+	if (lookup_maps(conf, lines, err_r) < 0)
 		return -1;
 	probe_keys(conf, &keys[0], &keys[1]);
-	list = xcalloc(maps[0].n + maps[1].n + 1, sizeof(*list));
-	for (int k = 0; k < 2; k++)
-		for (size_t i = 0; i < maps[k].n; i++) {
+	for (int k = 0; k < 3; k++) {
+		struct strlist maps = { 0 };
+
+		split_maps(conf, lines[k], &maps);
+		for (size_t i = 0; i < maps.n; i++) {
 			struct strlist one = { 0 };
 			char *where = NULL;
 
-			strlist_add(&one, maps[k].v[i]);
+			if (n == cap) {
+				cap = cap ? 2 * cap : 8;
+				list = xrealloc(list, cap * sizeof(*list));
+			}
+			memset(&list[n], 0, sizeof(list[n]));
+			strlist_add(&one, maps.v[i]);
 			list[n].params = params[k];
-			list[n].map = xstrdup(maps[k].v[i]);
-			list[n].ok = query_maps(conf, &one, keys[k].data, &where,
+			list[n].map = xstrdup(maps.v[i]);
+			list[n].ok = query_maps(conf, &one, keys[k == 2].data, &where,
 						&list[n].error) >= 0;
 			n++;
 			free(where);
 			strlist_clear(&one);
 		}
-	for (int k = 0; k < 2; k++) {
-		strlist_clear(&maps[k]);
-		buf_free(&keys[k]);
+		strlist_clear(&maps);
+		free(lines[k]);
 	}
+	buf_free(&keys[0]);
+	buf_free(&keys[1]);
 	*list_r = list;
 	*n_r = n;
 	return 0;
@@ -525,32 +470,9 @@ postfix_map_query(const struct conf *conf, const char *map, const char *key,
 		  char **value_r, char **err_r)
 {
 	char *spec = direct_spec(map);
-	char *argv[] = {
-		POSTFIX_SBINDIR "/postmap", "-c", conf->postfix_config_dir, "-q", "-",
-		spec, NULL
-	};
-	struct buf out = { 0 }, eout = { 0 };
-	char *input = xasprintf("%s\n", key), *run_err = NULL;
-	size_t klen = strlen(key);
-	int status, rc = 0;
+	int rc = pftool_lookup(conf->postfix_config_dir, spec, key, value_r, err_r);
 
-	status = run_program(argv, input, strlen(input), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
-	if (status >= 0 && out.len > klen && strncasecmp(out.data, key, klen) == 0 &&
-	    out.data[klen] == '\t') {
-		char *v = out.data + klen + 1;
-
-		v[strcspn(v, "\n")] = '\0';
-		*value_r = xstrdup(str_trim(v));
-		rc = 1;
-	} else if (query_failed(status, &eout)) {
-		tool_error(err_r, "postmap -q", status, &eout, run_err);
-		rc = -1;
-	}
 	free(spec);
-	free(input);
-	free(run_err);
-	buf_free(&out);
-	buf_free(&eout);
 	return rc;
 }
 
@@ -594,10 +516,9 @@ rebuild(const struct conf *conf, const char *tool, const char *source, char **er
 	char *tmp_db = xasprintf("%s.%s", tmp, compiled_suffix(conf));
 	char *db = xasprintf("%s.%s", source, compiled_suffix(conf));
 	char *spec = xasprintf("%s:%s", conf->map_type, tmp);
-	char *argv[] = { (char *)tool, "-c", conf->postfix_config_dir, spec, NULL };
-	struct buf out = { 0 }, eout = { 0 };
-	char *run_err = NULL;
-	int status, rc = -1;
+	const char *const args[] = { spec, NULL };
+	struct pftool_run r = { 0 };
+	int rc = -1;
 
 	unlink(tmp);
 	unlink(tmp_db);
@@ -605,9 +526,8 @@ rebuild(const struct conf *conf, const char *tool, const char *source, char **er
 		set_error(err_r, "link(%s, %s) failed: %s", source, tmp, strerror(errno));
 		goto out;
 	}
-	status = run_program(argv, NULL, 0, &out, &eout, TOOL_TIMEOUT_MS, &run_err);
-	if (status != 0) {
-		tool_error(err_r, tool, status, &eout, run_err);
+	if (pftool_run(&r, conf->postfix_config_dir, tool, args, NULL, 0, NULL,
+		       err_r) < 0) {
 		unlink(tmp_db);
 		goto out;
 	}
@@ -619,9 +539,7 @@ rebuild(const struct conf *conf, const char *tool, const char *source, char **er
 	rc = fsutil_fsync_parent(db, err_r);
 out:
 	unlink(tmp);
-	free(run_err);
-	buf_free(&out);
-	buf_free(&eout);
+	pftool_run_free(&r);
 	free(tmp);
 	free(tmp_db);
 	free(db);
@@ -636,35 +554,25 @@ edit(const struct conf *conf, const char *tool, const char *source,
      const char *mode, const char *input, char **err_r)
 {
 	char *spec = xasprintf("%s:%s", conf->map_type, source);
-	char *argv[8];
-	struct buf out = { 0 }, eout = { 0 };
-	char *run_err = NULL;
-	int n = 0, status;
+	const char *args[5];
+	struct pftool_run r = { 0 };
+	int n = 0, del = strcmp(mode, "-d") == 0, rc;
 
-	argv[n++] = (char *)tool;
-	argv[n++] = "-c";
-	argv[n++] = conf->postfix_config_dir;
-	if (strcmp(mode, "-i") == 0) {
-		argv[n++] = "-r";	/* replace an existing key */
-		argv[n++] = "-i";
+	if (!del) {
+		args[n++] = "-r";	/* replace an existing key */
+		args[n++] = "-i";
 	} else {
-		argv[n++] = "-d";
-		argv[n++] = "-";	/* keys on stdin */
+		args[n++] = "-d";
+		args[n++] = "-";	/* keys on stdin */
 	}
-	argv[n++] = spec;
-	argv[n] = NULL;
-	status = run_program(argv, input, strlen(input), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
+	args[n++] = spec;
+	args[n] = NULL;
 	/* postmap -d exits 1 when the key was absent: already as wanted. */
-	if (status != 0 && !(status == 1 && strcmp(mode, "-d") == 0)) {
-		tool_error(err_r, tool, status, &eout, run_err);
-		status = -1;
-	} else
-		status = 0;
-	free(run_err);
-	buf_free(&out);
-	buf_free(&eout);
+	rc = pftool_run(&r, conf->postfix_config_dir, tool, args, input,
+			del ? PFTOOL_EXIT1_OK : 0, NULL, err_r);
+	pftool_run_free(&r);
 	free(spec);
-	return status;
+	return rc;
 }
 
 /*
@@ -681,7 +589,7 @@ edit_entry(const struct conf *conf, const char *tool, const char *source,
 	char *db, *key, *value = NULL, *err = NULL;
 	int rc;
 
-	if (strcmp(tool, POSTFIX_SBINDIR "/postmap") != 0)
+	if (strcmp(tool, "postmap") != 0)
 		return edit(conf, tool, source, mode, input, err_r);
 	/* As postmap reads it: the key up to the first blank, folded to
 	 * lower case; the value the rest of the line, trimmed. */
@@ -716,7 +624,7 @@ postfix_map_rebuild(const struct conf *conf, char **err_r)
 int
 postfix_table_rebuild(const struct conf *conf, const char *source, char **err_r)
 {
-	return rebuild(conf, POSTFIX_SBINDIR "/postmap", source, err_r);
+	return rebuild(conf, "postmap", source, err_r);
 }
 
 int
@@ -753,9 +661,9 @@ postfix_table_set(const struct conf *conf, const char *source, const char *key,
 	if (strcmp(conf->map_type, "lmdb") != 0)
 		return postfix_table_rebuild(conf, source, err_r);
 	if (line != NULL)
-		return edit_entry(conf, POSTFIX_SBINDIR "/postmap", source, "-i", line, err_r);
+		return edit_entry(conf, "postmap", source, "-i", line, err_r);
 	k = xasprintf("%s\n", key);
-	rc = edit_entry(conf, POSTFIX_SBINDIR "/postmap", source, "-d", k, err_r);
+	rc = edit_entry(conf, "postmap", source, "-d", k, err_r);
 	free(k);
 	return rc;
 }
@@ -764,21 +672,6 @@ int
 postfix_sendmail(const struct conf *conf, const char *sender,
 		 const char *message, char **err_r)
 {
-	char *argv[] = {
-		conf->sendmail_path, "-C", conf->postfix_config_dir, "-i", "-t",
-		"-f", (char *)sender, NULL
-	};
-	struct buf out = { 0 }, eout = { 0 };
-	char *run_err = NULL;
-	int status, rc = 0;
-
-	status = run_program(argv, message, strlen(message), &out, &eout, TOOL_TIMEOUT_MS, &run_err);
-	if (status != 0) {
-		tool_error(err_r, "sendmail", status, &eout, run_err);
-		rc = -1;
-	}
-	free(run_err);
-	buf_free(&out);
-	buf_free(&eout);
-	return rc;
+	return pftool_sendmail(conf->sendmail_path, conf->postfix_config_dir, sender,
+			       message, err_r);
 }

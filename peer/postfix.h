@@ -1,7 +1,8 @@
 /* postfix.h - everything the sync daemon asks of Postfix's own tools.
  *
- * Runs postconf, postmap/postalias and sendmail (never a shell) against
- * postfix_config_dir.  Nothing here decides policy; the engine does.
+ * What to ask postconf, postmap/postalias and sendmail, against
+ * postfix_config_dir; how they are run and judged is pftool.h's.
+ * Nothing here decides policy; the engine does.
  */
 #ifndef MA_POSTFIX_H
 #define MA_POSTFIX_H
@@ -33,7 +34,7 @@ int postfix_check_state(void);
 /* Each map the check asks, asked on its own with the probe keys, so that
  * postfix-setup can name every map this daemon cannot ask. */
 struct postfix_probe {
-	const char *params;	/* the parameters it comes from (static) */
+	const char *params;	/* the parameter it is listed in (static) */
 	char *map;		/* as asked: "proxy:" dropped */
 	int ok;
 	char *error;		/* when !ok */

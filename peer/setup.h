@@ -15,6 +15,8 @@
  *   - main.cf and master.cf are read and written only with postconf
  *     (-e / -P), each in one atomic edit, and every value is read back;
  *   - Postfix is reloaded only if every step succeeded, and never started.
+ *
+ * Linked into milter-aliasctl only; its phases are in setup-private.h.
  */
 #ifndef MA_SETUP_H
 #define MA_SETUP_H

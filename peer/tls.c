@@ -83,35 +83,6 @@ tls_global_deinit(void)
 	gnutls_global_deinit();
 }
 
-/* base64 - standard base64 of in[0..len) with '=' padding, no newline;
- * out needs 4 * ((len + 2) / 3) + 1 bytes */
-static void
-base64(const unsigned char *in, size_t len, char *out)
-{
-	static const char tab[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i;
-
-	for (i = 0; i + 2 < len; i += 3) {
-		*out++ = tab[in[i] >> 2];
-		*out++ = tab[((in[i] & 0x03) << 4) | (in[i + 1] >> 4)];
-		*out++ = tab[((in[i + 1] & 0x0f) << 2) | (in[i + 2] >> 6)];
-		*out++ = tab[in[i + 2] & 0x3f];
-	}
-	if (i < len) {
-		*out++ = tab[in[i] >> 2];
-		if (i + 1 < len) {
-			*out++ = tab[((in[i] & 0x03) << 4) | (in[i + 1] >> 4)];
-			*out++ = tab[(in[i + 1] & 0x0f) << 2];
-		} else {
-			*out++ = tab[(in[i] & 0x03) << 4];
-			*out++ = '=';
-		}
-		*out++ = '=';
-	}
-	*out = '\0';
-}
-
 /* pin_of_crt - the pin of crt; 0 and a caller-owned *pin_r, or -1 */
 static int
 pin_of_crt(gnutls_x509_crt_t crt, char **pin_r, char **err_r)
@@ -119,7 +90,7 @@ pin_of_crt(gnutls_x509_crt_t crt, char **pin_r, char **err_r)
 	gnutls_pubkey_t pub = NULL;
 	gnutls_datum_t spki = { NULL, 0 };
 	unsigned char digest[32];
-	char b64[4 * ((sizeof(digest) + 2) / 3) + 1];
+	gnutls_datum_t raw = { digest, sizeof(digest) }, b64 = { NULL, 0 };
 	int rc;
 
 	if ((rc = gnutls_pubkey_init(&pub)) < 0 ||
@@ -137,8 +108,13 @@ pin_of_crt(gnutls_x509_crt_t crt, char **pin_r, char **err_r)
 	}
 	gnutls_free(spki.data);
 	gnutls_pubkey_deinit(pub);
-	base64(digest, sizeof(digest), b64);
-	*pin_r = xasprintf(TLS_PIN_PREFIX "%s", b64);
+	/* 32 bytes: 44 characters with '=' padding, no line break */
+	if ((rc = gnutls_base64_encode2(&raw, &b64)) < 0) {
+		set_error(err_r, "cannot encode the pin: %s", gnutls_strerror(rc));
+		return -1;
+	}
+	*pin_r = xasprintf(TLS_PIN_PREFIX "%.*s", (int)b64.size, (const char *)b64.data);
+	gnutls_free(b64.data);
 	return 0;
 }
 

@@ -1,5 +1,5 @@
 # tests
-EXTRA_DIST += tests/run-all.sh
+EXTRA_DIST += tests/run-all.sh tests/check_layers.py
 include tests/milter/local.mk
 include tests/unit/local.mk
 include tests/twohost/local.mk
@@ -8,4 +8,5 @@ include tests/postfix/local.mk
 include tests/bench/local.mk
 include tests/hostile/local.mk
 include tests/package/local.mk
+include tests/servers/local.mk
 include tests/arm64/local.mk

@@ -2,16 +2,18 @@
 # run-all.sh - the whole test suite, from a fresh Debian 12 machine.
 #
 # Layers, as the README's "Testing against reality" lists them:
-#   1. build with -Werror
+#   1. build with -Werror; tests/check_layers.py: no include or call cycle
 #   2. make check: Criterion unit tests, milter protocol and CLI tests
 #   3. real Postfix + Dovecot, one host, in a network namespace (root)
 #   4. two synchronised hosts, with fault injection and races
 #   5. the .deb in a clean debootstrap root booted with systemd
-#   6. the arm64 .deb (cross-built), in a clean bookworm arm64 root under
+#  5b. the .deb on two pairs of servers as administrators build them
+#      (Debian's stock Postfix; ISPmail with MariaDB and SQLite maps)
+#  5c. the arm64 .deb (cross-built), in a clean bookworm arm64 root under
 #      qemu-user: unit tests as arm64 binaries, a mixed arm64/amd64 pair
-#   7. fuzzing (libFuzzer, each target FUZZ_SECONDS, default 45)
-#   8. ASan+UBSan make check, valgrind, hostile inputs
-#   9. make distcheck
+#   6. fuzzing (libFuzzer, each target FUZZ_SECONDS, default 45)
+#   7. ASan+UBSan make check, valgrind, hostile inputs
+#   8. make distcheck
 # A layer that cannot run fails: nothing is skipped silently.  The last line
 # counts test cases over all layers: "total: N passed, M failed".
 set -uo pipefail
@@ -59,6 +61,15 @@ if ! { autoreconf -fi && ./configure -q CFLAGS="-O2 -g -Werror" &&
 	exit 1
 fi
 echo "build ok"
+# The modules call and include only downwards (no cycle, the sync
+# daemon's layers in order): read from the objects just built.
+if /usr/bin/python3 tests/check_layers.py >"$logdir/layers.log" 2>&1; then
+	echo "layers: $(tail -n 1 "$logdir/layers.log")"
+else
+	layer_fail+=("layers")
+	cat "$logdir/layers.log"
+fi
+count "$logdir/layers.log"
 
 say "layer 2: unit and milter protocol tests (make check)"
 if make -j"$(nproc)" check >"$logdir/check.log" 2>&1; then
@@ -117,22 +128,26 @@ for t in tests/package/test_*.sh; do
 	grep -E '^total time: ' "$logdir/package_$(basename "$t" .sh).log" | tail -n 1
 done
 
-say "layer 6: the arm64 package in a clean bookworm arm64 root (qemu-user), mixed with amd64"
+say "layer 5b: the .deb on mail servers as administrators build them (two booted pairs)"
+run_test servers_test_servers tests/servers/test_servers.sh
+grep -E '^total time: ' "$logdir/servers_test_servers.log" | tail -n 1
+
+say "layer 5c: the arm64 package in a clean bookworm arm64 root (qemu-user), mixed with amd64"
 for t in tests/arm64/test_*.sh; do
 	run_test "arm64_$(basename "$t" .sh)" "$t"
 	grep -E '^total time: ' "$logdir/arm64_$(basename "$t" .sh).log" | tail -n 1
 done
 
-say "layer 7: libFuzzer targets, ${FUZZ_SECONDS:-45} s each (tests/fuzz/run.sh)"
+say "layer 6: libFuzzer targets, ${FUZZ_SECONDS:-45} s each (tests/fuzz/run.sh)"
 run_test fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-45}"
 
-say "layer 8: ASan+UBSan make check, valgrind, hostile inputs (tests/hostile)"
+say "layer 7: ASan+UBSan make check, valgrind, hostile inputs (tests/hostile)"
 # ASAN_POSTFIX=1 also runs test_standalone.sh on the ASan daemons (+2 min)
 for t in asan valgrind test_peer; do
 	run_test "hostile_$t" env ASAN_POSTFIX="${ASAN_POSTFIX:-0}" "tests/hostile/$t.sh"
 done
 
-say "layer 9: make distcheck"
+say "layer 8: make distcheck"
 if make distcheck >"$logdir/distcheck.log" 2>&1; then
 	echo "distcheck ok"
 	passed=$((passed + 1))

@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/bench/bench-pair.sh -- issue 7 (c) two servers and (e), on a
+# tests/bench/bench-pair.sh -- measurements (c) two servers and (e), on a
 # synchronised pair (tests/twohost/lib2.sh, TW_SUITE=bench, namespaces mc-*,
 # root /var/tmp/milter-alias-twohost-bench).  Prints RESULT| lines.
 # Knobs: BENCH_LAT_N (30) BENCH_RAPID (1000 creates) BENCH_PAR (4 parallel

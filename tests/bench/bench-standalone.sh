@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/bench/bench-standalone.sh -- issue 7 (a) (b) (c)-standalone (d) (f)
+# tests/bench/bench-standalone.sh -- measurements (a) (b) (c)-standalone (d) (f) of RESULTS.md
 # on one real Postfix+Dovecot host (tests/postfix/lib.sh) in namespace mb-a,
 # root /var/tmp/milter-alias-bench.  Prints RESULT| lines (see common.sh).
 # Knobs: BENCH_ROUNDS (3) BENCH_MSGS (1000 per run) BENCH_PROCS (20)

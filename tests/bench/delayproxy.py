@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """delayproxy.py LISTEN_IP:PORT TARGET_IP:PORT DELAY_MS -- a TCP proxy for
-make bench (issue 7 (c)) that delays every byte by DELAY_MS in each
+make bench (measurement (c)) that delays every byte by DELAY_MS in each
 direction (so 40 gives an 80 ms round trip; this kernel has no netem).
 Data keeps its order; each chunk is released DELAY_MS after it was read."""
 import asyncio, sys, time

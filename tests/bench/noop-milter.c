@@ -1,4 +1,4 @@
-/* noop-milter: the floor for make bench (issue 7 (a), (b)).  A minimal
+/* noop-milter: the floor for make bench (measurements (a), (b) of RESULTS.md).  A minimal
  * libmilter filter whose envfrom/envrcpt/eom callbacks all return
  * SMFIS_CONTINUE and that asks for nothing else.  Usage: noop-milter SOCKET
  * (e.g. unix:/path/sock).  Not installed. */

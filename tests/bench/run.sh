@@ -1,5 +1,5 @@
 #!/bin/bash
-# tests/bench/run.sh -- make bench: issue 7's six measurements (a)-(f).
+# tests/bench/run.sh -- make bench: the six measurements (a)-(f) of RESULTS.md.
 # Run as root on a machine set up for tests/run-all.sh (Postfix, Dovecot,
 # swaks, smtp-source).  Figures, not pass/fail: it prints one table with
 # each target and "met" / "not met (why)".  Knobs (environment):

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""smtpload.py -- load and latency driver for make bench (issue 7).
+"""smtpload.py -- load and latency driver for make bench.
 
   smtpload.py tput HOST PORT PROCS MSGS [--auth LOGIN:PASS] [--per-conn N]
         PROCS processes send MSGS messages in total (to sink@example.org),

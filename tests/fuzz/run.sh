@@ -48,7 +48,7 @@ sources() {
 	request) echo common/request.c common/util.c ;;
 	map)     echo common/aliasmap.c common/fsutil.c common/msg.c common/request.c common/util.c ;;
 	wire)    echo common/msg.c common/aliasmap.c common/fsutil.c common/request.c common/util.c ;;
-	ctl)     echo common/msg.c common/conf.c common/aliasmap.c common/fsutil.c common/request.c common/util.c ;;
+	ctl)     echo common/ctlproto.c common/msg.c common/conf.c common/aliasmap.c common/fsutil.c common/request.c common/util.c ;;
 	conf)    echo common/conf.c common/fsutil.c common/request.c common/util.c ;;
 	esac
 }

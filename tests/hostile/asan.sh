@@ -1,6 +1,6 @@
 #!/bin/bash
 # asan.sh - the whole "make check" suite (unit, milter protocol, cli tests)
-# under AddressSanitizer + UndefinedBehaviorSanitizer (issue 6, part 3).
+# under AddressSanitizer + UndefinedBehaviorSanitizer.
 # Configures a build in tests/hostile/build-asan/src (a copy of the sources;
 # configure --enable-sanitizers), builds it, runs make check there with leak detection
 # on and every UBSan finding fatal, and counts the automake summary.

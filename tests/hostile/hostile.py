@@ -6,7 +6,9 @@
 #   cert KEY CERT             TLS 1.3 with this key/certificate (wrong pin)
 #   tls12 KEY CERT            TLS 1.2 only (with the real peer's key)
 #   garbage                   bytes that are not TLS, before any handshake
-#   slowloris N SECONDS       N connections sending 3 bytes of a record, stalled
+#   slowloris N SECONDS [HELD_S]  N connections sending 3 bytes of a record,
+#                             stalled; waits SECONDS at most for the server
+#                             to close them (HELD_S: its handshake timeout, 10)
 #   flood N HOLD              N connections at once, held HOLD s, closed
 #   oversize KEY CERT LEN     authenticate, then a frame header claiming LEN
 import os, select, socket, ssl, struct, sys, time
@@ -75,12 +77,18 @@ elif mode == "garbage":
         pass
     print("refused: server closed after %.1f s (%d bytes back)" % (time.time() - t0, len(got)))
 elif mode == "slowloris":
+    # Waits up to SECONDS for the server to close all N.  Then reports how
+    # many it held in the handshake (open for at least half of HELD_S, the
+    # server's handshake timeout: one refused at accept is closed at once)
+    # and the most of those held at the same time, from the client's clock.
     n, secs = int(args[0]), float(args[1])
-    socks = []
+    held_s = float(args[2]) if len(args) > 2 else 10.0
+    t0 = time.time(); socks = []; opened = {}
     for i in range(n):
         s = tcp(); s.sendall(b"\x16\x03\x01"); s.setblocking(False); socks.append(s)
-    print("opened %d" % n, flush=True)
-    t0 = time.time(); closed = {}
+        opened[s] = time.time() - t0
+    print("opened %d in %.1f s" % (n, time.time() - t0), flush=True)
+    closed = {}
     while time.time() - t0 < secs and len(closed) < n:
         r, _, _ = select.select([s for s in socks if s not in closed], [], [], 0.5)
         for s in r:
@@ -90,6 +98,16 @@ elif mode == "slowloris":
                 b = b""
             if not b:
                 closed[s] = time.time() - t0
+    held = [s for s in closed if closed[s] - opened[s] >= held_s / 2]
+    # +1 at open, -1 at close; at a tie the close comes first
+    ev = sorted([(opened[s], 1) for s in held] + [(closed[s], -1) for s in held],
+                key=lambda e: (e[0], e[1]))
+    cur = most = 0
+    for _, d in ev:
+        cur += d; most = max(most, cur)
+    print("held: %d, refused at accept: %d, most held at once: %d" %
+          (len(held), len(closed) - len(held), most))
+    print("held ports: %s" % " ".join(str(s.getsockname()[1]) for s in held))
     ts = sorted(closed.values())
     print("refused: %d of %d closed by the server%s" % (len(closed), n,
           " after %.1f..%.1f s" % (ts[0], ts[-1]) if ts else ""))

@@ -1,14 +1,17 @@
 #!/usr/bin/python3
 # milterflood.py - many concurrent milter sessions against milter-alias
-# (tests/hostile/test_peer.sh).  usage: milterflood.py SOCKET N NREQ TAG HOLD
+# (tests/hostile/test_peer.sh).
+# usage: milterflood.py SOCKET N NREQ TAG HOLD [HANG]
 # Opens N sessions (negotiate, CONNECT, HELO) and holds them; NREQ of them
 # then send a whole request (MAIL with {auth_authen}, RCPT to the request
 # address, DATA, headers, EOM "new TAG-i") all at once; every EOM reply is
 # classified.  Prints "sessions N/N, eom 2xx=.. 4xx=.. 451-4.3.2=.. 5xx=..
-# hang=.. other=.., slowest S s" (hang = no reply within 60 s).
+# hang=.. other=.., slowest S s" (hang = no reply within HANG seconds of
+# the EOMs, default 60; Postfix itself gives up after milter_content_timeout).
 import select, socket, struct, sys, time
 
 path, n, nreq, tag, hold = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], float(sys.argv[5])
+hang = float(sys.argv[6]) if len(sys.argv) > 6 else 60.0
 path = path.split(":", 1)[1] if path.startswith(("unix:", "local:")) else path
 logins = ["alice", "bob", "carol"]
 
@@ -79,7 +82,7 @@ for s in live:
 pending = {s: None for s in live}
 for s in live:
     try:
-        c, d = reply(s, max(1, 60 - (time.time() - t0)))
+        c, d = reply(s, max(1, hang - (time.time() - t0)))
         slow = max(slow, time.time() - t0)
         if c == b"d" or c == b"a" or c == b"c": res["2xx"] += 1
         elif c == b"y":

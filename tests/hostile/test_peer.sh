@@ -1,6 +1,6 @@
 #!/bin/bash
 # test_peer.sh - hostile inputs at every boundary of a real synchronised
-# pair (issue 6, part 4), on top of tests/twohost/lib2.sh (TW_SUITE=hostile:
+# pair, on top of tests/twohost/lib2.sh (TW_SUITE=hostile:
 # root /var/tmp/milter-alias-twohost-hostile, namespaces th-a th-b).
 # Attacks come from host b's namespace (and from outside any peer key)
 # against host a's milter-alias-peer on 198.51.100.1:7465:
@@ -111,25 +111,48 @@ attack "oversized frame (64 KiB + 1) from the authenticated peer key" \
 	oversize "$K/key.pem" "$K/cert.pem" 65537
 
 # --- slowloris: 50 connections stalled inside a TLS record ----------------
+# Connections not authenticated yet may hold 32 of a's 64 slots at most;
+# the rest are refused at accept.  Asserted on outcomes: all 50 ended by
+# the server (waited for up to 40 s), never more than 32 of them held in
+# the handshake at once, each held one ended by the 10 s handshake timeout
+# and logged, and the real peer working during and after.  Not asserted:
+# how many refusals a's log shows -- the real peer's own connections from
+# the same address may be refused too while the 32 slots are full.
 tried=$((tried + 1))
 mark=$(tw_log_mark "$LOGA")
 out=$TH_ROOT/slowloris.out
-hpy slowloris 50 14 >"$out" 2>&1 &
+hpy slowloris 50 40 10 >"$out" 2>&1 &
 sl=$!
 _th_poll 10 grep -q '^opened 50' "$out" || th_fail "slowloris: open 50 connections ($(cat "$out"))"
 echo "# during slowloris: a has $(tasks "$PIDA") threads"
 healthy "slowloris in progress (50 stalled connections)"
 wait $sl
-echo "   client: $(tail -n1 "$out")"
-# At most 32 may wait in the handshake; the others are refused at accept.
-n=$(tw_log_since "$LOGA" "$mark" | grep -cE "$REF: timed out after 10000 ms")
-c=$(tw_log_since "$LOGA" "$mark" | grep -cE 'refused connection from 198\.51\.100\.2: 32 connections not authenticated yet')
-if grep -q '^refused: 50 of 50 closed' "$out" && [ "$n" -le 32 ] && [ $((n + c)) = 50 ]; then
-	th_pass "slowloris: all 50 closed by the server and logged: $n 'timed out after 10000 ms', $c refused at accept (32 unauthenticated at most) ($(tail -n1 "$out" | sed 's/.*server //'))"
-	refused=$((refused + 1))
+sed 's/^/   client: /' "$out"
+held_ports=$(sed -n 's/^held ports: //p' "$out")
+nheld=$(sed -nE 's/^held: ([0-9]+),.*/\1/p' "$out")
+nref=$(sed -nE 's/.*refused at accept: ([0-9]+),.*/\1/p' "$out")
+most=$(sed -nE 's/.*most held at once: ([0-9]+).*/\1/p' "$out")
+_slowloris_logged() {
+	local log p
+	log=$(tw_log_since "$LOGA" "$mark")
+	for p in $held_ports; do
+		grep -qE "refused connection from 198\.51\.100\.2:$p: TLS handshake failed: timed out after 10000 ms" <<<"$log" || return 1
+	done
+	[ "${nref:-0}" = 0 ] ||
+		grep -qE 'refused connection from 198\.51\.100\.2: 32 connections not authenticated yet' <<<"$log"
+}
+sl_ok=1
+if grep -q '^refused: 50 of 50 closed' "$out" && [ -n "$most" ] && [ "$most" -le 32 ]; then
+	th_pass "slowloris: all 50 closed by the server, at most 32 held in the handshake at once (held $nheld, $most at once; $nref refused at accept) ($(tail -n1 "$out" | sed 's/.*server //'))"
 else
-	th_fail "slowloris: 50 closed and logged as timed out or refused at accept (client: $(tail -n1 "$out"); logged $n + $c)"
+	th_fail "slowloris: all 50 closed by the server, at most 32 held in the handshake at once (client: $(tr '\n' ' ' < "$out"))"; sl_ok=0
 fi
+if _th_poll 15 _slowloris_logged; then
+	th_pass "slowloris: each of the $nheld held logged as 'timed out after 10000 ms' (by its port), refusals at accept logged"
+else
+	th_fail "slowloris: held ones logged as timed out, refusals at accept logged (log: $(tw_log_since "$LOGA" "$mark" | grep -F 198.51.100.2 | tail -n 3 | tr '\n' ' '))"; sl_ok=0
+fi
+[ $sl_ok = 0 ] || refused=$((refused + 1))
 healthy "after slowloris"
 
 # --- 300 connections at once --------------------------------------------
@@ -137,11 +160,16 @@ tried=$((tried + 1))
 mark=$(tw_log_mark "$LOGA")
 out=$(hpy flood 300 3 2>&1)
 echo "   client: $out"
-sleep 1
 # Refused at accept: over the cap of 64, or over the 32 slots that
 # connections not yet authenticated may hold (the rest stay for the peers).
-n=$(tw_log_since "$LOGA" "$mark" | grep -cE 'peer link: refused connection from 198\.51\.100\.2: (64 connections already|32 connections not authenticated yet)')
-m=$(tw_log_since "$LOGA" "$mark" | grep -cE "$REF")
+# The held ones are logged once a's handshakes see the client's close:
+# wait for the log (15 s at most), not a fixed time.
+_flood_counts() {
+	n=$(tw_log_since "$LOGA" "$mark" | grep -cE 'peer link: refused connection from 198\.51\.100\.2: (64 connections already|32 connections not authenticated yet)')
+	m=$(tw_log_since "$LOGA" "$mark" | grep -cE "$REF")
+	[ "$n" -ge 200 ] && [ $((n + m)) -ge 290 ]
+}
+_th_poll 15 _flood_counts || :
 echo "# flood: $n logged over the cap, $m logged as failed handshakes, a has $(tasks "$PIDA") threads"
 if [ "$n" -ge 200 ] && [ $((n + m)) -ge 290 ]; then
 	th_pass "300 connections at once: $n refused at accept (caps 64, 32 unauthenticated) and logged, $m handshakes refused"
@@ -193,6 +221,15 @@ th_check "the daemon still answers root on its control socket" tw_ctl a status
 MP=$(cat "$(th_dir a)/milter.pid")
 MS=$(th_milter_socket a); MLOG=$(th_dir a)/milter.log
 MT0=$(tasks "$MP")
+# "Hang" means what it means to Postfix: no answer to the end of the
+# message within milter_content_timeout (300 s), after which Postfix gives
+# up on the milter.  On a loaded machine the answers to 200 requests at
+# once took up to 59 s (measured), every one of them a 4xx: libmilter runs
+# the callbacks on a worker pool that grows slowly, and with the link cut
+# each request waits for the sync daemon's connect to b to time out.  A
+# bound of 60 s would have called them hung.
+HANG=$(postconf -c "$(th_confdir a)" -h milter_content_timeout 2>/dev/null)
+HANG=${HANG%s}; [[ $HANG =~ ^[0-9]+$ ]] || HANG=300
 echo "# milter a: pid $MP, $(tasks "$MP") threads, VmRSS $(rss "$MP") kB"
 mon=$TH_ROOT/milter.mon; : > "$mon"
 ( while sleep 0.2; do echo "$(tasks "$MP") $(rss "$MP")" >> "$mon"; done ) &
@@ -208,10 +245,10 @@ echo "# milter: 10 requests at once on the healthy pair: $(tail -n1 <<<"$out")"
 reasons "$mark"
 mark=$(tw_log_mark "$MLOG")
 tried=$((tried + 1))
-out=$(timeout 150 "$TW_PY" "$MF" "$MS" 500 150 m1 2 2>&1)
+out=$(timeout $((HANG + 120)) "$TW_PY" "$MF" "$MS" 500 150 m1 2 "$HANG" 2>&1)
 echo "   client: $(tr '\n' ' ' <<<"$out")"
 reasons "$mark"
-if grep -qE '^sessions 500/500, .*hang=0 .*dead=0' <<<"$out" && _tw_alive "$MP"; then
+if grep -qE '^sessions 500/500, .*hang=0 .*dead=0' <<<"$out" && th_alive "$MP"; then
 	th_pass "milter: 500 concurrent sessions, 150 requests at once: no crash, no hang ($(tail -n1 <<<"$out"))"
 else
 	th_fail "milter: 500 concurrent sessions without crash or hang ($out)"
@@ -220,7 +257,7 @@ fi
 # 64 requests are then in flight at once and the rest must get 451 4.3.2
 th_link_down b
 mark=$(tw_log_mark "$MLOG")
-out=$(timeout 150 "$TW_PY" "$MF" "$MS" 300 200 m2 1 2>&1)
+out=$(timeout $((HANG + 120)) "$TW_PY" "$MF" "$MS" 300 200 m2 1 "$HANG" 2>&1)
 th_link_up b
 echo "   client: $(tr '\n' ' ' <<<"$out")"
 reasons "$mark"
@@ -231,8 +268,8 @@ n4=$(sed -nE 's/.* 4xx=([0-9]+).*/\1/p' <<<"$out")
 # the in-flight cap (451 4.3.2) depends on how fast the sessions arrive,
 # which a loaded machine staggers: reported, not required.
 if grep -qE 'hang=0 .*dead=0' <<<"$out" &&
-   [ $(( ${n4:-0} + ${n451:-0} )) = 200 ] && _tw_alive "$MP"; then
-	th_pass "milter overloaded (200 requests at once, peer link cut): all 4xx, $n451 of them 451 4.3.2 over the cap of 64, none hung, milter alive ($(sed -nE 's/.*(slowest.*)/\1/p' <<<"$out"))"
+   [ $(( ${n4:-0} + ${n451:-0} )) = 200 ] && th_alive "$MP"; then
+	th_pass "milter overloaded (200 requests at once, peer link cut): all 4xx, $n451 of them 451 4.3.2 over the cap of 64, none hung ($HANG s), milter alive ($(sed -nE 's/.*(slowest.*)/\1/p' <<<"$out"))"
 	refused=$((refused + 1))
 else
 	th_fail "milter overloaded: 451 4.3.2 rather than a hang ($out)"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# valgrind.sh - memcheck for the two daemons (issue 6, part 3).
+# valgrind.sh - memcheck for the two daemons.
 # milter-alias-peer (standalone) under valgrind --leak-check=full through
 # start, aliasctl add/disable/enable/list/status/verify, a milter request,
 # SIGTERM; milter-alias under valgrind driven by tests/milter/milter-driver

@@ -1,6 +1,6 @@
 #!/bin/bash
-# test_install.sh - the Debian package, installed for real (testing.md
-# layer 5, issue 5).  Run as root; it fails (never skips) when it cannot run.
+# test_install.sh - the Debian package, installed for real (the
+# README's test layer 5).  Run as root; it fails (never skips) when it cannot run.
 #
 #  1. build: "make dist" makes the release tarball (the one "make distcheck"
 #     checks), and dpkg-buildpackage -us -uc -b builds the .deb from it on
@@ -61,81 +61,18 @@ CACHE=${MA_PKGTEST_CACHE:-/var/cache/milter-alias-tests}
 MACHINE=ma-pkgtest
 HOSTNAME_C=mail.example.test
 ROOT=$WORK/root
-NSPAWN_PID=
-LEADER=
 T0=$(date +%s)
-
-# ------------------------------------------------------------- reporting --
-passed=0
-failed=0
-failed_names=
-pass() { passed=$((passed + 1)); printf 'ok   - %s\n' "$*"; }
-fail() {
-	failed=$((failed + 1)); failed_names="$failed_names
-  $*"; printf 'FAIL - %s\n' "$*"
-}
-# check DESC CMD... : pass if CMD succeeds (its stdout is dropped)
-check() {
-	local desc=$1 rc=0; shift
-	"$@" >/dev/null || rc=$?
-	if [ $rc = 0 ]; then pass "$desc"; else fail "$desc (status $rc)"; fi
-	return $rc
-}
-check_eq() {
-	if [ "$2" = "$3" ]; then pass "$1"; return 0; fi
-	fail "$1 (expected '$2', got '$3')"; return 1
-}
-summary() {
-	echo "timings:$TIMINGS"
-	echo "total time: $(( $(date +%s) - T0 )) s"
-	echo "$passed passed, $failed failed"
-	[ "$failed" = 0 ] || printf 'failed:%s\n' "$failed_names"
-}
-# fatal DESC : a step everything after it depends on failed
-fatal() { fail "$*"; echo "cannot go on"; exit 1; }
-TIMINGS=
-_lap=$T0
-step() { printf '\n--- %s\n' "$*"; }
-lap() { # NAME : record the seconds since the previous lap
-	local now; now=$(date +%s)
-	TIMINGS="$TIMINGS
-  $1: $((now - _lap)) s"
-	printf '    [%s: %d s]\n' "$1" $((now - _lap))
-	_lap=$now
-}
+# reporting, mounts, the debootstrap cache, the build and the container
+# helpers are shared with tests/servers/test_servers.sh
+# shellcheck source=../servers/lib.sh
+. "$top/tests/servers/lib.sh"
 
 # -------------------------------------------------------------- cleanup --
-# mounts_under DIR : mount points at or below DIR, deepest first
-mounts_under() {
-	awk -v d="$1" '$2 == d || index($2, d "/") == 1 { print $2 }' /proc/self/mounts | sort -r
-}
-umount_all() {
-	local m
-	for m in $(mounts_under "$1"); do
-		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || :
-	done
-}
-stop_container() {
-	[ -n "$NSPAWN_PID" ] || return 0
-	if kill -0 "$NSPAWN_PID" 2>/dev/null; then
-		# SIGTERM to systemd-nspawn powers the container off cleanly.
-		kill -TERM "$NSPAWN_PID" 2>/dev/null
-		local i
-		for i in $(seq 1 150); do
-			kill -0 "$NSPAWN_PID" 2>/dev/null || break
-			sleep 0.2
-		done
-		kill -KILL "$NSPAWN_PID" 2>/dev/null || :
-	fi
-	wait "$NSPAWN_PID" 2>/dev/null
-	NSPAWN_PID=
-	LEADER=
-}
 cleanup() {
-	stop_container
+	ct_stop "$MACHINE"
 	# anything left in the root (chroot phase) or in the container
 	local p
-	for p in $(root_pids); do kill -KILL "$p" 2>/dev/null; done
+	for p in $(root_pids "$ROOT"); do kill -KILL "$p" 2>/dev/null; done
 	umount_all "$WORK"
 	if [ "${MA_PKGTEST_KEEP:-0}" != 1 ] && [ -d "$WORK" ]; then
 		if [ -n "$(mounts_under "$WORK")" ]; then
@@ -145,14 +82,6 @@ cleanup() {
 		fi
 	fi
 	rm -f "$CACHE/.lock.pid"
-}
-# root_pids : processes whose root directory is inside $ROOT
-root_pids() {
-	local d r
-	for d in /proc/[0-9]*; do
-		r=$(readlink "$d/root" 2>/dev/null) || continue
-		case $r in "$ROOT"|"$ROOT"/*) echo "${d#/proc/}" ;; esac
-	done
 }
 
 # ------------------------------------------------------------ preflight --
@@ -165,12 +94,8 @@ for c in make dpkg-buildpackage dpkg-deb lintian debootstrap systemd-nspawn \
 done
 [ -z "$missing" ] || fatal "missing commands:$missing (contrib/install-deps.sh installs them)"
 [ -f "$top/Makefile" ] || fatal "$top is not configured (autoreconf -fi && ./configure)"
-SUITE=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-[ -n "$SUITE" ] || fatal "cannot tell this machine's release from /etc/os-release"
 # The mirror this machine itself uses (never a host name written here).
-MIRROR=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null)
-[ -n "$MIRROR" ] || MIRROR=$(awk '$1 == "deb" { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
-[ -n "$MIRROR" ] || fatal "no mirror in /etc/apt/sources.list.d/debian.sources (URIs:) or sources.list"
+ma_release_and_mirror
 echo "release $SUITE, mirror $MIRROR, work $WORK, cache $CACHE"
 
 mkdir -p "$CACHE" "$CACHE/apt-archives/partial" || fatal "cannot create $CACHE"
@@ -180,15 +105,9 @@ flock -n 9 || fatal "another test_install.sh holds $CACHE/.lock"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 # Leftovers of an interrupted run: its container, processes, mounts, files.
-for d in /proc/[0-9]*; do
-	if [ "$(cat "$d/comm" 2>/dev/null)" = systemd-nspawn ] &&
-	   tr '\0' '\n' <"$d/cmdline" 2>/dev/null | grep -qxF -- "--directory=$ROOT"; then
-		echo "killing the container of an earlier run (pid ${d#/proc/})"
-		kill -KILL "${d#/proc/}" 2>/dev/null
-	fi
-done
+kill_nspawn_of "$ROOT"
 if [ -d "$WORK" ]; then
-	for p in $(root_pids); do kill -KILL "$p" 2>/dev/null; done
+	for p in $(root_pids "$ROOT"); do kill -KILL "$p" 2>/dev/null; done
 	sleep 0.2
 	umount_all "$WORK"
 	[ -z "$(mounts_under "$WORK")" ] || fatal "$WORK still has mounts"
@@ -204,32 +123,11 @@ if [ -n "${MA_PKGTEST_DEB:-}" ]; then
 	DEB=$WORK/build/$(basename "$MA_PKGTEST_DEB")
 	echo "testing given $DEB (MA_PKGTEST_DEB): no build"
 else
-	version=$(sed -n 's/^PACKAGE_VERSION = //p' "$top/Makefile")
-	# make dist: the tarball make distcheck builds and checks
-	if ! make -C "$top" dist >"$WORK/dist.log" 2>&1; then
-		tail -n 20 "$WORK/dist.log"; fatal "make dist"
-	fi
-	tarball=$top/milter-alias-$version.tar.gz
-	[ -f "$tarball" ] || fatal "make dist made no $tarball"
-	mv "$tarball" "$WORK/build/milter-alias_$version.orig.tar.gz"
-	pass "make dist: milter-alias-$version.tar.gz"
-	tar -C "$WORK/build" -xzf "$WORK/build/milter-alias_$version.orig.tar.gz" ||
-		fatal "unpack the tarball"
-	src=$WORK/build/milter-alias-$version
-	[ -f "$src/debian/control" ] || fatal "the tarball has no debian/ (EXTRA_DIST)"
-	debver=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Version)
-	check_eq "debian/changelog's upstream version is the tarball's" "$version" "${debver%-*}"
-	if (cd "$src" && dpkg-buildpackage -us -uc -b) >"$WORK/build.log" 2>&1; then
-		pass "dpkg-buildpackage -us -uc -b from the tarball"
-	else
-		tail -n 40 "$WORK/build.log"; fatal "dpkg-buildpackage (log: $WORK/build.log)"
-	fi
-	grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR):' "$WORK/build.log" | tr '\n' ' '; echo
-	if grep -qE '^# (FAIL|ERROR): +[1-9]' "$WORK/build.log"; then
+	ma_build_deb "$top" "$WORK/build"
+	grep -E '^# (TOTAL|PASS|SKIP|FAIL|ERROR):' "$WORK/build/build.log" | tr '\n' ' '; echo
+	if grep -qE '^# (FAIL|ERROR): +[1-9]' "$WORK/build/build.log"; then
 		fail "make check inside the package build"
 	fi
-	DEB=$(ls "$WORK"/build/milter-alias_*_"$(dpkg --print-architecture)".deb 2>/dev/null | head -n1)
-	[ -n "$DEB" ] || fatal "no .deb built"
 fi
 echo "package: $DEB ($(stat -c %s "$DEB") bytes)"
 dpkg-deb -f "$DEB" Depends | sed 's/^/Depends: /'
@@ -331,31 +229,15 @@ lap security
 
 # ---------------------------------------------------------- clean root --
 step "5. a clean $SUITE root (debootstrap --variant=minbase)"
-base=$CACHE/debootstrap-$SUITE-minbase.tar
-if [ "${MA_PKGTEST_REFRESH:-0}" = 1 ] || [ ! -s "$base" ] ||
-   [ -n "$(find "$base" -mtime +7 2>/dev/null)" ]; then
-	tmp=$WORK/debootstrap
-	echo "debootstrap --variant=minbase $SUITE $MIRROR (not cached)"
-	t=$(date +%s)
-	if ! debootstrap --variant=minbase "$SUITE" "$tmp" "$MIRROR" >"$WORK/debootstrap.log" 2>&1; then
-		tail -n 20 "$WORK/debootstrap.log"; fatal "debootstrap"
-	fi
-	umount_all "$tmp"
-	tar -C "$tmp" -cf "$base.new" . && mv "$base.new" "$base" || fatal "caching $base"
-	rm -rf --one-file-system "$tmp"
-	echo "debootstrap took $(( $(date +%s) - t )) s; cached as $base"
-	lap debootstrap-uncached
-else
-	echo "cached root: $base ($(date -r "$base" '+%F %T'))"
-fi
+ma_debootstrap_tar "$CACHE" "$WORK"
+base=$BASE_TAR
 mkdir -p "$ROOT" && tar -C "$ROOT" -xf "$base" || fatal "unpack $base"
 pass "fresh root unpacked from the debootstrap tarball"
 lap unpack-root
 
 # --------------------------------------------- chroot: Postfix & friends --
 step "6. Postfix, Dovecot, swaks, systemd in the root (chroot)"
-in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-	LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"; }
+in_root() { ma_in_root "$ROOT" "$@"; }
 mount -t proc proc "$ROOT/proc" || fatal "mount /proc in the root"
 mount --bind "$CACHE/apt-archives" "$ROOT/var/cache/apt/archives" || fatal "bind the .deb cache"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
@@ -460,64 +342,21 @@ umount_all "$ROOT"
 lap mail-setup
 
 # ------------------------------------------------------------ container --
-# boot : start systemd-nspawn --boot on $ROOT and wait for the system
+# boot WHY : boot $ROOT with systemd (own network namespace, only
+# loopback) and wait for the system; LEADER is its PID 1's host pid
+LEADER=
 boot() {
-	local log=$WORK/nspawn-$1.log i state
-	systemd-nspawn --quiet --directory="$ROOT" --boot --machine="$MACHINE" \
-		--hostname="$HOSTNAME_C" --register=no --keep-unit --private-network \
-		--console=passive --bind="$CACHE/apt-archives:/var/cache/apt/archives" \
-		</dev/null >"$log" 2>&1 &
-	NSPAWN_PID=$!
-	LEADER=
-	for i in $(seq 1 300); do
-		kill -0 "$NSPAWN_PID" 2>/dev/null || { cat "$log"; return 1; }
-		if [ -z "$LEADER" ]; then
-			LEADER=$(container_init)
-		elif state=$(cx systemctl is-system-running 2>/dev/null); then
-			:
-		fi
-		case ${state:-} in running|degraded) return 0 ;; esac
-		sleep 0.2
-	done
-	echo "system state after 60 s: ${state:-?}"
-	return 1
+	local rc=0
+	ct_boot "$MACHINE" "$ROOT" "$HOSTNAME_C" "$WORK/nspawn-$1.log" --private-network \
+		--bind="$CACHE/apt-archives:/var/cache/apt/archives" || rc=1
+	LEADER=${CT_LEADER[$MACHINE]}
+	return $rc
 }
-# container_init : the host pid of the container's PID 1 (systemd), a
-# child of systemd-nspawn
-container_init() {
-	local p
-	for p in $(pgrep -P "$NSPAWN_PID"); do
-		[ "$(awk '/^NSpid:/ { print $NF }' "/proc/$p/status" 2>/dev/null)" = 1 ] &&
-			{ echo "$p"; return 0; }
-	done
-	return 1
-}
-# container_pids : host pids of every process in the container's pid namespace
-container_pids() {
-	local ns d
-	[ -n "$LEADER" ] || return 0
-	ns=$(readlink "/proc/$LEADER/ns/pid") || return 0
-	for d in /proc/[0-9]*; do
-		[ "$(readlink "$d/ns/pid" 2>/dev/null)" = "$ns" ] && echo "${d#/proc/}"
-	done
-	return 0
-}
+container_pids() { ct_pids "$MACHINE"; }
 # cx CMD... : run CMD inside the booted container, as root
-cx() {
-	nsenter --target "$LEADER" --mount --uts --ipc --net --pid --root --wd \
-		/usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-		DEBIAN_FRONTEND=noninteractive "$@"
-}
+cx() { ct_x "$MACHINE" "$@"; }
 # poweroff : shut the container down cleanly and wait for nspawn to exit
-poweroff() {
-	cx systemctl poweroff >/dev/null 2>&1 || :
-	local i
-	for i in $(seq 1 150); do
-		kill -0 "$NSPAWN_PID" 2>/dev/null || break
-		sleep 0.2
-	done
-	stop_container
-}
+poweroff() { ct_poweroff "$MACHINE"; LEADER=; }
 # swaks_c OUT ARGS... : swaks inside the container to 127.0.0.1, transcript
 # in $ROOT/OUT (a path inside the container)
 swaks_c() {
@@ -537,15 +376,6 @@ request() {
 	swaks_c /root/req.txt --port 587 --auth PLAIN --auth-user "$1" \
 		--auth-password "secret-$1" --from "$1@example.org" \
 		--to makealias@example.org --header "Subject: $2" --body "package test"
-}
-# wait_file_grep FILE PATTERN [SECONDS=20] : FILE (host path) matches the ERE
-wait_file_grep() {
-	local i
-	for i in $(seq 1 $(( ${3:-20} * 5 ))); do
-		grep -qE -- "$2" "$1" 2>/dev/null && return 0
-		sleep 0.2
-	done
-	return 1
 }
 # mail_log [N] : the last N mail-facility lines of the container's journal
 mail_log() { cx journalctl --no-pager -q -n "${1:-30}" SYSLOG_FACILITY=2 2>/dev/null | sed 's/^/    /'; }

@@ -609,21 +609,50 @@ _th_pidfile_alive() {
     [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ]
 }
 
-# Send TERM to the given pids, wait up to $1 seconds, then KILL survivors.
+# th_alive PID : PID is a running process.  A zombie is not: a daemon
+#   started in the background of a subshell (th_daemon) is reparented to
+#   init when it ends, and "kill -0" keeps succeeding until init gets round
+#   to reaping it -- which some inits (a container's, a VM agent's) do only
+#   every few seconds.
+th_alive() {
+    local st
+    [ -n "$1" ] || return 1
+    read -r st < "/proc/$1/stat" 2>/dev/null || return 1
+    st=${st##*) }; [ "${st%% *}" != Z ]
+}
+_th_not_alive() { ! th_alive "$1"; }
+
+# th_wait_dead PID [TIMEOUT=10] : wait until PID is no longer running.
+th_wait_dead() { _th_poll "${2:-10}" _th_not_alive "$1"; }
+
+# _th_alive_of PID... : those of the pids still running.
+_th_alive_of() {
+    local p
+    for p in "$@"; do th_alive "$p" && echo "$p"; done
+    return 0
+}
+
+# Send TERM to the given pids, wait up to $1 seconds, then KILL survivors
+# and wait (5 s at most) until they are gone, so that the caller's next
+# look at the process table no longer sees them.
 _th_kill_pids() {
-    local wait=$1 p alive; shift
+    local wait=$1 alive; shift
     [ $# -gt 0 ] || return 0
     kill -TERM "$@" 2>/dev/null || :
     local end=$(( $(date +%s%N) + $(_th_ns_of "$wait") ))
     while :; do
-        alive=
-        for p in "$@"; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+        alive=$(_th_alive_of "$@")
         [ -n "$alive" ] || return 0
         [ "$(date +%s%N)" -lt "$end" ] || break
         sleep 0.1
     done
     # shellcheck disable=SC2086
     kill -KILL $alive 2>/dev/null || :
+    end=$(( $(date +%s%N) + 5000000000 ))
+    # shellcheck disable=SC2086
+    while [ -n "$(_th_alive_of $alive)" ] && [ "$(date +%s%N)" -lt "$end" ]; do
+        sleep 0.1
+    done
     return 0
 }
 
@@ -813,6 +842,24 @@ th_daemon() {
     pid=$!
     echo "$pid $(_th_starttime "$pid")" >> "$(th_dir "$name")/daemons.pids"
     echo "$pid"
+}
+
+# th_daemon_stop NAME PID [GRACE=8] : stop one process that th_daemon
+#   started on host NAME (SIGTERM, SIGKILL after GRACE seconds) and drop it
+#   from ROOT/NAME/daemons.pids, so th_host_stop does not look for it again.
+#   Take PID from pid=$(th_daemon ...): run that way the daemon is not a
+#   child of the test shell and leaves no zombie behind.  Returns 1 if PID
+#   is not one of the host's recorded daemons.
+th_daemon_stop() {
+    local name=$1 pid=$2 grace=${3:-8} f t
+    f=$(th_dir "$name")/daemons.pids
+    t=$(awk -v p="$pid" '$1 == p { print $2; found = 1 } END { exit !found }' "$f" 2>/dev/null) ||
+        { th_msg "pid $pid is not a daemon of host $name"; return 1; }
+    # Only the very process started (its pid may have been recycled).
+    if [ -z "$t" ] || [ "$(_th_starttime "$pid" 2>/dev/null)" = "$t" ]; then
+        _th_kill_pids "$grace" "$pid"
+    fi
+    awk -v p="$pid" '$1 != p' "$f" > "$f.new" && mv "$f.new" "$f"
 }
 
 # th_wait_socket PATH [TIMEOUT=10] : wait until the unix socket PATH exists

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # tests/twohost/lib2.sh -- two real Postfix+Dovecot hosts running milter-alias
-# as a synchronised pair (testing.md layer 4; contract sections 5 and 6).
+# as a synchronised pair (the README's test layer 4: what a synchronised pair guarantees).
 #
 # Source it from a bash test script (run as root), after choosing a suite
 # name that keeps the run's test root and namespaces apart from every other
@@ -43,7 +43,7 @@
 # Functions (each has its comment below):
 #   bring-up     tw_preflight tw_setup tw_keys tw_write_conf tw_wire_access
 #   daemons      tw_start_peer NAME [CRASH_POINT]  tw_restart_peer NAME [CRASH_POINT]
-#                tw_stop_peer tw_kill_peer tw_peer_pid tw_peer_alive tw_wait_dead
+#                tw_stop_peer tw_kill_peer tw_peer_pid tw_peer_alive
 #                tw_start_milter tw_kill_milter tw_milter_pid tw_milter_alive
 #   state        tw_ctl NAME ARGS  tw_status_json tw_connected tw_in_doubt
 #                tw_verify tw_converged tw_wait_converged [T]
@@ -54,6 +54,7 @@
 #                tw_check_invariant DESC ADDRESS CLASS [TARGET]
 #   misc         tw_ip tw_other tw_node tw_conf tw_pin tw_peer_log tw_random_pin
 #                tw_log_mark tw_log_since tw_elapsed tw_dump_logs
+# From lib.sh: th_alive PID, th_wait_dead PID [T] (a zombie counts as dead).
 # Status caveat: "connected" and "digest_equal" in status --json describe
 # the daemon's last call to the peer (made for a request, verify, or the
 # periodic check every 15 s); tw_wait_recovered therefore runs verify first.
@@ -195,17 +196,10 @@ tw_keys() {
 
 # ------------------------------------------------------------ daemons --
 
-_tw_alive() { # PID: exists and is not a zombie
-    local st
-    [ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
-    read -r st < "/proc/$1/stat" 2>/dev/null || return 1
-    st=${st##*) }; [ "${st%% *}" != Z ]
-}
-
 # tw_peer_pid NAME : pid of the host's current milter-alias-peer.
 tw_peer_pid() { cat "$(th_dir "$1")/peer.pid" 2>/dev/null; }
 # tw_peer_alive NAME : the host's milter-alias-peer is running.
-tw_peer_alive() { _tw_alive "$(tw_peer_pid "$1")"; }
+tw_peer_alive() { th_alive "$(tw_peer_pid "$1")"; }
 
 # tw_ctl_up NAME : the daemon answers on its control socket (status exit 0/1).
 tw_ctl_up() {
@@ -231,18 +225,14 @@ tw_start_peer() {
         tail -n 20 "$h/peer.log" >&2
         return 1
     fi
-    _tw_alive "$pid" || { tw_msg "milter-alias-peer on $name died"; return 1; }
+    th_alive "$pid" || { tw_msg "milter-alias-peer on $name died"; return 1; }
 }
-
-# tw_wait_dead PID [TIMEOUT=10]
-tw_wait_dead() { _th_poll "${2:-10}" _tw_not_alive "$1"; }
-_tw_not_alive() { ! _tw_alive "$1"; }
 
 # _tw_kill9 PID LOG : kill -9 PID (noted in LOG) and wait until it is gone.
 _tw_kill9() {
     echo "=== tw: $(date +%T.%N) kill -9 $1" >> "$2"
     [ -n "$1" ] && kill -KILL "$1" 2>/dev/null
-    tw_wait_dead "$1" 5
+    th_wait_dead "$1" 5
 }
 
 # tw_kill_peer NAME : kill -9 the host's milter-alias-peer and wait until gone.
@@ -250,7 +240,7 @@ tw_kill_peer() { _tw_kill9 "$(tw_peer_pid "$1")" "$(tw_peer_log "$1")"; }
 
 # tw_milter_pid / tw_milter_alive NAME : the host's current milter-alias.
 tw_milter_pid() { cat "$(th_dir "$1")/milter.pid" 2>/dev/null; }
-tw_milter_alive() { _tw_alive "$(tw_milter_pid "$1")"; }
+tw_milter_alive() { th_alive "$(tw_milter_pid "$1")"; }
 
 # tw_kill_milter NAME : kill -9 the host's milter-alias and wait until gone.
 tw_kill_milter() { _tw_kill9 "$(tw_milter_pid "$1")" "$(th_dir "$1")/milter.log"; }
@@ -261,9 +251,9 @@ tw_stop_peer() {
     [ -n "$pid" ] || return 0
     echo "=== tw: $(date +%T.%N) SIGTERM $pid" >> "$(tw_peer_log "$1")"
     kill -TERM "$pid" 2>/dev/null || return 0
-    tw_wait_dead "$pid" 8 && return 0
+    th_wait_dead "$pid" 8 && return 0
     tw_msg "milter-alias-peer on $1 ignored SIGTERM for 8 s; killing it"
-    kill -KILL "$pid" 2>/dev/null; tw_wait_dead "$pid" 5
+    kill -KILL "$pid" 2>/dev/null; th_wait_dead "$pid" 5
 }
 
 # tw_restart_peer NAME [CRASH_POINT] : stop (SIGTERM; a dead daemon is fine)

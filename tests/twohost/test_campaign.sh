@@ -1,6 +1,6 @@
 #!/bin/bash
 # test_campaign.sh - a seeded, reproducible random fault campaign against the
-# pair (issue 6, point 2; contract section 6).
+# pair: the guarantees of the README's "Two or more servers".
 #
 # Each round sends random alias requests on BOTH servers -- new names, and
 # new/disable/enable/delete of names of this and earlier rounds, by their

@@ -157,7 +157,7 @@ for point in $CRASH_POINTS; do
 	tw_request a alice "new $name"
 	class=$(tw_eom_class)
 	reply=$(th_smtp_reply EOM 2>/dev/null | head -n1)
-	if tw_wait_dead "$pid" 10; then
+	if th_wait_dead "$pid" 10; then
 		th_pass "$point: $side's daemon crashed there (request answered $class: $reply)"
 	else
 		th_fail "$point: $side's daemon crashed there (still alive 10 s after the request, which answered $class: $reply)"

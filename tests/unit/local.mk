@@ -6,17 +6,21 @@ UNIT_TEST_LDADD = $(COMMON_LIBS) $(CRITERION_LIBS)
 check_PROGRAMS += \
 	tests/unit/test_util \
 	tests/unit/test_msg \
+	tests/unit/test_ctlproto \
 	tests/unit/test_request \
 	tests/unit/test_conf \
 	tests/unit/test_aliasmap \
-	tests/unit/test_fsutil
+	tests/unit/test_fsutil \
+	tests/unit/test_pftool
 TESTS += \
 	tests/unit/test_util \
 	tests/unit/test_msg \
+	tests/unit/test_ctlproto \
 	tests/unit/test_request \
 	tests/unit/test_conf \
 	tests/unit/test_aliasmap \
-	tests/unit/test_fsutil
+	tests/unit/test_fsutil \
+	tests/unit/test_pftool
 
 tests_unit_test_util_SOURCES = tests/unit/test_util.c tests/unit/unit.h
 tests_unit_test_util_CFLAGS = $(UNIT_TEST_CFLAGS)
@@ -25,6 +29,10 @@ tests_unit_test_util_LDADD = $(UNIT_TEST_LDADD)
 tests_unit_test_msg_SOURCES = tests/unit/test_msg.c tests/unit/unit.h
 tests_unit_test_msg_CFLAGS = $(UNIT_TEST_CFLAGS)
 tests_unit_test_msg_LDADD = $(UNIT_TEST_LDADD)
+
+tests_unit_test_ctlproto_SOURCES = tests/unit/test_ctlproto.c tests/unit/unit.h
+tests_unit_test_ctlproto_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_ctlproto_LDADD = $(UNIT_TEST_LDADD)
 
 tests_unit_test_request_SOURCES = tests/unit/test_request.c tests/unit/unit.h
 tests_unit_test_request_CFLAGS = $(UNIT_TEST_CFLAGS)
@@ -41,6 +49,10 @@ tests_unit_test_aliasmap_LDADD = $(UNIT_TEST_LDADD)
 tests_unit_test_fsutil_SOURCES = tests/unit/test_fsutil.c tests/unit/unit.h
 tests_unit_test_fsutil_CFLAGS = $(UNIT_TEST_CFLAGS)
 tests_unit_test_fsutil_LDADD = $(UNIT_TEST_LDADD)
+
+tests_unit_test_pftool_SOURCES = tests/unit/test_pftool.c tests/unit/unit.h
+tests_unit_test_pftool_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_pftool_LDADD = $(UNIT_TEST_LDADD)
 endif
 
 # peer/tls.c (GnuTLS).  One test uses certtool (gnutls-bin) and skips
@@ -63,4 +75,18 @@ tests_unit_test_lmdbmap_SOURCES = tests/unit/test_lmdbmap.c tests/unit/unit.h
 tests_unit_test_lmdbmap_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
 tests_unit_test_lmdbmap_CFLAGS = $(UNIT_TEST_CFLAGS) $(LMDB_CFLAGS)
 tests_unit_test_lmdbmap_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
+endif
+
+# peer/commit.c: the commit protocol between two or three engines in one
+# process, over fake_peers.c instead of peer/peers.c (no sockets, no TLS,
+# no root).  fake_peers.o comes before libpeer.a, so the linker never
+# pulls peers.o out of it.  Skips itself without postmap and postfix-lmdb.
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_commit
+TESTS += tests/unit/test_commit
+tests_unit_test_commit_SOURCES = tests/unit/test_commit.c tests/unit/unit.h \
+	tests/unit/fake_peers.c tests/unit/fake_peers.h
+tests_unit_test_commit_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
+tests_unit_test_commit_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_commit_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
 endif

@@ -1057,23 +1057,24 @@ postfix_check(enum map_format fmt, const char *tool)
 	const char *deleted_key = fmt == MAP_FORMAT_ALIASES ? "old" : "old@example.org";
 	struct aliasmap m;
 
-	if (access(tool, X_OK) != 0 || access("/etc/postfix/main.cf", R_OK) != 0)
-		cr_skip_test("%s or /etc/postfix/main.cf not available", tool);
+	if (access(tool, X_OK) != 0)
+		cr_skip_test("%s not available", tool);
+	ut_postfix_conf(dir, "");
 	sample_for(&m, fmt);
 	cr_assert_eq(aliasmap_save(path, fmt, &m, NULL), 0);
-	snprintf(cmd, sizeof(cmd), "%s -c /etc/postfix hash:%s 2>&1", tool, path);
+	snprintf(cmd, sizeof(cmd), "%s -c %s hash:%s 2>&1", tool, dir, path);
 	cr_assert_eq(ut_run(out, sizeof(out), "%s", cmd), 0, "%s refused the file: %s", tool, out);
 	cr_assert_eq(out[0], '\0', "%s warned: %s", tool, out);
-	snprintf(cmd, sizeof(cmd), "%s -c /etc/postfix -q %s hash:%s", tool, active_key, path);
+	snprintf(cmd, sizeof(cmd), "%s -c %s -q %s hash:%s", tool, dir, active_key, path);
 	cr_assert_eq(ut_run(out, sizeof(out), "%s", cmd), 0, "active alias not found");
 	cr_assert_str_eq(out, "alice@example.net");
-	snprintf(cmd, sizeof(cmd), "%s -c /etc/postfix -q %s hash:%s", tool,
+	snprintf(cmd, sizeof(cmd), "%s -c %s -q %s hash:%s", tool, dir,
 		 fmt == MAP_FORMAT_ALIASES ? "hand" : "hand@example.org", path);
 	cr_assert_eq(ut_run(out, sizeof(out), "%s", cmd), 0, "hand-edited alias not found");
 	cr_assert_str_eq(out, "carol@example.net");
-	snprintf(cmd, sizeof(cmd), "%s -c /etc/postfix -q %s hash:%s", tool, disabled_key, path);
+	snprintf(cmd, sizeof(cmd), "%s -c %s -q %s hash:%s", tool, dir, disabled_key, path);
 	cr_assert_eq(ut_run(out, sizeof(out), "%s", cmd), 1, "a disabled alias resolves: %s", out);
-	snprintf(cmd, sizeof(cmd), "%s -c /etc/postfix -q %s hash:%s", tool, deleted_key, path);
+	snprintf(cmd, sizeof(cmd), "%s -c %s -q %s hash:%s", tool, dir, deleted_key, path);
 	cr_assert_eq(ut_run(out, sizeof(out), "%s", cmd), 1, "a deleted alias resolves: %s", out);
 	free(path);
 	aliasmap_clear(&m);

@@ -35,14 +35,16 @@ TestSuite(lmdbmap, .init = setup, .fini = teardown);
 static char *
 make_map(const char *source, long map_size)
 {
-	char *path = NULL;
+	char *path = NULL, *extra = NULL;
 
+	cr_assert_geq(asprintf(&extra, "lmdb_map_size = %ld\n", map_size), 0);
+	ut_postfix_conf(dir, extra);
+	free(extra);
 	if (access("/usr/sbin/postmap", X_OK) != 0 ||
-	    ut_run(NULL, 0, "postconf -m 2>/dev/null | grep -qx lmdb") != 0)
+	    ut_run(NULL, 0, "postconf -c %s -m 2>/dev/null | grep -qx lmdb", dir) != 0)
 		cr_skip_test("postmap or the lmdb map type (postfix-lmdb) is missing");
-	cr_assert_eq(ut_run(NULL, 0, "printf 'lmdb_map_size = %ld\\n' > %s/main.cf && "
-			"printf '%%s' '%s' > %s/m && postmap -c %s lmdb:%s/m",
-			map_size, dir, source, dir, dir, dir), 0, "postmap could not build the map");
+	cr_assert_eq(ut_run(NULL, 0, "printf '%%s' '%s' > %s/m && postmap -c %s lmdb:%s/m",
+			source, dir, dir, dir), 0, "postmap could not build the map");
 	cr_assert_geq(asprintf(&path, "%s/m.lmdb", dir), 0);
 	return path;
 }

@@ -477,6 +477,33 @@ Test(request, decode_b)
 	decode_ok("=?iso-8859-1?B?bGlzdA==?=", "list");
 }
 
+/* The project's rules for "B" words, which GnuTLS's decoder alone would
+ * not keep (it skips blanks and line breaks, wants exact padding and zero
+ * leftover bits): base64 characters, then only '=' padding. */
+Test(request, decode_b_padding_as_before)
+{
+	decode_ok("=?utf-8?b?bmV3IGE?=", "new a");		/* padding missing */
+	decode_ok("=?utf-8?b?bGlzdA====?=", "list");		/* padding too long */
+	decode_ok("=?utf-8?b?bGlzdB==?=", "list");		/* leftover bits not 0 */
+	decode_ok("=?utf-8?b?bmV3IGFiY?=", "new ab");		/* a lone 6-bit rest */
+	decode_ok("=?utf-8?b?" "?=", "");			/* empty (split: no trigraph) */
+	decode_ok("=?utf-8?b?==?=", "");			/* padding only */
+}
+
+Test(request, decode_b_refuses_what_gnutls_would_skip)
+{
+	/* a word that does not decode stays literal, and the literal text
+	 * then meets the subject's own checks */
+	decode_err("=?utf-8?b?bmV3\nIGE=?=", "line break");
+	decode_err("=?utf-8?b?bmV3\r\nIGE=?=", "line break");
+	decode_err("=?utf-8?b?bmV3\vIGE=?=", "control");
+	decode_err("=?utf-8?b?bmV3\fIGE=?=", "control");
+	decode_ok("=?utf-8?b?bmV3=IGE=?=", "=?utf-8?b?bmV3=IGE=?=");	/* '=' inside */
+	decode_ok("=?utf-8?b?bmV3IGE=x?=", "=?utf-8?b?bmV3IGE=x?=");	/* after padding */
+	decode_ok("=?utf-8?b?bmV3-IGE=?=", "=?utf-8?b?bmV3-IGE=?=");	/* base64url */
+	decode_ok("=?utf-8?b?bmV3_IGE=?=", "=?utf-8?b?bmV3_IGE=?=");
+}
+
 Test(request, decode_mixed_with_plain_text)
 {
 	decode_ok("new =?utf-8?q?shop?=", "new shop");

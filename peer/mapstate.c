@@ -1,0 +1,379 @@
+/* mapstate.c - the map state of one server; see mapstate.h. */
+#include "config.h"
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fsutil.h"
+#include "log.h"
+#include "mapstate.h"
+#include "postfix.h"
+
+struct mapstate {
+	const struct conf *conf;
+	struct aliasmap map;
+	int dirty;		/* committed state not yet in the files */
+	int broken;		/* someone else's edit made the file unreadable */
+	struct stat st;		/* the map file as this daemon last wrote it */
+	unsigned char access_sum[32];	/* SHA-256 of the access source last written */
+	int access_sum_set;
+	unsigned char senders_sum[32];	/* the same for the sender-login map */
+	int senders_sum_set;
+	struct strlist pending;	/* addresses prepared here for a peer, undecided */
+};
+
+int
+mapstate_open(const struct conf *conf, struct mapstate **ms_r, char **err_r)
+{
+	struct mapstate *ms = xcalloc(1, sizeof(*ms));
+
+	ms->conf = conf;
+	if (aliasmap_load(conf->map_file, conf->map_format, &ms->map, err_r) < 0) {
+		free(ms);
+		*ms_r = NULL;
+		return -1;
+	}
+	*ms_r = ms;
+	return 0;
+}
+
+void
+mapstate_close(struct mapstate **msp)
+{
+	struct mapstate *ms = *msp;
+
+	if (ms == NULL)
+		return;
+	aliasmap_clear(&ms->map);
+	strlist_clear(&ms->pending);
+	free(ms);
+	*msp = NULL;
+}
+
+const struct aliasmap *
+mapstate_map(const struct mapstate *ms)
+{
+	return &ms->map;
+}
+
+void
+mapstate_put(struct mapstate *ms, const struct alias *a)
+{
+	aliasmap_put(&ms->map, a);
+}
+
+void
+mapstate_defer(struct mapstate *ms, const char *address)
+{
+	strlist_add(&ms->pending, address);
+}
+
+int
+mapstate_dirty(const struct mapstate *ms)
+{
+	return ms->dirty;
+}
+
+/* note_written - remember the map file as we left it */
+static void
+note_written(struct mapstate *ms)
+{
+	if (stat(ms->conf->map_file, &ms->st) < 0)
+		memset(&ms->st, 0, sizeof(ms->st));
+}
+
+static int
+same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
+		a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+		a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+
+int
+mapstate_refresh(struct mapstate *ms)
+{
+	struct aliasmap fresh;
+	struct stat st;
+	char *err = NULL;
+
+	if (stat(ms->conf->map_file, &st) < 0 || same_file(&st, &ms->st))
+		return ms->broken ? -1 : 0;
+	if (aliasmap_load(ms->conf->map_file, ms->conf->map_format, &fresh, &err) < 0) {
+		if (!ms->broken)
+			log_err(NULL, "map: %s was changed outside milter-alias-peer and "
+				"cannot be read (%s); changes are refused until it is fixed",
+				ms->conf->map_file, err);
+		ms->broken = 1;
+		ms->st = st;		/* say it once per edit */
+		free(err);
+		return -1;
+	}
+	/* Never silently overwritten: the edit becomes this node's state, the
+	 * digest changes, and anti-entropy and verify show the difference. */
+	log_warnx(NULL, "map: %s was changed outside milter-alias-peer; using it as "
+		  "it is now (%zu aliases, were %zu); milter-aliasctl verify compares "
+		  "it with the peers", ms->conf->map_file, fresh.n, ms->map.n);
+	aliasmap_clear(&ms->map);
+	ms->map = fresh;
+	ms->broken = 0;
+	if (mapstate_save_all(ms, &err) < 0) {
+		log_err(NULL, "map: %s", err);
+		free(err);
+		ms->dirty = 1;
+	}
+	return 0;
+}
+
+/* save_table - write a table source derived from the alias map, unless
+ * it holds that already (most changes leave the access map as it was);
+ * sum remembers what was written last */
+static int
+save_table(const char *path, const struct buf *b, unsigned char sum[32],
+	   int *sum_set, char **err_r)
+{
+	unsigned char now[32];
+	struct stat st;
+	int rc = 0;
+
+	gnutls_hash_fast(GNUTLS_DIG_SHA256, b->data, b->len, now);
+	if (*sum_set && memcmp(now, sum, sizeof(now)) == 0 && stat(path, &st) == 0)
+		return 0;
+	if ((rc = fsutil_write_atomic(path, b->data, b->len, 0644, err_r)) == 0) {
+		memcpy(sum, now, sizeof(now));
+		*sum_set = 1;
+	} else
+		*sum_set = 0;
+	return rc;
+}
+
+/* save_access - write the access map source */
+static int
+save_access(struct mapstate *ms, char **err_r)
+{
+	char *path = conf_access_file(ms->conf);
+	struct buf b = { 0 };
+	int rc;
+
+	aliasmap_render_access(&ms->map, &ms->conf->request_addresses, &ms->pending, &b);
+	rc = save_table(path, &b, ms->access_sum, &ms->access_sum_set, err_r);
+	buf_free(&b);
+	free(path);
+	return rc;
+}
+
+/* save_senders - write the sender-login map source */
+static int
+save_senders(struct mapstate *ms, char **err_r)
+{
+	char *path = conf_senders_file(ms->conf);
+	struct buf b = { 0 };
+	int rc;
+
+	aliasmap_render_senders(&ms->map, &b);
+	rc = save_table(path, &b, ms->senders_sum, &ms->senders_sum_set, err_r);
+	buf_free(&b);
+	free(path);
+	return rc;
+}
+
+int
+mapstate_save_all(struct mapstate *ms, char **err_r)
+{
+	char *access = conf_access_file(ms->conf), *senders = conf_senders_file(ms->conf);
+	int rc = -1;
+
+	if (aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map, err_r) < 0 ||
+	    save_access(ms, err_r) < 0 || save_senders(ms, err_r) < 0 ||
+	    postfix_map_rebuild(ms->conf, err_r) < 0 ||
+	    postfix_table_rebuild(ms->conf, access, err_r) < 0 ||
+	    postfix_table_rebuild(ms->conf, senders, err_r) < 0)
+		goto out;
+	note_written(ms);
+	ms->dirty = 0;
+	rc = 0;
+out:
+	free(access);
+	free(senders);
+	return rc;
+}
+
+/* note_history - one line per applied change, for "show"; best effort:
+ * the map and the journal are what must be durable, not this */
+static void
+note_history(struct mapstate *ms, const struct alias *after, const char *txn,
+	     const char *coord)
+{
+	char *path = xasprintf("%s/history", ms->conf->state_dir);
+	struct msg rec = { 0 };
+	struct buf b = { 0 };
+	FILE *f;
+
+	msg_setf(&rec, "time", "%lld", now_wall());
+	msg_set(&rec, "address", after->address);
+	msg_set(&rec, "state", alias_state_name(after->state));
+	msg_set(&rec, "target", after->target);
+	msg_set(&rec, "txn", txn);
+	msg_set(&rec, "coord", coord);
+	msg_encode_line(&rec, &b);
+	if ((f = fopen(path, "a")) == NULL || fprintf(f, "%s\n", b.data) < 0 ||
+	    fclose(f) != 0)
+		log_warn(txn, "history: cannot write %s", path);
+	msg_clear(&rec);
+	buf_free(&b);
+	free(path);
+}
+
+/* access_sync - make the compiled access map's entry for address what
+ * the state says (pending deferral, refusal, or none); had_entry: whether
+ * it may have one now.  The source must be written already. */
+static int
+access_sync(struct mapstate *ms, const char *address, int had_entry, char **err_r)
+{
+	const struct alias *a = aliasmap_find(&ms->map, address);
+	struct buf line = { 0 };
+	int rc = 0;
+
+	if (strlist_contains(&ms->pending, address, false))
+		alias_pending_line(address, &line);
+	else if (a != NULL)
+		alias_access_line(a, &line);
+	if (line.len > 0 || had_entry) {
+		char *source = conf_access_file(ms->conf);
+
+		rc = postfix_table_set(ms->conf, source, address,
+				       line.len ? line.data : NULL, err_r);
+		free(source);
+	}
+	buf_free(&line);
+	return rc;
+}
+
+/* senders_sync - the sender-login map after a change of after: a new
+ * alias's line is appended to the source (as the alias map's is), any
+ * other change rewrites it; then the compiled entry follows */
+static int
+senders_sync(struct mapstate *ms, const struct alias *after, int is_new, char **err_r)
+{
+	char *source = conf_senders_file(ms->conf);
+	struct buf line = { 0 };
+	int has = alias_sender_line(after, &line), rc = 0;
+
+	if (is_new && has) {
+		rc = fsutil_append(source, line.data, line.len, err_r);
+		ms->senders_sum_set = 0;	/* the file is no longer the rendering */
+	} else if (!is_new)
+		rc = save_senders(ms, err_r);
+	if (rc == 0 && (has || !is_new))
+		rc = postfix_table_set(ms->conf, source, after->address,
+				       has ? line.data : NULL, err_r);
+	buf_free(&line);
+	free(source);
+	return rc;
+}
+
+/* pending_remove - forget that address is pending; 1 if it was */
+static int
+pending_remove(struct mapstate *ms, const char *address)
+{
+	for (size_t i = 0; i < ms->pending.n; i++)
+		if (strcmp(ms->pending.v[i], address) == 0) {
+			free(ms->pending.v[i]);
+			ms->pending.v[i] = ms->pending.v[--ms->pending.n];
+			ms->pending.v[ms->pending.n] = NULL;
+			return 1;
+		}
+	return 0;
+}
+
+int
+mapstate_set_pending(struct mapstate *ms, const char *address, int on, char **err_r)
+{
+	const struct alias *a = aliasmap_find(&ms->map, address);
+	int had = a != NULL && a->state != ALIAS_ACTIVE, rc;
+
+	if (on)
+		strlist_add(&ms->pending, address);
+	else
+		had |= pending_remove(ms, address);
+	rc = save_access(ms, err_r) < 0 || access_sync(ms, address, had, err_r) < 0 ? -1 : 0;
+	if (rc < 0)
+		ms->dirty = 1;
+	return rc;
+}
+
+int
+mapstate_apply(struct mapstate *ms, const struct alias *after, const char *txn,
+	     const char *coord, char **err_r)
+{
+	const struct alias *cur;
+	struct alias before = { 0 };
+	const struct alias *b;
+	int rc = 0, had_entry;
+
+	mapstate_refresh(ms);	/* a hand edit must not vanish under this write */
+	cur = aliasmap_find(&ms->map, after->address);
+	if (cur != NULL)
+		alias_copy(&before, cur);
+	b = before.address ? &before : NULL;
+	/* The decision is in: the address is no longer pending here. */
+	had_entry = pending_remove(ms, after->address) |
+		(b != NULL && b->state != ALIAS_ACTIVE);
+	aliasmap_put(&ms->map, after);
+	if (ms->dirty)
+		rc = mapstate_save_all(ms, err_r);
+	/* A new address is appended (the cost does not grow with the map);
+	 * any other change rewrites the file. */
+	else if ((b == NULL ?
+		  aliasmap_append(ms->conf->map_file, ms->conf->map_format, after, err_r) :
+		  aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map, err_r)) < 0 ||
+		 (note_written(ms), save_access(ms, err_r) < 0))
+		rc = -1;
+	/* Never deliverable by accident: an alias becoming active gets its
+	 * entry before its refusal goes; one going inactive is refused
+	 * before its entry goes. */
+	else if (after->state == ALIAS_ACTIVE)
+		rc = postfix_map_update(ms->conf, b, after, err_r) < 0 ||
+			access_sync(ms, after->address, had_entry, err_r) < 0 ||
+			senders_sync(ms, after, b == NULL, err_r) < 0 ? -1 : 0;
+	else
+		rc = access_sync(ms, after->address, had_entry, err_r) < 0 ||
+			postfix_map_update(ms->conf, b, after, err_r) < 0 ||
+			senders_sync(ms, after, b == NULL, err_r) < 0 ? -1 : 0;
+	if (rc < 0)
+		ms->dirty = 1;
+	note_history(ms, after, txn, coord);
+	alias_clear(&before);
+	return rc;
+}
+
+void
+mapstate_history(const struct mapstate *ms, const char *address, mapstate_emit_fn emit,
+		 void *arg)
+{
+	char *path = xasprintf("%s/history", ms->conf->state_dir), *data = NULL;
+	size_t len = 0;
+
+	if (fsutil_read_file(path, &data, &len, 64u * 1024 * 1024, NULL) == 0) {
+		for (char *line = data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+			struct msg rec = { 0 };
+
+			nl = strchr(line, '\n');
+			if (msg_decode_line(line, nl ? (size_t)(nl - line) : strlen(line), &rec, NULL) == 0 &&
+			    strcmp(msg_gets(&rec, "address"), address) == 0) {
+				msg_set(&rec, "item", "history");
+				emit(arg, &rec);
+			}
+			msg_clear(&rec);
+		}
+	}
+	free(data);
+	free(path);
+}
+

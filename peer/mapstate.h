@@ -1,0 +1,66 @@
+/* mapstate.h - the map state of one server: what Postfix delivers by.
+ *
+ * Owns the alias map (in memory and its source file), the compiled alias
+ * map, the two tables derived from it (the access map: refusals for
+ * disabled and deleted aliases and deferrals for addresses pending here;
+ * the sender-login map), and the history file.  Every committed change
+ * enters through mapstate_apply; nothing here knows about transactions,
+ * peers or requests.  This is the seam for another store (a replicated
+ * SQL database that Postfix reads directly): the commit and control
+ * layers see only these functions.
+ *
+ * Not thread-safe by itself: the caller serialises every call (the
+ * engine lock).  Calls that write files or run Postfix's tools say so.
+ */
+#ifndef MA_MAPSTATE_H
+#define MA_MAPSTATE_H
+
+#include "aliasmap.h"
+#include "conf.h"
+#include "msg.h"
+
+struct mapstate;
+
+/* Load map_file (absent: empty).  conf is borrowed.  0 or -1 with a reason. */
+int mapstate_open(const struct conf *conf, struct mapstate **ms_r, char **err_r);
+void mapstate_close(struct mapstate **ms);
+
+/* The aliases as they are now (borrowed; valid until the next change). */
+const struct aliasmap *mapstate_map(const struct mapstate *ms);
+
+/* In memory only, for journal replay before mapstate_save_all: put an
+ * alias's final state; defer mail to an address pending here. */
+void mapstate_put(struct mapstate *ms, const struct alias *a);
+void mapstate_defer(struct mapstate *ms, const char *address);
+
+/* Write every source file and rebuild every compiled map (start-up, and
+ * after a failed write).  0 or -1 with a reason. */
+int mapstate_save_all(struct mapstate *ms, char **err_r);
+/* 1 while committed state is not yet in the files: the journal is then
+ * the only copy of it. */
+int mapstate_dirty(const struct mapstate *ms);
+
+/* Notice a map file changed by someone else: adopt it as this server's
+ * state (logged; verify shows how it differs from the peers), or, if it
+ * cannot be parsed, refuse changes until it is fixed.  Returns 0, or -1
+ * while the file is unreadable. */
+int mapstate_refresh(struct mapstate *ms);
+
+/* Put a committed alias into memory, the map file and Postfix's maps,
+ * and note it in the history (txn, coordinator).  0, or -1 with a reason
+ * (the state then stays dirty and is written in full by the next change
+ * or at start-up). */
+int mapstate_apply(struct mapstate *ms, const struct alias *after, const char *txn,
+		   const char *coord, char **err_r);
+
+/* Mark address pending (mail to it deferred 4xx: its change is prepared
+ * here but not decided), or clear that, in the access map.  0 or -1. */
+int mapstate_set_pending(struct mapstate *ms, const char *address, int on,
+			 char **err_r);
+
+/* Each history line of address as a record (with item=history) to emit. */
+typedef void (*mapstate_emit_fn)(void *arg, const struct msg *item);
+void mapstate_history(const struct mapstate *ms, const char *address,
+		      mapstate_emit_fn emit, void *arg);
+
+#endif

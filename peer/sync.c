@@ -1,0 +1,217 @@
+/* sync.c - keeping the servers in step in the background; see sync.h. */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commit.h"
+#include "engine-private.h"
+#include "log.h"
+#include "mapstate.h"
+#include "postfix.h"
+#include "sync.h"
+
+#define ANTI_ENTROPY_EVERY_MS 15000
+#define BG_TICK_MS 1000
+#define RECONNECT_EVERY_MS 2000
+
+void
+sync_peer_handler(void *arg, const char *peer, const struct msg *req,
+		    struct msg *resp, peers_emit_fn emit, void *emit_arg)
+{
+	struct engine *e = arg;
+	const char *op = msg_gets(req, "op");
+	char digest[65];
+
+	if (strcmp(op, "digest") == 0) {
+		pthread_mutex_lock(&e->lock);
+		mapstate_refresh(e->ms);
+		aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
+		msg_setf(resp, "live", "%zu", commit_live_count(e));
+		msg_setf(resp, "aliases", "%zu", mapstate_map(e->ms)->n);
+		pthread_mutex_unlock(&e->lock);
+		msg_set(resp, "status", "ok");
+		msg_set(resp, "digest", digest);
+		/* so that the peer's status shows it too: a request there
+		 * fails while this server cannot ask its maps */
+		msg_set(resp, "resolve_check", postfix_check_state() < 0 ? "failing" : "ok");
+	} else if (strcmp(op, "dump") == 0) {
+		(void)sync_emit_aliases(e, emit, emit_arg, NULL, NULL);
+		msg_set(resp, "status", "ok");
+	} else
+		commit_peer_request(e, peer, req, resp);
+}
+
+/* anti_entropy - compare map digests with every peer; report drift, never
+ * repair it (milter-aliasctl verify shows the differences) */
+static int
+anti_entropy(struct engine *e)
+{
+	int all_reached = 1;
+
+	for (size_t i = 0; i < peers_count(e->peers); i++) {
+		struct msg req = { 0 }, resp = { 0 };
+		char digest[65], *err = NULL;
+		long long remote_live = -1;
+		size_t live;
+		int equal = -1, was;
+
+		msg_set(&req, "op", "digest");
+		msg_set(&req, "sender", e->conf->node_name);
+		if (peers_call(e->peers, i, &req, &resp, NULL, NULL, 5000, &err) != 0)
+			all_reached = 0;
+		else if (msg_get_ll(&resp, "live", &remote_live) == 0) {
+			const char *rc = msg_gets(&resp, "resolve_check");
+
+			pthread_mutex_lock(&e->lock);
+			e->peer_resolve[i] = strcmp(rc, "ok") == 0 ? 1 :
+				strcmp(rc, "failing") == 0 ? -1 : 0;
+			pthread_mutex_unlock(&e->lock);
+			pthread_mutex_lock(&e->lock);
+			mapstate_refresh(e->ms);
+			aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
+			live = commit_live_count(e);
+			pthread_mutex_unlock(&e->lock);
+			/* Changes in flight make a difference meaningless. */
+			if (live == 0 && remote_live == 0)
+				equal = strcmp(digest, msg_gets(&resp, "digest")) == 0;
+		}
+		pthread_mutex_lock(&e->lock);
+		was = e->digest_equal[i];
+		if (equal == 0 && ++e->mismatches[i] < 2)
+			equal = was;	/* one sighting may be a race: look again */
+		if (equal == 1)
+			e->mismatches[i] = 0;
+		if (equal != -1 || err != NULL)
+			e->digest_equal[i] = equal;
+		pthread_mutex_unlock(&e->lock);
+		if (equal == 0 && was != 0)
+			log_warnx(NULL, "anti-entropy: the alias map differs from peer %s "
+				  "(digest %.12s here, %.12s there); run milter-aliasctl verify",
+				  peers_name(e->peers, i), digest, msg_gets(&resp, "digest"));
+		else if (equal == 1 && was == 0)
+			log_notice(NULL, "anti-entropy: the alias map matches peer %s again",
+				   peers_name(e->peers, i));
+		free(err);
+		msg_clear(&req);
+		msg_clear(&resp);
+	}
+	return all_reached;
+}
+
+static void *
+bg_thread(void *arg)
+{
+	struct engine *e = arg;
+	long long next_check = 0;
+
+	while (!commit_stopping(e)) {
+		commit_tick(e);
+		if (e->peers != NULL && now_mono_ms() >= next_check)
+			/* An unreachable peer is looked for again soon. */
+			next_check = now_mono_ms() + (anti_entropy(e) ?
+						      ANTI_ENTROPY_EVERY_MS : RECONNECT_EVERY_MS);
+		commit_wait(e, BG_TICK_MS);
+	}
+	return NULL;
+}
+
+size_t
+sync_emit_aliases(struct engine *e, mapstate_emit_fn emit, void *arg, const char *owner,
+	     const char *address)
+{
+	char *cursor = NULL;	/* the last address looked at */
+	size_t n = 0;
+	int more = 1;
+
+	pthread_mutex_lock(&e->lock);
+	mapstate_refresh(e->ms);
+	pthread_mutex_unlock(&e->lock);
+	while (more) {
+		struct aliasmap batch = { 0 };
+		size_t i;
+
+		pthread_mutex_lock(&e->lock);
+		i = cursor ? aliasmap_index_after(mapstate_map(e->ms), cursor) : 0;
+		for (size_t seen = 0; i < mapstate_map(e->ms)->n && seen < 1024; i++, seen++) {
+			const struct alias *a = &mapstate_map(e->ms)->v[i];
+
+			if ((owner == NULL || strcmp(a->owner, owner) == 0) &&
+			    (address == NULL || strcmp(a->address, address) == 0))
+				aliasmap_put(&batch, a);
+		}
+		more = i < mapstate_map(e->ms)->n;
+		free(cursor);
+		cursor = i > 0 && more ? xstrdup(mapstate_map(e->ms)->v[i - 1].address) : NULL;
+		pthread_mutex_unlock(&e->lock);
+		for (size_t k = 0; k < batch.n; k++) {
+			struct msg item = { 0 };
+
+			msg_set(&item, "item", "alias");
+			alias_to_msg(&batch.v[k], &item);
+			emit(arg, &item);
+			msg_clear(&item);
+			n++;
+		}
+		aliasmap_clear(&batch);
+	}
+	free(cursor);
+	return n;
+}
+
+void
+sync_start(struct engine *e, struct peers *p)
+{
+	size_t n = p ? peers_count(p) : 0;
+
+	e->peers = p;
+	e->digest_equal = xcalloc(n + 1, sizeof(int));
+	e->mismatches = xcalloc(n + 1, sizeof(int));
+	e->peer_resolve = xcalloc(n + 1, sizeof(int));
+	for (size_t i = 0; i < n; i++)
+		e->digest_equal[i] = -1;
+	if (pthread_create(&e->bg, NULL, bg_thread, e) == 0)
+		e->bg_running = 1;
+	else
+		log_fatalx("cannot start the background thread");
+}
+
+void
+sync_stop(struct engine *e)
+{
+	if (!e->bg_running)
+		return;
+	commit_stop(e);
+	pthread_join(e->bg, NULL);
+	e->bg_running = 0;
+	e->peers = NULL;
+}
+
+void
+sync_peer_view(struct engine *e, size_t i, const char **digest_equal,
+	       const char **resolve_check)
+{
+	*digest_equal = e->digest_equal[i] == 1 ? "yes" :
+		e->digest_equal[i] == 0 ? "no" : "unknown";
+	*resolve_check = e->peer_resolve[i] > 0 ? "ok" :
+		e->peer_resolve[i] < 0 ? "failing" : "unknown";
+}
+
+void
+sync_note_verified(struct engine *e, size_t i, int equal)
+{
+	if (e->digest_equal == NULL)
+		return;
+	e->digest_equal[i] = equal;
+	e->mismatches[i] = equal ? 0 : 2;
+}
+
+void
+sync_free(struct engine *e)
+{
+	free(e->digest_equal);
+	free(e->mismatches);
+	free(e->peer_resolve);
+	e->digest_equal = e->mismatches = e->peer_resolve = NULL;
+}

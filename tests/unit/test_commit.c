@@ -1,0 +1,1272 @@
+/* test_commit.c - the commit protocol (peer/commit.c) in one process, no
+ * root, no network: two or three engines, each with a state directory, a
+ * map and a Postfix configuration of its own, talk through fake_peers.c,
+ * which hands each request to the other engine's sync_peer_handler in the
+ * calling thread.  No background thread runs: a test calls commit_tick
+ * itself where the daemon's thread would, so every step is deterministic.
+ * The real two-host tests (tests/twohost) stay.
+ *
+ * Each test asserts outcomes: the answer (ok/perm/temp), each engine's
+ * aliases (the list operation), its access map, its journal on disk (read
+ * back with journal_open) and what status reports.
+ *
+ * The transitions of the table at the top of commit.c and the tests that
+ * take them (C coordinator, P participant):
+ *
+ *   C  -         -> VOTING     prepare   every test with a change
+ *   C  VOTING    -> LOST                 conflict_concurrent,
+ *                                        conflict_winner_already_committed
+ *   C  VOTING    -> DECIDING             create_commits_on_both ...
+ *   C  DECIDING  -> COMMITTED  commit    create_commits_on_both, standalone
+ *   C  VOTING    -> ABORTED    abort     peer_refuses (a no),
+ *                                        peer_unreachable (unreachable),
+ *                                        deadline_passes_while_voting
+ *                                        (the deadline), three_nodes_one_refuses
+ *   C  LOST      -> ABORTED    abort     conflict_* (a lost race)
+ *   C  DECIDING  -> ABORTED    abort     commit_record_fails
+ *   C  recovery  -> ABORTED    abort     recover_coordinator_undecided,
+ *                                        recover_coordinator_undecided_standalone
+ *   C  COMMITTED -> GONE       done      create_commits_on_both (after the
+ *                                        decision is delivered), standalone
+ *                                        (at once), recover_coordinator_committed
+ *   C  ABORTED   -> GONE       done      peer_unreachable, peer_refuses,
+ *                                        three_nodes_one_refuses,
+ *                                        recover_coordinator_undecided(_standalone)
+ *   P  -         -> PREPARED   prepare   create_commits_on_both, ...
+ *   P  PREPARED  -> FINISHING            decide: create_commits_on_both;
+ *                                        outcome: recover_in_doubt_*
+ *   P  FINISHING -> PREPARED             participant_decision_record_fails
+ *   P  FINISHING -> COMMITTED  commit    create_commits_on_both,
+ *                                        recover_in_doubt_commits
+ *   P  FINISHING -> ABORTED    abort     three_nodes_one_refuses,
+ *                                        commit_record_fails,
+ *                                        recover_in_doubt_aborts
+ *   P  COMMITTED -> GONE                 create_commits_on_both
+ *   P  ABORTED   -> GONE                 three_nodes_one_refuses
+ *
+ * Also: journal replay (replay_restores_map), decide twice and outcome
+ * for an unknown transaction (decide_twice_outcome_unknown), the same
+ * prepare twice and "pending" while voting (prepare_twice_outcome_pending).
+ *
+ * Node names: "a.test" < "b.test" < "c.test" (the lower name wins a
+ * conflict).  TEST_COMMIT_LOG=1 mirrors the daemon's log to stderr.
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <time.h>
+
+#include "unit.h"
+#include "aliasmap.h"
+#include "commit.h"
+#include "conf.h"
+#include "ctlproto.h"
+#include "engine.h"
+#include "fake_peers.h"
+#include "journal.h"
+#include "log.h"
+#include "msg.h"
+#include "sync.h"
+/* Only to hand an engine the fake peers without sync_start's background
+ * thread (e->peers and the per-peer arrays that sync_start allocates and
+ * sync_free frees): the tests tick by hand. */
+#include "engine-private.h"
+
+#define DOMAIN "example.org"
+#define PIN "sha256//ypeBEsobvcr6wjGzmiPcTaeG7/gUfE5yuYB3ha/uSLs="
+#define TXN1 "0123456789abcdef"
+#define TXN2 "fedcba9876543210"
+/* commit.c's IN_DOUBT_GRACE_MS is 2 s: a participant asks after that. */
+#define TICK_BOUND_MS 6000
+
+struct node {
+	char name[32];
+	char *dir;
+	char *conf_path;
+	struct conf *conf;
+	struct engine *e;
+	struct peers *peers;
+};
+
+static struct node nodes[3];
+static size_t nnodes;
+
+static void
+setup(void)
+{
+	log_init("test_commit", getenv("TEST_COMMIT_LOG") != NULL);
+	memset(nodes, 0, sizeof(nodes));
+	nnodes = 0;
+}
+
+static void
+teardown(void)
+{
+	for (size_t i = 0; i < nnodes; i++)
+		engine_close(&nodes[i].e);
+	for (size_t i = 0; i < nnodes; i++) {
+		fake_peers_free(&nodes[i].peers);
+		conf_free(&nodes[i].conf);
+		free(nodes[i].conf_path);
+		ut_rmtree(&nodes[i].dir);
+	}
+	nnodes = 0;
+}
+
+TestSuite(commit, .init = setup, .fini = teardown, .timeout = 60);
+
+/* ---- set-up ---- */
+
+static int
+have_postfix_lmdb(void)
+{
+	return access("/usr/sbin/postmap", X_OK) == 0 &&
+		ut_run(NULL, 0, "postconf -m 2>/dev/null | grep -qx lmdb") == 0;
+}
+
+/*
+ * add_node - a node named name.test in a directory of its own: a Postfix
+ * configuration whose only map is a texthash of the addresses in taken
+ * (one per line, or NULL), a sendmail that appends to DIR/mail.out, and a
+ * configuration listing every other node of the test as a peer (npeers of
+ * them; 0: standalone).  Not opened yet.
+ */
+static struct node *
+add_node(const char *name, size_t npeers, const char *taken)
+{
+	static const char *const names[] = { "a.test", "b.test", "c.test" };
+	struct node *n = &nodes[nnodes++];
+	struct buf conf = { 0 }, tk = { 0 };
+	char *p, *err = NULL;
+
+	if (!have_postfix_lmdb())
+		cr_skip_test("postmap or the lmdb map type (postfix-lmdb) is missing");
+	snprintf(n->name, sizeof(n->name), "%s", name);
+	n->dir = ut_mkdtemp();
+	p = ut_path(n->dir, "postfix");
+	cr_assert_eq(mkdir(p, 0700), 0);
+	free(p);
+	p = ut_path(n->dir, "state");
+	cr_assert_eq(mkdir(p, 0700), 0);
+	free(p);
+	for (const char *s = taken; s != NULL && *s; ) {
+		size_t len = strcspn(s, "\n");
+
+		buf_appendf(&tk, "%.*s elsewhere@other.test\n", (int)len, s);
+		s += len + (s[len] == '\n');
+	}
+	free(ut_write(n->dir, "postfix/taken", tk.data ? tk.data : ""));
+	buf_free(&tk);
+	buf_appendf(&conf, "virtual_alias_maps = texthash:%s/postfix/taken\n"
+		    "virtual_mailbox_maps =\nalias_maps =\nalias_database =\n", n->dir);
+	p = ut_path(n->dir, "postfix");
+	ut_postfix_conf(p, conf.data);
+	free(p);
+	free(ut_write(n->dir, "postfix/master.cf", ""));
+	buf_reset(&conf);
+	buf_appendf(&conf, "#!/bin/sh\ncat >> %s/mail.out\n", n->dir);
+	p = ut_write(n->dir, "sendmail", conf.data);
+	cr_assert_eq(chmod(p, 0755), 0);
+	free(p);
+	buf_reset(&conf);
+	buf_appendf(&conf,
+		    "node_name = \"%s\"\n"
+		    "domains = {\"" DOMAIN "\"}\n"
+		    "request_address = {\"makealias@" DOMAIN "\"}\n"
+		    "map_file = \"%s/aliases\"\n"
+		    "map_type = \"lmdb\"\n"
+		    "postfix_config_dir = \"%s/postfix\"\n"
+		    "state_dir = \"%s/state\"\n"
+		    "sendmail_path = \"%s/sendmail\"\n"
+		    "control_socket = \"%s/control.sock\"\n",
+		    name, n->dir, n->dir, n->dir, n->dir, n->dir);
+	if (npeers > 0)
+		buf_appendf(&conf, "listen = \"127.0.0.1:1\"\n");
+	for (size_t i = 0, added = 0; i < 3 && added < npeers; i++) {
+		if (strcmp(names[i], name) == 0)
+			continue;
+		buf_appendf(&conf, "peer \"%s\" {\n  address = \"127.0.0.1:%zu\"\n"
+			    "  pin = {\"" PIN "\"}\n}\n", names[i], i + 2);
+		added++;
+	}
+	n->conf_path = ut_write(n->dir, "milter-alias.conf", conf.data);
+	buf_free(&conf);
+	cr_assert_eq(conf_load(n->conf_path, &n->conf, &err), 0, "conf: %s", err);
+	return n;
+}
+
+/* attach - what sync_start does, minus the background thread */
+static void
+attach(struct node *n)
+{
+	size_t np = peers_count(n->peers);
+
+	n->e->peers = n->peers;
+	n->e->digest_equal = calloc(np + 1, sizeof(int));
+	n->e->mismatches = calloc(np + 1, sizeof(int));
+	n->e->peer_resolve = calloc(np + 1, sizeof(int));
+	cr_assert(n->e->digest_equal && n->e->mismatches && n->e->peer_resolve);
+	for (size_t i = 0; i < np; i++)
+		n->e->digest_equal[i] = -1;
+}
+
+static void
+open_node(struct node *n)
+{
+	char *err = NULL;
+
+	cr_assert_eq(engine_open(n->conf, &n->e, &err), 0, "engine_open %s: %s", n->name, err);
+	if (n->peers != NULL) {
+		attach(n);
+		/* the others reach the new engine */
+		for (size_t i = 0; i < nnodes; i++)
+			if (nodes[i].peers != NULL && &nodes[i] != n)
+				fake_peers_set_remote(nodes[i].peers, n->name, n->e);
+	}
+}
+
+/* link_all - every node reaches every other through the fake peers */
+static void
+link_all(void)
+{
+	for (size_t i = 0; i < nnodes; i++) {
+		nodes[i].peers = fake_peers_new(nodes[i].name);
+		for (size_t k = 0; k < nnodes; k++)
+			if (k != i)
+				fake_peers_add(nodes[i].peers, nodes[k].name, nodes[k].e);
+	}
+	for (size_t i = 0; i < nnodes; i++)
+		if (nodes[i].e != NULL)
+			attach(&nodes[i]);
+}
+
+/* pair - a and b, opened and linked (b's Postfix delivers taken_on_b) */
+static void
+pair(const char *taken_on_b)
+{
+	add_node("a.test", 1, NULL);
+	add_node("b.test", 1, taken_on_b);
+	open_node(&nodes[0]);
+	open_node(&nodes[1]);
+	link_all();
+}
+
+static void
+reopen(struct node *n)
+{
+	engine_close(&n->e);
+	open_node(n);
+}
+
+/* ---- requests ---- */
+
+static void
+drop_item(void *arg, const struct msg *item)
+{
+	(void)arg;
+	(void)item;
+}
+
+/* handle - a control request as the control server takes it: decoded
+ * at the boundary (ctlproto), then to the engine */
+static void
+handle(struct node *n, const struct msg *req, struct msg *resp,
+       engine_emit_fn emit, void *arg, struct engine_followup *f)
+{
+	struct ctl_request r = { 0 };
+	char *err = NULL;
+
+	cr_assert_eq(ctlproto_request_decode(req, &r, &err), 0, "bad request: %s", err);
+	engine_handle(n->e, &r, resp, emit, arg, f);
+}
+
+static void
+run(struct node *n, struct msg *req, struct msg *resp)
+{
+	struct engine_followup f;
+
+	handle(n, req, resp, drop_item, NULL, &f);
+	/* as the control server does after the reply */
+	engine_followup_run(n->e, &f);
+}
+
+/* admin - milter-aliasctl's request: verb name@DOMAIN for owner */
+static void
+admin(struct node *n, const char *verb, const char *name, const char *owner,
+      struct msg *resp)
+{
+	struct msg req = { 0 };
+
+	msg_set(&req, "op", "admin");
+	msg_set(&req, "verb", verb);
+	msg_set(&req, "name", name);
+	msg_set(&req, "domain", DOMAIN);
+	msg_set(&req, "owner", owner);
+	run(n, &req, resp);
+	msg_clear(&req);
+}
+
+/* mail - the milter's request (ask_peer in milter/filter.c), deadline_ms
+ * from now */
+static void
+mail(struct node *n, const char *verb, const char *name, const char *login,
+     long long deadline_ms, struct msg *resp)
+{
+	struct msg req = { 0 };
+
+	msg_set(&req, "op", "request");
+	msg_set(&req, "id", "QUEUEID1");
+	msg_setf(&req, "deadline", "%lld", now_mono_ms() + deadline_ms);
+	msg_set(&req, "request_address", "makealias@" DOMAIN);
+	msg_set(&req, "login", login);
+	msg_set(&req, "verb", verb);
+	msg_set(&req, "name", name);
+	msg_set(&req, "domain", DOMAIN);
+	run(n, &req, resp);
+	msg_clear(&req);
+}
+
+static void
+collect(void *arg, const struct msg *item)
+{
+	struct alias a;
+
+	if (strcmp(msg_gets(item, "item"), "alias") == 0 && alias_from_msg(item, &a, NULL) == 0) {
+		aliasmap_put(arg, &a);
+		alias_clear(&a);
+	}
+}
+
+/* list - n's aliases as the list operation shows them */
+static void
+list(struct node *n, struct aliasmap *m)
+{
+	struct msg req = { 0 }, resp = { 0 };
+	struct engine_followup f;
+
+	memset(m, 0, sizeof(*m));
+	msg_set(&req, "op", "list");
+	handle(n, &req, &resp, collect, m, &f);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok");
+	msg_clear(&req);
+	msg_clear(&resp);
+}
+
+/* state_of - "active", ... for name@DOMAIN on n, or "absent"; its target
+ * in target (may be NULL) */
+static const char *
+state_of(struct node *n, const char *name, char *target, size_t tlen)
+{
+	static char state[32];
+	struct aliasmap m;
+	const struct alias *a;
+	char *address = xasprintf("%s@" DOMAIN, name);
+
+	list(n, &m);
+	a = aliasmap_find(&m, address);
+	snprintf(state, sizeof(state), "%s", a ? alias_state_name(a->state) : "absent");
+	if (target != NULL)
+		snprintf(target, tlen, "%s", a ? a->target : "");
+	aliasmap_clear(&m);
+	free(address);
+	return state;
+}
+
+/* assert_same_maps - every alias, every field, equal on a and b */
+static void
+assert_same_maps(struct node *a, struct node *b)
+{
+	struct aliasmap ma, mb;
+	char da[65], db[65];
+
+	list(a, &ma);
+	list(b, &mb);
+	aliasmap_digest(&ma, MAP_FORMAT_VIRTUAL, da);
+	aliasmap_digest(&mb, MAP_FORMAT_VIRTUAL, db);
+	cr_assert_eq(ma.n, mb.n, "%s has %zu aliases, %s %zu", a->name, ma.n, b->name, mb.n);
+	cr_assert_str_eq(da, db, "the maps of %s and %s differ", a->name, b->name);
+	aliasmap_clear(&ma);
+	aliasmap_clear(&mb);
+}
+
+/* status - one key of n's status answer, as a number */
+static long long
+status(struct node *n, const char *key)
+{
+	struct msg req = { 0 }, resp = { 0 };
+	struct engine_followup f;
+	long long v = -1;
+
+	msg_set(&req, "op", "status");
+	handle(n, &req, &resp, drop_item, NULL, &f);
+	cr_assert_eq(msg_get_ll(&resp, key, &v), 0, "status has no %s", key);
+	msg_clear(&req);
+	msg_clear(&resp);
+	return v;
+}
+
+/* pending_here - does n's access map defer mail to name@DOMAIN (450)? */
+static int
+pending_here(struct node *n, const char *name)
+{
+	char *path = conf_access_file(n->conf), *text = ut_slurp(path), *line;
+	int found;
+
+	cr_assert_not_null(text, "no access map %s", path);
+	line = xasprintf("%s@" DOMAIN " 450 4.2.1 ", name);
+	found = strstr(text, line) != NULL;
+	free(line);
+	free(text);
+	free(path);
+	return found;
+}
+
+/* mails - confirmations n's sendmail was given */
+static int
+mails(struct node *n)
+{
+	char *path = ut_path(n->dir, "mail.out"), *text = ut_slurp(path);
+	int count = 0;
+
+	for (const char *p = text; p && (p = strstr(p, "\nSubject: Alias ")) != NULL; p++)
+		count++;
+	free(text);
+	free(path);
+	return count;
+}
+
+/* ---- the journal on disk ---- */
+
+static char *
+journal_path(struct node *n)
+{
+	return xasprintf("%s/state/journal", n->dir);
+}
+
+/* kinds - the kinds of n's journal records, in order, space separated,
+ * for the transactions coordinated by coord (NULL: every record) */
+static char *
+kinds(struct node *n, const char *coord)
+{
+	static char out[512];
+	struct journal *j = NULL;
+	struct msg *recs = NULL;
+	struct strlist ids = { 0 };
+	char *path = journal_path(n), *err = NULL;
+	size_t nrec = 0;
+
+	cr_assert_eq(journal_open(path, &j, &recs, &nrec, &err), 0, "journal: %s", err);
+	for (size_t i = 0; i < nrec; i++)
+		if (journal_kind_of(&recs[i]) == JOURNAL_PREPARE &&
+		    (coord == NULL || strcmp(msg_gets(&recs[i], "coord"), coord) == 0))
+			strlist_add(&ids, msg_gets(&recs[i], "txn"));
+	out[0] = '\0';
+	for (size_t i = 0; i < nrec; i++) {
+		cr_assert_geq(journal_kind_of(&recs[i]), 0, "a record of no known kind");
+		if (coord != NULL && !strlist_contains(&ids, msg_gets(&recs[i], "txn"), false))
+			continue;
+		if (out[0] != '\0')
+			strncat(out, " ", sizeof(out) - strlen(out) - 1);
+		strncat(out, msg_gets(&recs[i], "rec"), sizeof(out) - strlen(out) - 1);
+	}
+	strlist_clear(&ids);
+	journal_free_records(recs, nrec);
+	journal_close(&j);
+	free(path);
+	return out;
+}
+
+/* write_journal - n's journal file holds exactly text (before engine_open) */
+static void
+write_journal(struct node *n, const char *text)
+{
+	free(ut_write(n->dir, "state/journal", text));
+}
+
+/* prepare_line - a prepare record as commit.c journals it (coordinator
+ * and participant alike: the participant keeps the coordinator's keys) */
+static char *
+prepare_line(const char *txn, const char *coord, const char *name)
+{
+	return xasprintf("v=1 rec=prepare txn=%s coord=%s id=admin verb=new "
+			 "before_state=none address=%s@" DOMAIN " target=alice@" DOMAIN
+			 " owner=alice state=active created=1700000000 node=%s "
+			 "updated=1700000000 note=\n", txn, coord, name, coord);
+}
+
+/* The journal's descriptor in this process, to make its writes fail. */
+static int
+journal_fd(struct node *n)
+{
+	char *path = journal_path(n), real[PATH_MAX], link[PATH_MAX], proc[64];
+	int found = -1;
+
+	cr_assert_not_null(realpath(path, real));
+	for (int fd = 0; fd < 1024 && found < 0; fd++) {
+		ssize_t len;
+
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if ((len = readlink(proc, link, sizeof(link) - 1)) < 0)
+			continue;
+		link[len] = '\0';
+		if (strcmp(link, real) == 0)
+			found = fd;
+	}
+	cr_assert_geq(found, 0, "no descriptor open on %s", real);
+	free(path);
+	return found;
+}
+
+/* break_journal - n's journal appends fail (ENOSPC) until heal_journal */
+static int
+break_journal(struct node *n, int *fd_r)
+{
+	int fd = journal_fd(n), saved = dup(fd), full = open("/dev/full", O_WRONLY);
+
+	cr_assert_geq(saved, 0);
+	cr_assert_geq(full, 0, "no /dev/full");
+	cr_assert_geq(dup2(full, fd), 0);
+	close(full);
+	*fd_r = fd;
+	return saved;
+}
+
+static void
+heal_journal(int fd, int saved)
+{
+	cr_assert_geq(dup2(saved, fd), 0);
+	close(saved);
+}
+
+/* ---- background work, by hand ---- */
+
+/* tick_until - commit_tick(n) until status key of n equals want, within
+ * TICK_BOUND_MS (a participant waits IN_DOUBT_GRACE_MS before asking) */
+static void
+tick_until(struct node *n, const char *key, long long want)
+{
+	long long end = now_mono_ms() + TICK_BOUND_MS;
+
+	for (;;) {
+		commit_tick(n->e);
+		if (status(n, key) == want)
+			return;
+		cr_assert_lt(now_mono_ms(), end, "%s: %s is %lld, not %lld after %d ms",
+			     n->name, key, status(n, key), want, TICK_BOUND_MS);
+		usleep(100 * 1000);
+	}
+}
+
+/* ask - one peer-link request to n as if from peer; the answer in resp */
+static void
+ask(struct node *n, const char *peer, const char *op, const char *txn,
+    const char *decision, struct msg *resp)
+{
+	struct msg req = { 0 };
+
+	msg_set(&req, "op", op);
+	msg_set(&req, "sender", peer);
+	msg_set(&req, "txn", txn);
+	if (decision != NULL)
+		msg_set(&req, "decision", decision);
+	sync_peer_handler(n->e, peer, &req, resp, drop_item, NULL);
+	msg_clear(&req);
+}
+
+/* ==== 1. the path every change takes ==== */
+
+Test(commit, create_commits_on_both)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	char target[256];
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	mail(a, "new", "shop", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	cr_assert_eq(strlen(msg_gets(&resp, "txn")), TXN_ID_LEN);
+	cr_assert_eq(fake_peers_delivered(a->peers, "prepare"), 1);
+
+	/* a: committed and applied; the decision not yet delivered */
+	cr_assert_str_eq(state_of(a, "shop", target, sizeof(target)), "active");
+	cr_assert_str_eq(target, "alice@" DOMAIN);
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit confirmed");
+	cr_assert_eq(status(a, "undelivered"), 1);
+	cr_assert_eq(status(a, "in_flight"), 0);
+	cr_assert_eq(mails(a), 1);
+	/* b: prepared, in doubt, mail to the address deferred */
+	cr_assert_str_eq(kinds(b, NULL), "prepare");
+	cr_assert_eq(status(b, "in_doubt"), 1);
+	cr_assert(pending_here(b, "shop"));
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "absent");
+
+	/* the background work delivers the decision */
+	commit_tick(a->e);
+	cr_assert_eq(fake_peers_delivered(a->peers, "decide"), 1);
+	cr_assert_str_eq(state_of(b, "shop", target, sizeof(target)), "active");
+	cr_assert_str_eq(target, "alice@" DOMAIN);
+	cr_assert_not(pending_here(b, "shop"));
+	cr_assert_eq(status(b, "in_doubt"), 0);
+	cr_assert_eq(status(a, "undelivered"), 0);
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit confirmed done");
+	cr_assert_str_eq(kinds(b, NULL), "prepare commit confirmed");
+	cr_assert_eq(mails(b), 1, "b confirms the new alias through itself once");
+	assert_same_maps(a, b);
+
+	/* nothing left to do: another tick sends nothing */
+	commit_tick(a->e);
+	commit_tick(b->e);
+	cr_assert_eq(fake_peers_delivered(a->peers, NULL), 2);
+	cr_assert_eq(fake_peers_delivered(b->peers, NULL), 0);
+	msg_clear(&resp);
+}
+
+Test(commit, standalone)
+{
+	struct node *a = add_node("a.test", 0, NULL);
+	struct msg resp = { 0 };
+
+	open_node(a);
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	/* COMMITTED -> GONE at once: no peer to tell */
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit done confirmed");
+	cr_assert_eq(status(a, "undelivered"), 0);
+	msg_clear(&resp);
+}
+
+/* ==== 2. a peer votes no ==== */
+
+Test(commit, peer_refuses)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	pair("shop@" DOMAIN);		/* b's Postfix delivers it already */
+	a = &nodes[0];
+	b = &nodes[1];
+	mail(a, "new", "shop", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "already in use on b.test") != NULL,
+		  "%s", msg_gets(&resp, "text"));
+	ut_assert_reply_safe(msg_gets(&resp, "text"));
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "absent");
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "absent");
+	cr_assert_str_eq(kinds(a, NULL), "prepare abort");
+	/* b voted no: nothing journaled, nothing deferred, nothing locked */
+	cr_assert_str_eq(kinds(b, NULL), "");
+	cr_assert_not(pending_here(b, "shop"));
+	cr_assert_eq(status(b, "in_flight"), 0);
+	cr_assert_eq(status(a, "in_flight"), 0);
+	cr_assert_eq(mails(a) + mails(b), 0);
+
+	/* the abort is still delivered (b may have voted yes), then done */
+	cr_assert_eq(status(a, "undelivered"), 1);
+	commit_tick(a->e);
+	cr_assert_str_eq(kinds(a, NULL), "prepare abort done");
+	cr_assert_eq(status(a, "undelivered"), 0);
+	cr_assert_str_eq(kinds(b, NULL), "");
+	msg_clear(&resp);
+}
+
+/* a votes yes (b), c votes no: the participant that voted yes aborts */
+Test(commit, three_nodes_one_refuses)
+{
+	struct node *a, *b, *c;
+	struct msg resp = { 0 };
+
+	add_node("a.test", 2, NULL);
+	add_node("b.test", 2, NULL);
+	add_node("c.test", 2, "shop@" DOMAIN);
+	for (size_t i = 0; i < 3; i++)
+		open_node(&nodes[i]);
+	link_all();
+	a = &nodes[0];
+	b = &nodes[1];
+	c = &nodes[2];
+
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "c.test") != NULL);
+	cr_assert_str_eq(kinds(a, NULL), "prepare abort");
+	cr_assert_str_eq(kinds(b, NULL), "prepare");
+	cr_assert(pending_here(b, "shop"));
+	cr_assert_str_eq(kinds(c, NULL), "");
+
+	commit_tick(a->e);
+	cr_assert_str_eq(kinds(a, NULL), "prepare abort done");
+	cr_assert_str_eq(kinds(b, NULL), "prepare abort");
+	cr_assert_not(pending_here(b, "shop"));
+	cr_assert_eq(status(b, "in_doubt"), 0);
+	cr_assert_eq(status(b, "in_flight"), 0);
+	for (size_t i = 0; i < 3; i++)
+		cr_assert_str_eq(state_of(&nodes[i], "shop", NULL, 0), "absent");
+	cr_assert_eq(mails(a) + mails(b) + mails(c), 0);
+
+	/* and the address is free again everywhere */
+	msg_clear(&resp);
+	admin(b, "new", "shop2", "bob", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(b->e);
+	assert_same_maps(a, b);
+	assert_same_maps(b, c);
+	msg_clear(&resp);
+}
+
+/* ==== 3. a peer cannot be reached ==== */
+
+Test(commit, peer_unreachable)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	fake_peers_cut(a->peers, "b.test", 1);
+	mail(a, "new", "shop", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	ut_assert_reply_safe(msg_gets(&resp, "text"));
+	cr_assert_str_eq(kinds(a, NULL), "prepare abort");
+	cr_assert_str_eq(kinds(b, NULL), "");
+	cr_assert_eq(fake_peers_delivered(a->peers, NULL), 0);
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "absent");
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "absent");
+
+	/* while the link is down the abort waits; then it is delivered */
+	commit_tick(a->e);
+	cr_assert_eq(status(a, "undelivered"), 1);
+	cr_assert_str_eq(kinds(a, NULL), "prepare abort");
+	fake_peers_cut(a->peers, "b.test", 0);
+	commit_tick(a->e);
+	cr_assert_eq(status(a, "undelivered"), 0);
+	cr_assert_str_eq(kinds(a, NULL), "prepare abort done");
+
+	/* a retry succeeds */
+	msg_clear(&resp);
+	mail(a, "new", "shop", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+}
+
+/* the requester's deadline passes while the votes are collected */
+static int
+slow_vote(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	(void)arg, (void)to, (void)req, (void)resp;
+	usleep(600 * 1000);
+	return 0;		/* then deliver: b votes yes */
+}
+
+Test(commit, deadline_passes_while_voting)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	fake_peers_hook(a->peers, "prepare", slow_vote, NULL);
+	mail(a, "new", "shop", "alice", 300, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	cr_assert_str_eq(kinds(a, NULL), "prepare abort");
+	cr_assert_str_eq(kinds(b, NULL), "prepare");
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "absent");
+	commit_tick(a->e);
+	cr_assert_str_eq(kinds(b, NULL), "prepare abort");
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "absent");
+	cr_assert_not(pending_here(b, "shop"));
+	msg_clear(&resp);
+}
+
+/* ==== 4. two coordinators, one address ==== */
+
+struct race {
+	struct node *a, *b;
+	struct msg b_prepare;	/* b's prepare, held back on its way to a */
+	struct msg b_vote;	/* a's answer to it, given while a votes */
+	struct msg a_resp;	/* a's answer to its own client */
+};
+
+/* a_sends_prepare - a's prepare is on its way to b: b's prepare, sent
+ * first, reaches a now, while a's transaction is VOTING */
+static int
+a_sends_prepare(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct race *r = arg;
+
+	(void)to, (void)req, (void)resp;
+	sync_peer_handler(r->a->e, "b.test", &r->b_prepare, &r->b_vote, drop_item, NULL);
+	return 0;		/* and a's prepare goes on to b */
+}
+
+/* b_sends_prepare - as b's prepare leaves, a's client asks a for the
+ * same address; b gets the answer a gave while voting */
+static int
+b_sends_prepare(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct race *r = arg;
+
+	(void)to;
+	for (size_t i = 0; i < req->n; i++)
+		msg_set(&r->b_prepare, req->v[i].key, req->v[i].value);
+	fake_peers_hook(r->a->peers, "prepare", a_sends_prepare, r);
+	admin(r->a, "new", "shop", "alice", &r->a_resp);
+	for (size_t i = 0; i < r->b_vote.n; i++)
+		msg_set(resp, r->b_vote.v[i].key, r->b_vote.v[i].value);
+	return 1;
+}
+
+Test(commit, conflict_concurrent)
+{
+	struct race r = { 0 };
+	struct msg resp = { 0 };
+	char target[256];
+
+	pair(NULL);
+	r.a = &nodes[0];
+	r.b = &nodes[1];
+	fake_peers_hook(r.b->peers, "prepare", b_sends_prepare, &r);
+	admin(r.b, "new", "shop", "bob", &resp);
+
+	/* a (lower) wins: on b's prepare it said "in progress" (b's vote
+	 * fails), on a's prepare b gave way (its own change LOST) */
+	cr_assert_str_eq(msg_gets(&r.b_vote, "status"), "temp", "%s", msg_gets(&r.b_vote, "text"));
+	cr_assert_str_eq(msg_gets(&r.a_resp, "status"), "ok", "%s", msg_gets(&r.a_resp, "text"));
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	ut_assert_reply_safe(msg_gets(&resp, "text"));
+	cr_assert_str_eq(kinds(r.a, "a.test"), "prepare commit confirmed");
+	cr_assert_str_eq(kinds(r.a, "b.test"), "");
+	cr_assert_str_eq(kinds(r.b, "b.test"), "prepare abort");
+	cr_assert_str_eq(kinds(r.b, "a.test"), "prepare");
+	cr_assert_str_eq(state_of(r.b, "shop", NULL, 0), "absent");
+
+	commit_tick(r.a->e);
+	commit_tick(r.b->e);
+	cr_assert_str_eq(kinds(r.a, "a.test"), "prepare commit confirmed done");
+	cr_assert_str_eq(kinds(r.b, "b.test"), "prepare abort done");
+	cr_assert_str_eq(kinds(r.b, "a.test"), "prepare commit confirmed");
+	cr_assert_str_eq(state_of(r.b, "shop", target, sizeof(target)), "active");
+	cr_assert_str_eq(target, "alice@" DOMAIN, "a's version everywhere");
+	assert_same_maps(r.a, r.b);
+	cr_assert_eq(status(r.a, "in_flight") + status(r.b, "in_flight"), 0);
+	cr_assert_eq(status(r.a, "undelivered") + status(r.b, "undelivered"), 0);
+	cr_assert_eq(status(r.b, "in_doubt"), 0);
+	msg_clear(&r.b_prepare);
+	msg_clear(&r.b_vote);
+	msg_clear(&r.a_resp);
+	msg_clear(&resp);
+}
+
+/* b_prepare_late - a's whole change runs before b's prepare reaches a */
+static int
+b_prepare_late(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct race *r = arg;
+
+	(void)to, (void)req, (void)resp;
+	admin(r->a, "new", "shop", "alice", &r->a_resp);
+	return 0;
+}
+
+Test(commit, conflict_winner_already_committed)
+{
+	struct race r = { 0 };
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	r.a = &nodes[0];
+	r.b = &nodes[1];
+	fake_peers_hook(r.b->peers, "prepare", b_prepare_late, &r);
+	admin(r.b, "new", "shop", "bob", &resp);
+	cr_assert_str_eq(msg_gets(&r.a_resp, "status"), "ok", "%s", msg_gets(&r.a_resp, "text"));
+	/* b's change was LOST to a's, and a now refuses it for good: the
+	 * alias exists (a's) */
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "already exists") != NULL);
+	cr_assert_str_eq(kinds(r.b, "b.test"), "prepare abort");
+	commit_tick(r.a->e);
+	commit_tick(r.b->e);
+	assert_same_maps(r.a, r.b);
+	cr_assert_str_eq(state_of(r.b, "shop", NULL, 0), "active");
+	msg_clear(&r.a_resp);
+	msg_clear(&resp);
+}
+
+/* ==== failed journal writes ==== */
+
+struct breaker {
+	struct node *a, *b;
+	int fd, saved;
+};
+
+/* vote_then_break - b votes; then a's journal fails (the commit record) */
+static int
+vote_then_break(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct breaker *k = arg;
+
+	(void)to;
+	sync_peer_handler(k->b->e, "a.test", req, resp, drop_item, NULL);
+	k->saved = break_journal(k->a, &k->fd);
+	return 1;
+}
+
+Test(commit, commit_record_fails)
+{
+	struct breaker k = { 0 };
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	k.a = &nodes[0];
+	k.b = &nodes[1];
+	fake_peers_hook(k.a->peers, "prepare", vote_then_break, &k);
+	admin(k.a, "new", "shop", "alice", &resp);
+	heal_journal(k.fd, k.saved);
+	/* DECIDING -> ABORTED: without its commit record nothing commits
+	 * (the abort record was lost too: a prepare alone is an abort) */
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	cr_assert_str_eq(kinds(k.a, NULL), "prepare");
+	cr_assert_str_eq(state_of(k.a, "shop", NULL, 0), "absent");
+	cr_assert_eq(status(k.a, "undelivered"), 1);
+	cr_assert_str_eq(kinds(k.b, NULL), "prepare");
+
+	commit_tick(k.a->e);
+	cr_assert_str_eq(kinds(k.b, NULL), "prepare abort");
+	cr_assert_str_eq(state_of(k.b, "shop", NULL, 0), "absent");
+	cr_assert_not(pending_here(k.b, "shop"));
+	cr_assert_eq(status(k.a, "undelivered"), 0);
+	cr_assert_str_eq(kinds(k.a, NULL), "prepare done");
+
+	/* a restart still finds nothing committed */
+	reopen(k.a);
+	cr_assert_str_eq(state_of(k.a, "shop", NULL, 0), "absent");
+	msg_clear(&resp);
+}
+
+Test(commit, participant_decision_record_fails)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	int fd, saved;
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+
+	/* FINISHING -> PREPARED: b cannot record the decision, says not now */
+	saved = break_journal(b, &fd);
+	commit_tick(a->e);
+	heal_journal(fd, saved);
+	cr_assert_eq(fake_peers_delivered(a->peers, "decide"), 1);
+	cr_assert_eq(status(a, "undelivered"), 1);
+	cr_assert_eq(status(b, "in_doubt"), 1);
+	cr_assert(pending_here(b, "shop"));
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "absent");
+	cr_assert_str_eq(kinds(b, NULL), "prepare");
+
+	/* the next delivery succeeds */
+	commit_tick(a->e);
+	cr_assert_eq(fake_peers_delivered(a->peers, "decide"), 2);
+	cr_assert_eq(status(a, "undelivered"), 0);
+	cr_assert_eq(status(b, "in_doubt"), 0);
+	cr_assert_str_eq(kinds(b, NULL), "prepare commit confirmed");
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+}
+
+/* ==== 5. journal replay ==== */
+
+Test(commit, replay_restores_map)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	char out[256];
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit confirmed done");
+	cr_assert_eq(mails(b), 1);
+
+	/* the map files lose the alias behind the engines' backs (as a
+	 * crash between the commit record and the map write would) */
+	engine_close(&a->e);
+	engine_close(&b->e);
+	free(ut_write(a->dir, "aliases", ""));
+	free(ut_write(b->dir, "aliases", ""));
+	open_node(a);
+	open_node(b);
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "active");
+	assert_same_maps(a, b);
+	/* ... and Postfix's compiled map has it again */
+	cr_assert_eq(ut_run(out, sizeof(out), "postmap -c %s/postfix -q shop@" DOMAIN
+			    " lmdb:%s/aliases", a->dir, a->dir), 0);
+	cr_assert_str_eq(out, "alice@" DOMAIN);
+	/* the confirmation was journaled: a restart sends no second one */
+	cr_assert_eq(mails(a), 1);
+	cr_assert_eq(mails(b), 1);
+	/* start-up compaction keeps only live transactions: none */
+	cr_assert_str_eq(kinds(a, NULL), "");
+	cr_assert_str_eq(kinds(b, NULL), "");
+	cr_assert_eq(status(a, "undelivered") + status(b, "in_doubt"), 0);
+	msg_clear(&resp);
+}
+
+/* ==== 6. recovery decisions (journals written by hand) ==== */
+
+/* (a) a prepare this node coordinated, never decided: nobody committed */
+Test(commit, recover_coordinator_undecided)
+{
+	struct node *a, *b;
+	char *line;
+
+	add_node("a.test", 1, NULL);
+	add_node("b.test", 1, NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	line = prepare_line(TXN1, "a.test", "shop");
+	write_journal(a, line);
+	free(line);
+	open_node(a);
+	open_node(b);
+	link_all();
+	/* aborted at start-up; kept until the peer has the abort */
+	cr_assert_str_eq(kinds(a, NULL), "prepare abort");
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "absent");
+	cr_assert_eq(status(a, "undelivered"), 1);
+	commit_tick(a->e);
+	cr_assert_str_eq(kinds(a, NULL), "prepare abort done");
+	cr_assert_eq(status(a, "undelivered"), 0);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "absent");
+}
+
+Test(commit, recover_coordinator_undecided_standalone)
+{
+	struct node *a = add_node("a.test", 0, NULL);
+	char *line = prepare_line(TXN1, "a.test", "shop");
+
+	write_journal(a, line);
+	free(line);
+	open_node(a);
+	/* abort and done at once, then compacted away */
+	cr_assert_str_eq(kinds(a, NULL), "");
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "absent");
+	cr_assert_eq(mails(a), 0);
+}
+
+/* (b) b prepared for a and never heard the outcome; a's journal says commit */
+Test(commit, recover_in_doubt_commits)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	char *line, *text;
+
+	add_node("a.test", 1, NULL);
+	add_node("b.test", 1, NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	line = prepare_line(TXN1, "a.test", "shop");
+	text = xasprintf("%sv=1 rec=commit txn=" TXN1 "\nv=1 rec=confirmed txn=" TXN1 "\n", line);
+	write_journal(a, text);
+	write_journal(b, line);
+	free(text);
+	free(line);
+	open_node(a);
+	open_node(b);
+	link_all();
+
+	/* b: in doubt, mail deferred, the address locked */
+	cr_assert_eq(status(b, "in_doubt"), 1);
+	cr_assert(pending_here(b, "shop"));
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "absent");
+	admin(b, "new", "shop", "bob", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	cr_assert_str_eq(kinds(b, NULL), "prepare");
+	/* a: committed (replayed), the decision not yet delivered */
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	cr_assert_eq(status(a, "undelivered"), 1);
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit");
+
+	/* b asks a (after IN_DOUBT_GRACE_MS) */
+	tick_until(b, "in_doubt", 0);
+	cr_assert_geq(fake_peers_delivered(b->peers, "outcome"), 1);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "active");
+	cr_assert_not(pending_here(b, "shop"));
+	cr_assert_str_eq(kinds(b, NULL), "prepare commit confirmed");
+	cr_assert_eq(mails(b), 1);
+	cr_assert_eq(mails(a), 0, "a's confirmation was journaled before the crash");
+
+	/* (c) a committed without "done": redelivered, then done */
+	commit_tick(a->e);
+	cr_assert_eq(fake_peers_delivered(a->peers, "decide"), 1);
+	cr_assert_eq(status(a, "undelivered"), 0);
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit done");
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+}
+
+/* (b) again, a's journal says abort */
+Test(commit, recover_in_doubt_aborts)
+{
+	struct node *a, *b;
+	char *line, *text;
+
+	add_node("a.test", 1, NULL);
+	add_node("b.test", 1, NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	line = prepare_line(TXN1, "a.test", "shop");
+	text = xasprintf("%sv=1 rec=abort txn=" TXN1 "\n", line);
+	write_journal(a, text);
+	write_journal(b, line);
+	free(text);
+	free(line);
+	open_node(a);
+	open_node(b);
+	link_all();
+	cr_assert_eq(status(b, "in_doubt"), 1);
+	cr_assert(pending_here(b, "shop"));
+	/* a cannot deliver yet: the link is down; b asks once it is back */
+	fake_peers_cut(a->peers, "b.test", 1);
+	tick_until(b, "in_doubt", 0);
+	cr_assert_str_eq(kinds(b, NULL), "prepare abort");
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "absent");
+	cr_assert_not(pending_here(b, "shop"));
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "absent");
+	fake_peers_cut(a->peers, "b.test", 0);
+	commit_tick(a->e);
+	cr_assert_str_eq(kinds(a, NULL), "prepare abort done");
+	cr_assert_eq(mails(a) + mails(b), 0);
+}
+
+/* (b) again, a has no record of it at all: "no such transaction" is abort */
+Test(commit, recover_in_doubt_coordinator_forgot)
+{
+	struct node *a, *b;
+	char *line;
+
+	add_node("a.test", 1, NULL);
+	add_node("b.test", 1, NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	line = prepare_line(TXN2, "a.test", "shop");
+	write_journal(b, line);
+	free(line);
+	open_node(a);
+	open_node(b);
+	link_all();
+	cr_assert_eq(status(b, "in_doubt"), 1);
+	tick_until(b, "in_doubt", 0);
+	cr_assert_str_eq(kinds(b, NULL), "prepare abort");
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "absent");
+	cr_assert_not(pending_here(b, "shop"));
+}
+
+/* ==== 7. the participant's side of the protocol, request by request ==== */
+
+Test(commit, decide_twice_outcome_unknown)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 }, r1 = { 0 }, r2 = { 0 }, r3 = { 0 };
+	char txn[TXN_ID_LEN + 1];
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	snprintf(txn, sizeof(txn), "%s", msg_gets(&resp, "txn"));
+	/* while a still holds the decision, outcome is that decision */
+	ask(a, "b.test", "outcome", txn, NULL, &r1);
+	cr_assert_str_eq(msg_gets(&r1, "decision"), "commit");
+	msg_clear(&r1);
+
+	ask(b, "a.test", "decide", txn, "commit", &r1);
+	ask(b, "a.test", "decide", txn, "commit", &r2);
+	cr_assert_str_eq(msg_gets(&r1, "status"), "ok");
+	cr_assert_str_eq(msg_gets(&r2, "status"), "ok", "a second decide is acknowledged");
+	cr_assert_str_eq(kinds(b, NULL), "prepare commit confirmed");
+	cr_assert_eq(mails(b), 1);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "active");
+	/* a contrary decision for a finished transaction changes nothing */
+	ask(b, "a.test", "decide", txn, "abort", &r3);
+	cr_assert_str_eq(msg_gets(&r3, "status"), "ok");
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "active");
+	cr_assert_str_eq(kinds(b, NULL), "prepare commit confirmed");
+	msg_clear(&r1);
+	msg_clear(&r2);
+	msg_clear(&r3);
+
+	/* a's own delivery (a third decide) is harmless too */
+	commit_tick(a->e);
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit confirmed done");
+	cr_assert_str_eq(kinds(b, NULL), "prepare commit confirmed");
+	assert_same_maps(a, b);
+
+	/* outcome for a transaction a never knew: "abort" (it cannot have
+	 * committed); asked of a node that did not coordinate it: the same */
+	ask(a, "b.test", "outcome", TXN1, NULL, &r1);
+	cr_assert_str_eq(msg_gets(&r1, "status"), "ok");
+	cr_assert_str_eq(msg_gets(&r1, "decision"), "abort");
+	ask(b, "a.test", "outcome", txn, NULL, &r2);
+	cr_assert_str_eq(msg_gets(&r2, "decision"), "abort", "b coordinated nothing");
+	ask(b, "a.test", "decide", TXN2, "maybe", &r3);
+	cr_assert_str_eq(msg_gets(&r3, "status"), "perm");
+	msg_clear(&r1);
+	msg_clear(&r2);
+	msg_clear(&r3);
+	msg_clear(&resp);
+}
+
+struct dup {
+	struct node *a, *b;
+	struct msg first, outcome;
+};
+
+/* deliver_twice - b gets a's prepare once here and once more after (a
+ * reconnect); a, still VOTING, answers "pending" to outcome */
+static int
+deliver_twice(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct dup *d = arg;
+
+	(void)to, (void)resp;
+	sync_peer_handler(d->b->e, "a.test", req, &d->first, drop_item, NULL);
+	ask(d->a, "b.test", "outcome", msg_gets(req, "txn"), NULL, &d->outcome);
+	return 0;
+}
+
+Test(commit, prepare_twice_outcome_pending)
+{
+	struct dup d = { 0 };
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	d.a = &nodes[0];
+	d.b = &nodes[1];
+	fake_peers_hook(d.a->peers, "prepare", deliver_twice, &d);
+	admin(d.a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&d.first, "status"), "yes", "%s", msg_gets(&d.first, "text"));
+	cr_assert_str_eq(msg_gets(&d.outcome, "decision"), "pending");
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	cr_assert_str_eq(kinds(d.b, NULL), "prepare", "one prepare record for two prepares");
+	commit_tick(d.a->e);
+	cr_assert_str_eq(kinds(d.b, NULL), "prepare commit confirmed");
+	cr_assert_eq(status(d.b, "in_flight"), 0);
+	assert_same_maps(d.a, d.b);
+	msg_clear(&d.first);
+	msg_clear(&d.outcome);
+	msg_clear(&resp);
+}
