@@ -203,6 +203,7 @@ ct_pids() {
 ct_x() {
 	local n=$1; shift
 	[ -n "${CT_LEADER[$n]:-}" ] || { echo "container $n is not running" >&2; return 125; }
+	${CT_TIMEOUT:+timeout -k 5 "$CT_TIMEOUT"} \
 	nsenter --target "${CT_LEADER[$n]}" --mount --uts --ipc --net --pid --root --wd \
 		/usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
 		DEBIAN_FRONTEND=noninteractive "$@"
@@ -223,10 +224,17 @@ ct_stop() {
 	CT_PID[$n]=
 	CT_LEADER[$n]=
 }
-# ct_poweroff N : "systemctl poweroff" inside, wait for nspawn to exit
+# ct_ask_poweroff N : "systemctl --no-block poweroff" inside, bounded: in
+# a container already shutting down, systemd-shutdown stops and kills what
+# enters it, and an unbounded nsenter there was seen to hang for good
+ct_ask_poweroff() {
+	CT_TIMEOUT=15 ct_x "$1" systemctl --no-block poweroff >/dev/null 2>&1 || :
+}
+# ct_poweroff N [asked] : ask for a poweroff (unless asked already), wait
+# for nspawn to exit; ct_stop if it does not
 ct_poweroff() {
 	local n=$1 i
-	ct_x "$n" systemctl poweroff >/dev/null 2>&1 || :
+	[ -n "${2:-}" ] || ct_ask_poweroff "$n"
 	for i in $(seq 1 150); do
 		kill -0 "${CT_PID[$n]:-0}" 2>/dev/null || break
 		sleep 0.2

@@ -420,8 +420,8 @@ cx() { ct_x "$@"; }
 # wait for each
 poweroff_all() {
 	local n
-	for n in "$@"; do cx "$n" systemctl poweroff >/dev/null 2>&1; done
-	for n in "$@"; do ct_poweroff "$n"; done
+	for n in "$@"; do ct_ask_poweroff "$n"; done
+	for n in "$@"; do ct_poweroff "$n" asked; done
 }
 
 # ------------------------------------------------------------------ mail --
