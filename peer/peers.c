@@ -454,7 +454,8 @@ peers_loglimit_due(const struct peers_loglimit *l, long long now_ms)
 	return left < 0 ? 0 : (int)left;
 }
 
-/* log_summary - the summary of held-back refusals, if one is due */
+/* log_summary - the summary of held-back refusals, if one is due (the
+ * accept thread wakes for it; log_refused and peers_close call it too) */
 static void
 log_summary(struct peers *p)
 {
@@ -826,7 +827,14 @@ peers_close(struct peers **pp)
 	free(p->out);
 	strlist_clear(&p->all_pins);
 	strlist_clear(&p->peer_addrs);
-	log_summary(p);
+	/* the refusals held back so far, without waiting for their window */
+	{
+		long long now = now_mono_ms(), end = p->loglimit.window_start + PEERS_LOG_WINDOW_MS;
+		char buf[512];
+
+		if (peers_loglimit_flush(&p->loglimit, now > end ? now : end, buf, sizeof(buf)))
+			log_warnx(NULL, "peer link: %s", buf);
+	}
 	free(p);
 	*pp = NULL;
 }
