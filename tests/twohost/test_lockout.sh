@@ -30,6 +30,7 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck disable=SC2034  # read by lib2.sh
 TW_SUITE=lockout
+# shellcheck disable=SC2034  # read by lib2.sh
 TW_CONF_EXTRA="max_requests_per_hour = 100000"
 # shellcheck source=lib2.sh
 . "$here/lib2.sh"
@@ -78,7 +79,7 @@ else
 fi
 
 # requests coordinated by b: each one's vote crosses a's port
-classes= n2=0
+classes="" n2=0
 for i in $(seq 1 "$NREQ"); do
 	tw_request b alice "new lockout-$i"
 	c=$(tw_eom_class)
@@ -133,7 +134,7 @@ th_check "pair recovered after the attack (verify 0 on both, nothing in doubt, c
 bad=
 for i in $(seq 1 "$NREQ"); do
 	for h in a b; do
-		[ "$(tw_q $h lockout-$i@example.org)" = alice@example.org ] || bad="$bad $h:lockout-$i"
+		[ "$(tw_q "$h" "lockout-$i@example.org")" = alice@example.org ] || bad="$bad $h:lockout-$i"
 	done
 done
 th_check_eq "every alias made during the attack resolves on both hosts" "" "$bad"
