@@ -19,7 +19,8 @@
 struct journal {
 	char *path;
 	int fd;
-	size_t size;		/* bytes of whole, durable records */
+	size_t size;		/* bytes of whole, durable records; written
+				 * under lock, read atomically */
 	int dirty;		/* the file may hold more: a failed append that
 				 * could not be cut off yet */
 	pthread_mutex_t lock;
@@ -176,7 +177,7 @@ journal_append(struct journal *j, const struct msg *rec, char **err_r)
 				  strerror(saved));
 		rc = -1;
 	} else
-		j->size += b.len;
+		__atomic_store_n(&j->size, j->size + b.len, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&j->lock);
 	buf_free(&b);
 	return rc;
@@ -195,7 +196,7 @@ journal_rewrite(struct journal *j, const struct msg *recs, size_t n, char **err_
 	if (rc == 0) {
 		close(j->fd);
 		if ((rc = open_append(j, err_r)) == 0) {
-			j->size = b.len;
+			__atomic_store_n(&j->size, b.len, __ATOMIC_RELAXED);
 			j->dirty = 0;	/* a new file: no debris */
 		}
 	}
@@ -204,15 +205,12 @@ journal_rewrite(struct journal *j, const struct msg *recs, size_t n, char **err_
 	return rc;
 }
 
+/* Without j->lock: status and the compaction check must not wait for an
+ * append's fsync (the size changes only under the lock). */
 size_t
 journal_size(struct journal *j)
 {
-	size_t n;
-
-	pthread_mutex_lock(&j->lock);
-	n = j->size;
-	pthread_mutex_unlock(&j->lock);
-	return n;
+	return __atomic_load_n(&j->size, __ATOMIC_RELAXED);
 }
 
 void

@@ -101,5 +101,7 @@ tests_unit_test_commit_SOURCES = tests/unit/test_commit.c tests/unit/unit.h \
 	tests/unit/fake_peers.c tests/unit/fake_peers.h
 tests_unit_test_commit_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
 tests_unit_test_commit_CFLAGS = $(UNIT_TEST_CFLAGS)
+# A slow or failing fdatasync on demand (decide_acknowledged_only_when_durable).
+tests_unit_test_commit_LDFLAGS = -Wl,--wrap=fdatasync
 tests_unit_test_commit_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
 endif
