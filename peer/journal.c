@@ -90,7 +90,7 @@ journal_open(const char *path, struct journal **j_r, struct msg **recs_r,
 			}
 			set_error(err_r, "%s: line %zu (byte %zu) is unreadable (%s) and "
 				  "is %s: the journal is damaged, not torn by a crash; "
-				  "see milter-alias-peer(8), JOURNAL", path, line, off,
+				  "see milter-alias-peer(8), Journal", path, line, off,
 				  err ? err : "wrong version", nl + 1 == data + len ?
 				  "more than one record" : "not the last record");
 			free(err);
