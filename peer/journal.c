@@ -118,9 +118,9 @@ journal_open(const char *path, struct journal **j_r, struct msg **recs_r,
 		goto fail;
 	if (rc == 0 && good < len) {
 		log_warnx(NULL, "journal %s: torn last record cut off: %zu bytes dropped "
-			  "at byte %zu (line %zu), an append a crash or a failed write "
-			  "interrupted; it was never acknowledged", path, len - good,
-			  good, line);
+			  "at byte %zu (line %zu): an append interrupted by a crash or "
+			  "a failed write, never acknowledged", path, len - good, good,
+			  line);
 		if (ftruncate(j->fd, (off_t)good) < 0 || fsync(j->fd) < 0) {
 			set_error(err_r, "truncate(%s) failed: %s", path, strerror(errno));
 			goto fail;
