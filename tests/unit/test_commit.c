@@ -1352,6 +1352,47 @@ Test(commit, recover_in_doubt_commits)
 }
 
 /* (b) again, a's journal says abort */
+/* Torn last records (a crash mid-append) on both sides: each is cut off
+ * at start-up, what was acknowledged before it is all there: a still
+ * delivers its decision, b is still in doubt and commits like a. */
+Test(commit, recover_torn_tails)
+{
+	struct node *a, *b;
+	char *line, *text;
+
+	add_node("a.test", 1, NULL);
+	add_node("b.test", 1, NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	line = prepare_line(TXN1, "a.test", "shop");
+	/* a: its "done" torn after the newline reached the disk */
+	text = xasprintf("%sv=1 rec=commit txn=" TXN1 "\nv=1 rec=confirmed txn=" TXN1
+			 "\nv=1 rec=done t\n", line);
+	write_journal(a, text);
+	free(text);
+	/* b: its commit record torn before the newline */
+	text = xasprintf("%sv=1 rec=comm", line);
+	write_journal(b, text);
+	free(text);
+	free(line);
+	open_node(a);
+	open_node(b);
+	link_all();
+
+	/* (start-up compaction keeps the live transaction's prepare and decision) */
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit");
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	cr_assert_eq(status(a, "undelivered"), 1);
+	cr_assert_str_eq(kinds(b, NULL), "prepare");
+	cr_assert_eq(status(b, "in_doubt"), 1);
+
+	commit_tick(a->e);
+	cr_assert_eq(status(a, "undelivered"), 0);
+	cr_assert_eq(status(b, "in_doubt"), 0);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "active");
+	assert_same_maps(a, b);
+}
+
 Test(commit, recover_in_doubt_aborts)
 {
 	struct node *a, *b;
