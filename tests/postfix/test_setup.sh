@@ -170,11 +170,41 @@ th_check "a step fails midway: the failed step is named with its reason" \
 	grep -q "^FAILED: map: lmdb:$mdir/request_map: .*: rename(.*) failed: Is a directory" "$dir/fail4.out"
 th_check "a step fails midway: the later steps are listed as not done" \
 	grep -q "^not done: main.cf: virtual_alias_maps" "$dir/fail4.out"
-th_check "a step fails midway: says Postfix was not reloaded, and how to undo" \
-	bash -c "grep -q 'Postfix was NOT reloaded' '$dir/fail4.out' && grep -q '^to undo: cp -p ' '$dir/fail4.out'"
+th_check "a step fails midway: says the files were not changed and Postfix was not reloaded" \
+	grep -q 'main.cf and master.cf were not changed; Postfix was NOT reloaded' "$dir/fail4.out"
 th_check_eq "a step fails midway: main.cf and master.cf unchanged, no reload" \
 	"$sum0 $rel0" "$(sums) $(reloads)"
 th_check_eq "a step fails midway: the backups were taken first" 2 "$(nbackups)"
+find "$d" -maxdepth 1 -name '*.milter-alias-backup.*' -delete
+
+# --- failure after main.cf was written: both files restored by themselves ----
+# postconf -P writes master.cf.tmp and renames it; a directory of that name
+# makes the master.cf step fail after the first main.cf step succeeded.
+# --apply must put main.cf back byte for byte (no request route may stay
+# live for new smtpd processes while the milter waits for a reload).
+th_swaks $H --port 25 --from someone@elsewhere.test --to makealias@example.org >/dev/null
+req25_before=$(th_smtp_reply RCPT)
+mkdir "$d/master.cf.tmp"
+rc=0; ctl postfix-setup --apply >"$dir/fail5.out" 2>"$dir/fail5.err" || rc=$?
+rmdir "$d/master.cf.tmp"
+th_check_eq "master.cf step fails: --apply exits 1" 1 "$rc"
+th_check "master.cf step fails: the failed step is named" \
+	grep -q "^FAILED: master.cf: .*postconf -P failed" "$dir/fail5.out"
+th_check "master.cf step fails: main.cf had been changed before (the failure is midway)" \
+	grep -q "^done: main.cf: " "$dir/fail5.out"
+th_check_eq "master.cf step fails: main.cf and master.cf byte-identical to before, no reload" \
+	"$sum0 $rel0" "$(sums) $(reloads)"
+th_check "master.cf step fails: says the backups were restored, naming the step" \
+	grep -q "postfix-setup: step \"postconf -P (master.cf)\" failed; main.cf and master.cf restored from the backups" "$dir/fail5.err"
+th_check_eq "master.cf step fails: the request route is not live (no request map in virtual_alias_maps)" \
+	"hash:$d/virtual" "$(pc -h virtual_alias_maps)"
+th_swaks $H --port 25 --from someone@elsewhere.test --to makealias@example.org >/dev/null
+th_check_eq "master.cf step fails: port 25 answers the request address as before" \
+	"$req25_before" "$(th_smtp_reply RCPT)"
+th_swaks $H --port 25 --from someone@elsewhere.test --to bob@example.org \
+	--header "Subject: after the failed apply" >/dev/null
+th_check "master.cf step fails: Postfix still delivers ordinary mail" \
+	th_wait_mail $H bob 'Subject: after the failed apply' 15
 find "$d" -maxdepth 1 -name '*.milter-alias-backup.*' -delete
 
 # --- apply -------------------------------------------------------------------
@@ -183,7 +213,14 @@ th_check_eq "--apply: exit 0" 0 "$rc"
 [ "$rc" = 0 ] || { cat "$dir/apply.out" "$dir/apply.err"; }
 th_check "--apply: every change done and verified, postfix check clean, reloaded" \
 	bash -c "! grep -qE '^(FAILED|not done)' '$dir/apply.out' && grep -q '^done: postfix check: clean' '$dir/apply.out' && grep -q '^done: postfix reload' '$dir/apply.out'"
-th_check_eq "--apply: Postfix reloaded once" "$((rel0 + 1))" "$(reloads)"
+th_check_eq "--apply: Postfix reloaded twice (milter live, then the request route)" \
+	"$((rel0 + 2))" "$(reloads)"
+# The order of the steps: the milter in master.cf is written and live
+# (reloaded) before the request map and the discard transport enter main.cf.
+order=$(grep -nE '^done: (master\.cf: |postfix reload|main\.cf: (virtual_alias_maps|transport_maps):)' \
+	"$dir/apply.out" | sed -E 's/^[0-9]+:done: (master\.cf|postfix reload|main\.cf: [a-z_]+).*/\1/' | uniq | tr '\n' ' ')
+th_check_eq "--apply: master.cf, reload, then the request route, reload" \
+	"master.cf postfix reload main.cf: virtual_alias_maps main.cf: transport_maps postfix reload " "$order"
 bk_main=$(find "$d" -maxdepth 1 -name 'main.cf.milter-alias-backup.*' | head -n1)
 bk_master=$(find "$d" -maxdepth 1 -name 'master.cf.milter-alias-backup.*' | head -n1)
 th_check_eq "--apply: backups of main.cf and master.cf hold the old files" "$sum0" \
