@@ -120,7 +120,8 @@ setup_report_applied(struct setup *s, int rc)
 
 			fprintf(stderr, "milter-aliasctl: postfix-setup: step \"%s\" failed; "
 				"%s; %s\n", s->failed_step ? s->failed_step : "?", files, pf);
-			printf("stopped at the failed step; %s; %s\n", files, pf);
+			printf("stopped at the failed step \"%s\"; %s; %s\n",
+			       s->failed_step ? s->failed_step : "?", files, pf);
 			if (s->restored < 0 && s->backups.n == 2)
 				printf("to undo: cp -p %s %s && cp -p %s %s\n", s->backups.v[0],
 				       s->main_cf, s->backups.v[1], s->master_cf);

@@ -7,10 +7,13 @@
 # The harness's own project wiring is removed first, so that postfix-setup
 # does it from scratch.  Checked: the report changes nothing; a missing map,
 # a missing daemon map directory and a dirty "postfix check" make --apply
-# fail with Postfix untouched and not reloaded; --apply wires everything,
-# keeps every existing entry and reloads; a second run has nothing to do;
-# then the whole create flow, ordinary mail, the port-25 restriction and
-# disabled aliases, as a user and a sender see them.
+# fail with Postfix untouched and not reloaded; a step that fails after
+# main.cf was written (master.cf), or after a reload (the request route),
+# puts main.cf and master.cf back byte for byte (and reloads Postfix with
+# them); --apply wires everything in the order milter first, request
+# route last, keeps every existing entry and reloads; a second run has
+# nothing to do; then the whole create flow, ordinary mail, the port-25
+# restriction and disabled aliases, as a user and a sender see them.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -275,6 +278,33 @@ if id nobody >/dev/null 2>&1 && command -v runuser >/dev/null; then
 		"$rc $(grep -qx 'no changes needed' "$dir/nobody.out" && echo yes)"
 fi
 rm -rf "$NOBODY_DIR"
+
+# --- failure after a reload: the route step fails, Postfix reloaded back -----
+# Only submission's milter and the request map are missing: --apply writes
+# master.cf, reloads (the milter live), then fails to write the route into
+# main.cf (a directory named main.cf.tmp stops postconf -e).  Both files
+# must come back byte for byte and Postfix be reloaded with them.
+pc -P "submission/inet/smtpd_milters=$OTHER_SUB" &&
+	th_postconf $H "virtual_alias_maps = hash:$d/virtual, lmdb:$mdir/aliases" ||
+	{ echo "cannot unwire submission"; exit 1; }
+_th_backdate "$d/main.cf" "$d/master.cf"
+sum2=$(sums); rel2=$(reloads)
+mkdir "$d/main.cf.tmp"
+rc=0; ctl postfix-setup --apply >"$dir/fail6.out" 2>"$dir/fail6.err" || rc=$?
+rmdir "$d/main.cf.tmp"
+th_check_eq "route step fails after a reload: --apply exits 1" 1 "$rc"
+th_check "route step fails after a reload: master.cf was written and Postfix reloaded first" \
+	bash -c "grep -q '^done: master.cf: submission/inet' '$dir/fail6.out' && grep -q '^done: postfix reload\$' '$dir/fail6.out'"
+th_check "route step fails after a reload: the step is named, files restored, Postfix reloaded with them" \
+	grep -q 'step "postconf -e (main.cf: the request route)" failed; main.cf and master.cf restored from the backups; Postfix reloaded with the restored files' "$dir/fail6.err"
+th_check_eq "route step fails after a reload: main.cf and master.cf byte-identical, reloaded twice" \
+	"$sum2 $((rel2 + 2))" "$(sums) $(reloads)"
+th_check_eq "route step fails after a reload: submission has its old milter list again" \
+	"$OTHER_SUB" "$(pc -P -h submission/inet/smtpd_milters)"
+find "$d" -maxdepth 1 -name '*.milter-alias-backup.*' -delete
+rc=0; ctl postfix-setup --apply >"$dir/apply2.out" 2>&1 || rc=$?
+th_check_eq "--apply once more: exit 0, wired again" "0 $sum1" "$rc $(sums)"
+[ "$rc" = 0 ] || cat "$dir/apply2.out"
 
 # --- the full create flow on every SASL service -------------------------------
 request() { # PORT LOGIN SUBJECT
