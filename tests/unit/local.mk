@@ -105,3 +105,14 @@ tests_unit_test_commit_CFLAGS = $(UNIT_TEST_CFLAGS)
 tests_unit_test_commit_LDFLAGS = -Wl,--wrap=fdatasync
 tests_unit_test_commit_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
 endif
+
+# peer/notify.c: the composed mails (no sendmail run) and the kept
+# confirmations.
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_notify
+TESTS += tests/unit/test_notify
+tests_unit_test_notify_SOURCES = tests/unit/test_notify.c tests/unit/unit.h
+tests_unit_test_notify_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
+tests_unit_test_notify_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_notify_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
+endif

@@ -641,6 +641,100 @@ Test(commit, standalone)
 	msg_clear(&resp);
 }
 
+/* ==== 1b. a confirmation sendmail did not take ==== */
+
+/* sendmail_fails - n's sendmail fails the next times runs (exit 75, as
+ * when postdrop cannot write the queue), then takes mail again */
+static void
+sendmail_fails(struct node *n, int times)
+{
+	struct buf sh = { 0 };
+	char cnt[16], *p;
+
+	snprintf(cnt, sizeof(cnt), "%d\n", times);
+	free(ut_write(n->dir, "fails", cnt));
+	buf_appendf(&sh, "#!/bin/sh\nf=%s/fails\nn=$(cat \"$f\")\n"
+		    "if [ \"$n\" -gt 0 ]; then\n  echo $((n - 1)) > \"$f\"\n  cat >/dev/null\n"
+		    "  echo 'sendmail: fatal: queue file write error' >&2\n  exit 75\nfi\n"
+		    "cat >> %s/mail.out\n", n->dir, n->dir);
+	p = ut_write(n->dir, "sendmail", sh.data);
+	cr_assert_eq(chmod(p, 0755), 0);
+	free(p);
+	buf_free(&sh);
+}
+
+/* fails_left - how many more runs n's sendmail fails */
+static int
+fails_left(struct node *n)
+{
+	char *p = ut_path(n->dir, "fails"), *t = ut_slurp(p);
+	int v = t ? atoi(t) : -1;
+
+	free(t);
+	free(p);
+	return v;
+}
+
+Test(commit, confirmation_kept_and_retried_until_sendmail_takes_it)
+{
+	struct node *a = add_node("a.test", 0, NULL);
+	struct msg resp = { 0 };
+
+	sendmail_fails(a, 3);
+	open_node(a);
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	/* the first attempt failed: nothing queued, nothing journaled as sent */
+	cr_assert_eq(fails_left(a), 2);
+	cr_assert_eq(mails(a), 0);
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit done");
+	/* not tried again before its delay */
+	commit_tick(a->e);
+	cr_assert_eq(fails_left(a), 2);
+	/* a restart (whose compaction drops the finished transaction from
+	 * the journal) loses nothing; from here on no delay */
+	reopen(a);
+	a->e->confirm_retry_ms = 0;
+	cr_assert_str_eq(kinds(a, NULL), "");
+	commit_tick(a->e);
+	cr_assert_eq(fails_left(a), 1, "the kept confirmation was not retried after a restart");
+	cr_assert_eq(mails(a), 0);
+	commit_tick(a->e);
+	cr_assert_eq(fails_left(a), 0);
+	cr_assert_eq(mails(a), 0);
+	/* sendmail takes it: delivered once, and then never again */
+	commit_tick(a->e);
+	cr_assert_eq(mails(a), 1, "the confirmation was lost");
+	commit_tick(a->e);
+	reopen(a);
+	commit_tick(a->e);
+	cr_assert_eq(mails(a), 1, "the confirmation was sent twice");
+	msg_clear(&resp);
+}
+
+Test(commit, kept_confirmation_dropped_when_the_alias_is_gone)
+{
+	struct node *a = add_node("a.test", 0, NULL);
+	struct msg resp = { 0 };
+
+	sendmail_fails(a, 1);
+	open_node(a);
+	a->e->confirm_retry_ms = 0;
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	cr_assert_eq(fails_left(a), 0);
+	admin(a, "disable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	cr_assert_eq(mails(a), 0, "a confirmation for a disabled alias");
+	reopen(a);
+	commit_tick(a->e);
+	cr_assert_eq(mails(a), 0, "the dropped confirmation came back after a restart");
+	msg_clear(&resp);
+}
+
 /* ==== 2. a peer votes no ==== */
 
 Test(commit, peer_refuses)
