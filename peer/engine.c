@@ -111,15 +111,12 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out_free;
 	}
-	old = conf->map_format == MAP_FORMAT_ALIASES ?
-		aliasmap_find_local(mapstate_map(e->ms), local) : aliasmap_find(mapstate_map(e->ms), address);
+	old = mapstate_key_holder(e->ms, address);
 	if (old != NULL && !(old->state == ALIAS_DELETED &&
 			     strcmp(old->owner, c->login) == 0 &&
 			     strcmp(old->address, address) == 0)) {
 		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "perm", old->state == ALIAS_DELETED ?
-		      "Alias %s was deleted and stays reserved to its former owner" :
-		      "Alias %s already exists", address);
+		commit_reply_exists(resp, address, old);
 		goto out_free;
 	}
 	if (old != NULL)

@@ -61,6 +61,12 @@ mapstate_map(const struct mapstate *ms)
 	return &ms->map;
 }
 
+const struct alias *
+mapstate_key_holder(const struct mapstate *ms, const char *address)
+{
+	return aliasmap_find_key(&ms->map, ms->conf->map_format, address);
+}
+
 void
 mapstate_put(struct mapstate *ms, const struct alias *a)
 {

@@ -28,6 +28,11 @@ void mapstate_close(struct mapstate **ms);
 /* The aliases as they are now (borrowed; valid until the next change). */
 const struct aliasmap *mapstate_map(const struct mapstate *ms);
 
+/* The alias written under the map key address would be written under
+ * (alias_address_key): with map_format aliases, one with the same local
+ * part in any domain.  NULL if the key is free.  Borrowed. */
+const struct alias *mapstate_key_holder(const struct mapstate *ms, const char *address);
+
 /* In memory only, for journal replay before mapstate_save_all: put an
  * alias's final state; defer mail to an address pending here. */
 void mapstate_put(struct mapstate *ms, const struct alias *a);
