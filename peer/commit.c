@@ -505,6 +505,13 @@ commit_reply_exists(struct msg *resp, const char *address, const struct alias *o
 }
 
 void
+commit_reply_extension(struct msg *resp, const char *address, const struct alias *base)
+{
+	msg_set_status(resp, "perm", "Address %s is already in use: Postfix delivers it "
+		       "to the alias %s as an address extension", address, base->address);
+}
+
+void
 commit_reply_misconfigured(struct msg *resp, const char *node)
 {
 	msg_set_status(resp, "temp", "Alias requests cannot be handled now: the mail "
@@ -778,7 +785,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	struct alias after;
 	const struct alias *old;
 	struct msg rec = { 0 };
-	char *err = NULL, *where = NULL;
+	char *err = NULL, *where = NULL, *delims = NULL;
 	struct txn *holder_txn;
 	struct postfix_check *check = NULL;
 	const char *holder;
@@ -791,6 +798,13 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 			  err ? err : "bad fields");
 		free(err);
 		return;
+	}
+	/* Postfix delivers name-ext@ to name@ (before e->lock: it may run
+	 * postconf). */
+	if (strcmp(verb, "new") == 0 && postfix_recipient_delimiter(conf, &delims, &err) < 0) {
+		log_warnx(id, "recipient_delimiter: %s", err);
+		commit_reply_misconfigured(resp, node);
+		goto out;
 	}
 	pthread_mutex_lock(&e->lock);
 	if (mapstate_refresh(e->ms) < 0) {
@@ -812,6 +826,12 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 				     strcmp(old->address, after.address) == 0)) {
 			pthread_mutex_unlock(&e->lock);
 			commit_reply_exists(resp, after.address, old);
+			goto out;
+		}
+		old = mapstate_extension_holder(e->ms, after.address, delims);
+		if (old != NULL && strcmp(old->owner, after.owner) != 0) {
+			pthread_mutex_unlock(&e->lock);
+			commit_reply_extension(resp, after.address, old);
 			goto out;
 		}
 	} else if (old == NULL || strcmp(old->owner, after.owner) != 0 ||
@@ -895,6 +915,7 @@ unpend:
 out:
 	msg_clear(&rec);
 	alias_clear(&after);
+	free(delims);
 	free(where);
 	free(err);
 }

@@ -80,7 +80,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	const struct conf *conf = e->conf;
 	const char *address = c->after.address;
 	char *local = xstrndup(address, strcspn(address, "@"));
-	char *target = NULL, *where = NULL, *err = NULL;
+	char *target = NULL, *where = NULL, *err = NULL, *delims = NULL;
 	const struct alias *old;
 	int rc;
 
@@ -105,6 +105,14 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 		goto out_free;
 	}
 
+	/* Postfix delivers name-ext@ to name@ (before e->lock: it may run
+	 * postconf). */
+	if (postfix_recipient_delimiter(conf, &delims, &err) < 0) {
+		log_warnx(c->id, "recipient_delimiter: %s", err);
+		commit_reply_misconfigured(resp, conf->node_name);
+		goto out_free;
+	}
+
 	pthread_mutex_lock(&e->lock);
 	if (mapstate_refresh(e->ms) < 0) {
 		pthread_mutex_unlock(&e->lock);
@@ -119,6 +127,13 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 		commit_reply_exists(resp, address, old);
 		goto out_free;
 	}
+	old = mapstate_extension_holder(e->ms, address, delims);
+	if (old != NULL && strcmp(old->owner, c->login) != 0) {
+		pthread_mutex_unlock(&e->lock);
+		commit_reply_extension(resp, address, old);
+		goto out_free;
+	}
+	old = mapstate_key_holder(e->ms, address);
 	if (old != NULL)
 		alias_copy(&c->before, old);
 	if (!admin && conf->max_aliases_per_user > 0 &&
@@ -183,6 +198,7 @@ out_release:
 	commit_busy_release(e, address, c->txn);
 	pthread_mutex_unlock(&e->lock);
 out_free:
+	free(delims);
 	free(where);
 	free(err);
 	free(target);

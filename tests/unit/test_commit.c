@@ -92,6 +92,8 @@ static struct node nodes[3];
 static size_t nnodes;
 /* Set before add_node: map_format aliases, domains DOMAIN and DOMAIN2. */
 static int aliases_format;
+/* Set before add_node: Postfix's recipient_delimiter (NULL: unset). */
+static const char *delimiter;
 #define DOMAIN2 "example.net"
 
 static void
@@ -101,6 +103,7 @@ setup(void)
 	memset(nodes, 0, sizeof(nodes));
 	nnodes = 0;
 	aliases_format = 0;
+	delimiter = NULL;
 }
 
 static void
@@ -163,6 +166,8 @@ add_node(const char *name, size_t npeers, const char *taken)
 	buf_free(&tk);
 	buf_appendf(&conf, "virtual_alias_maps = texthash:%s/postfix/taken\n"
 		    "virtual_mailbox_maps =\nalias_maps =\nalias_database =\n", n->dir);
+	if (delimiter != NULL)
+		buf_appendf(&conf, "recipient_delimiter = %s\n", delimiter);
 	p = ut_path(n->dir, "postfix");
 	ut_postfix_conf(p, conf.data);
 	free(p);
@@ -1477,4 +1482,73 @@ Test(commit, aliases_format_two_domains_at_once_on_two_nodes)
 	msg_clear(&r.b_vote);
 	msg_clear(&r.a_resp);
 	msg_clear(&resp);
+}
+
+/* ==== address extensions: Postfix delivers name-ext@ to name@ ==== */
+
+Test(commit, extension_of_an_address_postfix_delivers)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	delimiter = "+-";
+	pair("bob@" DOMAIN);		/* b's Postfix delivers bob@ */
+	a = &nodes[0];
+	b = &nodes[1];
+	mail(a, "new", "bob-bank", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "already in use on b.test") != NULL &&
+		  strstr(msg_gets(&resp, "text"), "address extension of bob@" DOMAIN) != NULL,
+		  "%s", msg_gets(&resp, "text"));
+	ut_assert_reply_safe(msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	/* the same from b, the coordinator's own check */
+	mail(b, "new", "bob-x", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "address extension of bob@" DOMAIN) != NULL,
+		  "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	/* no delimiter in it, or one at its start: not an extension */
+	mail(a, "new", "bobbank", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	mail(a, "new", "-bob", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	/* a name with a delimiter whose base is free */
+	mail(a, "new", "carol-bank", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	commit_tick(a->e);
+	assert_same_maps(a, b);
+	cr_assert_str_eq(state_of(b, "bob-bank", NULL, 0), "absent");
+}
+
+Test(commit, extension_of_an_alias_here)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	delimiter = "+-";
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	mail(a, "new", "bob", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	commit_tick(a->e);
+	/* another user would take alice's bob-anything */
+	mail(b, "new", "bob-bank", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "address extension") != NULL &&
+		  strstr(msg_gets(&resp, "text"), "bob@" DOMAIN) != NULL,
+		  "%s", msg_gets(&resp, "text"));
+	ut_assert_reply_safe(msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	/* alice herself may */
+	mail(b, "new", "bob-bank", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	commit_tick(b->e);
+	assert_same_maps(a, b);
 }
