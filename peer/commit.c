@@ -100,7 +100,7 @@ struct txn {
 
 /* An address with a change in flight, and the transaction holding it. */
 struct busy {
-	char *address;
+	char *address;		/* its map key: alias_address_key */
 	char txn[TXN_ID_LEN + 1];
 };
 
@@ -132,22 +132,38 @@ commit_new_id(char out[TXN_ID_LEN + 1])
 	out[TXN_ID_LEN] = '\0';
 }
 
-/* ---- per-address locks (e->lock held) ---- */
+/* ---- per-address locks (e->lock held) ----
+ *
+ * A lock is taken on the map key the address is written under
+ * (alias_address_key): with map_format aliases, shop@example.org and
+ * shop@example.net are one key, so two changes to them conflict like two
+ * changes to one address, on the coordinator and on every participant.
+ */
+
+static const char *
+busy_find(struct engine *e, const char *key)
+{
+	for (size_t i = 0; i < e->nbusy; i++)
+		if (strcmp(e->busy[i].address, key) == 0)
+			return e->busy[i].txn;
+	return NULL;
+}
 
 const char *
 commit_busy_holder(struct engine *e, const char *address)
 {
-	for (size_t i = 0; i < e->nbusy; i++)
-		if (strcmp(e->busy[i].address, address) == 0)
-			return e->busy[i].txn;
-	return NULL;
+	char *key = alias_address_key(address, e->conf->map_format);
+	const char *holder = busy_find(e, key);
+
+	free(key);
+	return holder;
 }
 
 static void
 busy_add(struct engine *e, const char *address, const char *txn)
 {
 	e->busy = xrealloc(e->busy, (e->nbusy + 1) * sizeof(*e->busy));
-	e->busy[e->nbusy].address = xstrdup(address);
+	e->busy[e->nbusy].address = alias_address_key(address, e->conf->map_format);
 	snprintf(e->busy[e->nbusy].txn, sizeof(e->busy[e->nbusy].txn), "%s", txn);
 	e->nbusy++;
 }
@@ -164,13 +180,16 @@ commit_busy_take(struct engine *e, const char *address, const char *txn)
 void
 commit_busy_release(struct engine *e, const char *address, const char *txn)
 {
+	char *key = alias_address_key(address, e->conf->map_format);
+
 	for (size_t i = 0; i < e->nbusy; i++)
-		if (strcmp(e->busy[i].address, address) == 0 &&
+		if (strcmp(e->busy[i].address, key) == 0 &&
 		    strcmp(e->busy[i].txn, txn) == 0) {
 			free(e->busy[i].address);
 			e->busy[i] = e->busy[--e->nbusy];
-			return;
+			break;
 		}
+	free(key);
 }
 
 size_t
@@ -630,6 +649,26 @@ commit_confirm_recovered(struct engine *e)
 }
 
 void
+commit_reply_exists(struct msg *resp, const char *address, const struct alias *old)
+{
+	if (strcmp(old->address, address) != 0)
+		msg_set_status(resp, "perm", "Alias %s already exists: its name is taken by %s, "
+			       "and a name here holds in every domain", address, old->address);
+	else if (old->state == ALIAS_DELETED)
+		msg_set_status(resp, "perm", "Alias %s was deleted and stays reserved to its "
+			       "former owner", address);
+	else
+		msg_set_status(resp, "perm", "Alias %s already exists", address);
+}
+
+void
+commit_reply_extension(struct msg *resp, const char *address, const struct alias *base)
+{
+	msg_set_status(resp, "perm", "Address %s is already in use: Postfix delivers it "
+		       "to the alias %s as an address extension", address, base->address);
+}
+
+void
 commit_reply_misconfigured(struct msg *resp, const char *node)
 {
 	msg_set_status(resp, "temp", "Alias requests cannot be handled now: the mail "
@@ -915,7 +954,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	struct alias after;
 	const struct alias *old;
 	struct msg rec = { 0 };
-	char *err = NULL, *where = NULL, *local;
+	char *err = NULL, *where = NULL, *delims = NULL;
 	struct txn *holder_txn;
 	struct postfix_check *check = NULL;
 	const char *holder;
@@ -929,7 +968,13 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		free(err);
 		return;
 	}
-	local = xstrndup(after.address, strcspn(after.address, "@"));
+	/* Postfix delivers name-ext@ to name@ (before e->lock: it may run
+	 * postconf). */
+	if (strcmp(verb, "new") == 0 && postfix_recipient_delimiter(conf, &delims, &err) < 0) {
+		log_warnx(id, "recipient_delimiter: %s", err);
+		commit_reply_misconfigured(resp, node);
+		goto out;
+	}
 	pthread_mutex_lock(&e->lock);
 	if (mapstate_refresh(e->ms) < 0) {
 		pthread_mutex_unlock(&e->lock);
@@ -942,14 +987,20 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		msg_set_status(resp, "yes", "already prepared");
 		goto out;
 	}
-	old = strcmp(verb, "new") == 0 && conf->map_format == MAP_FORMAT_ALIASES ?
-		aliasmap_find_local(mapstate_map(e->ms), local) : aliasmap_find(mapstate_map(e->ms), after.address);
+	old = strcmp(verb, "new") == 0 ? mapstate_key_holder(e->ms, after.address) :
+		aliasmap_find(mapstate_map(e->ms), after.address);
 	if (strcmp(verb, "new") == 0) {
 		if (old != NULL && !(old->state == ALIAS_DELETED &&
 				     strcmp(old->owner, after.owner) == 0 &&
 				     strcmp(old->address, after.address) == 0)) {
 			pthread_mutex_unlock(&e->lock);
-			msg_set_status(resp, "perm", "Alias %s already exists", after.address);
+			commit_reply_exists(resp, after.address, old);
+			goto out;
+		}
+		old = mapstate_extension_holder(e->ms, after.address, delims);
+		if (old != NULL && strcmp(old->owner, after.owner) != 0) {
+			pthread_mutex_unlock(&e->lock);
+			commit_reply_extension(resp, after.address, old);
 			goto out;
 		}
 	} else if (old == NULL || strcmp(old->owner, after.owner) != 0 ||
@@ -1033,7 +1084,7 @@ unpend:
 out:
 	msg_clear(&rec);
 	alias_clear(&after);
-	free(local);
+	free(delims);
 	free(where);
 	free(err);
 }

@@ -84,6 +84,15 @@ void commit_counts(const struct engine *e, size_t *in_flight, size_t *in_doubt,
  * a caller-owned array (free each with msg_clear, then the array). */
 size_t commit_describe(const struct engine *e, struct msg **items_r);
 
+/* The 5xx answer to "new address" when old is written under the same map
+ * key (mapstate_key_holder): the alias exists, was deleted by another
+ * owner, or (map_format aliases) has the same name in another domain. */
+void commit_reply_exists(struct msg *resp, const char *address, const struct alias *old);
+
+/* The 5xx answer to "new address" when Postfix would deliver address to
+ * the alias base as an address extension (mapstate_extension_holder). */
+void commit_reply_extension(struct msg *resp, const char *address, const struct alias *base);
+
 /* The 4xx answer (dsn 4.3.5) for a request that cannot be checked
  * because node cannot ask its own address maps. */
 void commit_reply_misconfigured(struct msg *resp, const char *node);

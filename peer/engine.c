@@ -80,7 +80,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	const struct conf *conf = e->conf;
 	const char *address = c->after.address;
 	char *local = xstrndup(address, strcspn(address, "@"));
-	char *target = NULL, *where = NULL, *err = NULL;
+	char *target = NULL, *where = NULL, *err = NULL, *delims = NULL;
 	const struct alias *old;
 	int rc;
 
@@ -105,23 +105,35 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 		goto out_free;
 	}
 
+	/* Postfix delivers name-ext@ to name@ (before e->lock: it may run
+	 * postconf). */
+	if (postfix_recipient_delimiter(conf, &delims, &err) < 0) {
+		log_warnx(c->id, "recipient_delimiter: %s", err);
+		commit_reply_misconfigured(resp, conf->node_name);
+		goto out_free;
+	}
+
 	pthread_mutex_lock(&e->lock);
 	if (mapstate_refresh(e->ms) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out_free;
 	}
-	old = conf->map_format == MAP_FORMAT_ALIASES ?
-		aliasmap_find_local(mapstate_map(e->ms), local) : aliasmap_find(mapstate_map(e->ms), address);
+	old = mapstate_key_holder(e->ms, address);
 	if (old != NULL && !(old->state == ALIAS_DELETED &&
 			     strcmp(old->owner, c->login) == 0 &&
 			     strcmp(old->address, address) == 0)) {
 		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "perm", old->state == ALIAS_DELETED ?
-		      "Alias %s was deleted and stays reserved to its former owner" :
-		      "Alias %s already exists", address);
+		commit_reply_exists(resp, address, old);
 		goto out_free;
 	}
+	old = mapstate_extension_holder(e->ms, address, delims);
+	if (old != NULL && strcmp(old->owner, c->login) != 0) {
+		pthread_mutex_unlock(&e->lock);
+		commit_reply_extension(resp, address, old);
+		goto out_free;
+	}
+	old = mapstate_key_holder(e->ms, address);
 	if (old != NULL)
 		alias_copy(&c->before, old);
 	if (!admin && conf->max_aliases_per_user > 0 &&
@@ -186,6 +198,7 @@ out_release:
 	commit_busy_release(e, address, c->txn);
 	pthread_mutex_unlock(&e->lock);
 out_free:
+	free(delims);
 	free(where);
 	free(err);
 	free(target);
