@@ -33,14 +33,23 @@ contract section 4):
                 refused if absent, deleted, or owned by someone else;
                 250 without a change if already in the wanted state.
 
+Hand-written entries (names starting with "hand", the campaign's
+handedit fault) are outside the project's names: never requested, never
+in the model, skipped when reading the servers' lists.
+
+With --key local (the campaign's aliases2 shape: map_format = aliases and
+two domains) a name is its local part: requests for NAME@example.org and
+NAME@example.net are requests for one name (one map key, one lock), and
+the servers' entries are read by local part whatever their domain.
+
 Usage:
-  campaign_model.py ROUND MODEL LEDGER ACTUAL_A ACTUAL_B
+  campaign_model.py [--key local] ROUND MODEL LEDGER ACTUAL_A ACTUAL_B [ACTUAL_C...]
     ROUND     round number (for messages)
     MODEL     JSON {name: [state, owner]}; read, then rewritten with the
               state read back (only if both servers agree)
     LEDGER    TSV lines: round step host login verb name class reply
               (class 2xx 4xx 5xx none); only this round's lines
-    ACTUAL_A/ACTUAL_B  "milter-aliasctl list --json" of each server
+    ACTUAL_A...  "milter-aliasctl list --json" of each server (a, b, c...)
 Prints one "VIOLATION <name>: ..." line per violation, then
 "checked <n> names" and exits 0; exits 2 if its input is unusable.
   campaign_model.py --self-test
@@ -52,6 +61,8 @@ import json
 import sys
 
 DOMAIN = "example.org"
+DOMAINS = ("example.org", "example.net")
+HAND = "hand"
 WANT = {"disable": "disabled", "enable": "active", "delete": "deleted"}
 ABSENT = ("absent", "")
 
@@ -120,20 +131,33 @@ def run_step(worlds, ops):
     return out
 
 
-def read_actual(path):
-    """name -> (state, owner) from a list --json file; names only in DOMAIN."""
+def read_actual(path, key=None, dup=None):
+    """name -> (state, owner) from a list --json file; names only in DOMAIN
+    (key "local": in any of DOMAINS or none, by local part); hand entries
+    are skipped.  dup (a list) collects local parts listed twice."""
     with open(path) as f:
         data = json.load(f)
+    return parse_actual(data, key, dup)
+
+
+def parse_actual(data, key=None, dup=None):
     if isinstance(data, dict):      # tolerate {"aliases": [...]}
         data = data.get("aliases", [])
     res = {}
     for a in data:
         addr = str(a.get("address", ""))
         local, _, dom = addr.partition("@")
-        if dom != DOMAIN:
+        if local.startswith(HAND):
+            continue
+        if key == "local":
+            if dom and dom not in DOMAINS:
+                continue
+        elif dom != DOMAIN:
             continue
         owner = str(a.get("owner", ""))
         owner = owner[:-len("@" + DOMAIN)] if owner.endswith("@" + DOMAIN) else owner
+        if local in res and dup is not None:
+            dup.append(local)
         res[local] = (str(a.get("state", "")), owner)
     return res
 
@@ -177,6 +201,28 @@ def self_test():
         (False, ("active", A), [[("delete", A, "4xx")], [("enable", A, "5xx")]], ("active", A)),
     ]
     wrong = 0
+    # reading the servers' lists: hand entries are not project names; by
+    # local part, one name in two domains is one name
+    lst = [{"address": "x@example.org", "owner": "alice@example.org", "state": "active"},
+           {"address": "hand3-1@example.org", "owner": "alice@example.org", "state": "active"},
+           {"address": "y@example.net", "owner": "bob@example.org", "state": "disabled"}]
+    dup = []
+    for got, want in (
+            (parse_actual(lst), {"x": ("active", A)}),
+            (parse_actual(lst, "local", dup), {"x": ("active", A), "y": ("disabled", B)}),
+            (parse_actual(lst + [{"address": "x@example.net", "owner": "bob@example.org",
+                                  "state": "active"}], "local", dup),
+             {"x": ("active", B), "y": ("disabled", B)})):
+        if got != want:
+            wrong += 1
+            print("self-test: read %s, want %s" % (got, want))
+    if dup != ["x"]:
+        wrong += 1
+        print("self-test: one key listed twice not noticed: %s" % dup)
+    cases += [
+        # aliases2: x@example.org then x@example.net are one name
+        (False, ABSENT, [[("new", A, "2xx"), ("new", B, "2xx")]], ("active", B)),
+    ]
     for want, start, steps, final in cases:
         if verdict(start, steps, final) != want:
             wrong += 1
@@ -189,20 +235,31 @@ def self_test():
 def main(argv):
     if len(argv) == 2 and argv[1] == "--self-test":
         return 1 if self_test() else 0
-    if len(argv) != 6:
+    key = None
+    if len(argv) > 2 and argv[1] == "--key":
+        key = argv[2]
+        argv = argv[:1] + argv[3:]
+    if len(argv) < 6 or key not in (None, "local"):
         print(__doc__, file=sys.stderr)
         return 2
-    rnd, model_path, ledger_path, pa, pb = argv[1:]
+    rnd, model_path, ledger_path = argv[1:4]
+    paths = argv[4:]
+    labels = "abcdefgh"
     try:
         with open(model_path) as f:
             model = {k: tuple(v) for k, v in json.load(f).items()}
     except FileNotFoundError:
         model = {}
+    dups = []
     try:
-        act_a, act_b = read_actual(pa), read_actual(pb)
+        acts = [read_actual(p, key, dups) for p in paths]
     except (OSError, ValueError) as e:
         print("VIOLATION *: cannot read the servers' alias lists: %s" % e)
         return 0
+    bad = 0
+    for d in sorted(set(dups)):
+        bad += 1
+        print("VIOLATION %s: one map key listed twice (in two domains) on a server" % d)
     # ledger: keep the order of steps, group the requests of each step
     steps = {}
     with open(ledger_path) as f:
@@ -210,12 +267,14 @@ def main(argv):
             p = line.rstrip("\n").split("\t")
             if len(p) < 7 or p[0] != rnd:
                 continue
+            name = p[5].partition("@")[0] if key == "local" else p[5]
             op = {"step": int(p[1]), "host": p[2], "login": p[3], "verb": p[4],
-                  "name": p[5], "class": p[6], "reply": p[7] if len(p) > 7 else ""}
+                  "name": name, "class": p[6], "reply": p[7] if len(p) > 7 else ""}
             steps.setdefault(op["name"], {}).setdefault(op["step"], []).append(op)
-    bad = 0
     for name in sorted(steps):
-        sa, sb = act_a.get(name, ABSENT), act_b.get(name, ABSENT)
+        sts = [a.get(name, ABSENT) for a in acts]
+        sa = sts[0]
+        agree = all(x == sa for x in sts)
         hist = "; ".join("step %d %s:%s %s -> %s" % (o["step"], o["host"], o["login"],
                                                    o["verb"], o["class"])
                          for s in sorted(steps[name]) for o in steps[name][s])
@@ -227,16 +286,17 @@ def main(argv):
             if not worlds:
                 failed_at = s
                 break
-        if sa != sb:
+        if not agree:
             bad += 1
-            print("VIOLATION %s: servers differ: a=%s b=%s (before the round %s; %s)"
-                  % (name, fmt(sa), fmt(sb), fmt(start), hist))
+            print("VIOLATION %s: servers differ: %s (before the round %s; %s)"
+                  % (name, " ".join("%s=%s" % (labels[i], fmt(x)) for i, x in enumerate(sts)),
+                     fmt(start), hist))
         if failed_at is not None:
             bad += 1
             print("VIOLATION %s: no order of the requests explains the answers "
                   "(first impossible at step %d; before the round %s; %s)"
                   % (name, failed_at, fmt(start), hist))
-        elif sa == sb:
+        elif agree:
             finals = {st for st, _ in closure(worlds)}
             if sa not in finals:
                 bad += 1
@@ -245,7 +305,7 @@ def main(argv):
                       % (name, fmt(sa), ", ".join(sorted(fmt(x) for x in finals)),
                          fmt(start), hist))
         # the model continues from what the servers agree on
-        if sa == sb:
+        if agree:
             if sa == ABSENT:
                 model.pop(name, None)
             else:

@@ -34,6 +34,16 @@
 #                       explicitly instead.
 #   TW_COMMIT_TIMEOUT   commit_timeout written to both confs (default 4 s)
 #   TW_CONF_EXTRA       lines appended to both hosts' pair configuration
+#   TW_SERVERS          2 (default) or 3: with 3, a third server c =
+#                       198.51.100.3 joins; every host pins every other one,
+#                       and tw_setup, tw_converged, tw_wait_connected and
+#                       tw_maps_identical cover all of TW_HOSTS
+#   TW_MAP_FORMAT       map_format written to every conf (default: lib.sh's "virtual")
+#   TW_DOMAINS          the domains list written to every conf, without the
+#                       braces (default: lib.sh's "example.org")
+#   TW_HOST_HOOK        a function run as "HOOK NAME" for each host after
+#                       th_host_create and before any daemon starts (e.g. to
+#                       mount a small file system on the state directory)
 #   TW_COPY_BINARIES    1 (default): tw_preflight copies the three binaries
 #                       to ROOT/bin and runs those, so a rebuild during the
 #                       run cannot break a daemon restart; 0: run them in place
@@ -77,7 +87,11 @@ CTL=$TW_BIN/peer/milter-aliasctl
 TW_PY=/usr/bin/python3          # Debian's python (stdlib only is used)
 TW_PORT=7465
 TW_COMMIT_TIMEOUT=${TW_COMMIT_TIMEOUT:-4}
-TW_HOSTS="a b"
+case ${TW_SERVERS:-2} in
+    2) TW_HOSTS="a b" ;;
+    3) TW_HOSTS="a b c" ;;
+    *) printf 'tw: TW_SERVERS must be 2 or 3, not %s\n' "$TW_SERVERS" >&2; TW_HOSTS="a b" ;;
+esac
 TW_T0=${EPOCHREALTIME/./}
 
 tw_msg() { printf 'tw: %s\n' "$*" >&2; }
@@ -87,11 +101,14 @@ tw_ip() {
     case $1 in
         a) echo 198.51.100.1 ;;
         b) echo 198.51.100.2 ;;
+        c) echo 198.51.100.3 ;;
         *) tw_msg "unknown host $1"; return 1 ;;
     esac
 }
-# tw_other NAME : the other host of the pair.
+# tw_other NAME : the other host of the pair (with three: the next one).
 tw_other() { if [ "$1" = a ]; then echo b; else echo a; fi; }
+# tw_others NAME : every host of TW_HOSTS but NAME.
+tw_others() { local n; for n in $TW_HOSTS; do [ "$n" = "$1" ] || echo "$n"; done; }
 # tw_node NAME : the host's node_name.
 tw_node() { echo "$1.example.test"; }
 # tw_conf NAME : path of the host's milter-alias.conf.
@@ -157,21 +174,30 @@ tw_tls_lines() {
 
 # tw_write_conf NAME [PIN_OF_OTHER [LINE...]] : write the host's full pair
 #   configuration: th_write_conf + listen IP:7465 + tls + a peer section for
-#   the other host pinning PIN_OF_OTHER (default: the other host's real pin)
+#   the other host pinning PIN_OF_OTHER (default: the other host's real pin;
+#   with three servers, one peer section per other host, each with its
+#   real pin, PIN_OF_OTHER replacing tw_other's)
 #   + $TW_CONF_EXTRA (if set) + LINEs; commit_timeout is set to
 #   TW_COMMIT_TIMEOUT.  Prints the path.
 tw_write_conf() {
-    local name=$1 other pin f; shift
+    local name=$1 other pin f o p peers=; shift
     other=$(tw_other "$name")
     pin=${1:-$(tw_pin "$other")}; [ $# -gt 0 ] && shift
+    for o in $(tw_others "$name"); do
+        p=$(tw_pin "$o"); [ "$o" != "$other" ] || p=$pin
+        peers="$peers${peers:+
+}peer \"$(tw_node "$o")\" {
+  address = \"$(tw_ip "$o"):$TW_PORT\"
+  pin     = \"$p\"
+}"
+    done
     f=$(th_write_conf "$name" \
         "listen = \"$(tw_ip "$name"):$TW_PORT\"" \
         "$(tw_tls_lines "$name")" \
-        "peer \"$(tw_node "$other")\" {
-  address = \"$(tw_ip "$other"):$TW_PORT\"
-  pin     = \"$pin\"
-}" ${TW_CONF_EXTRA:+"$TW_CONF_EXTRA"} "$@") || return 1
+        "$peers" ${TW_CONF_EXTRA:+"$TW_CONF_EXTRA"} "$@") || return 1
     sed -i "s/^commit_timeout .*/commit_timeout     = $TW_COMMIT_TIMEOUT/" "$f"
+    [ -z "${TW_MAP_FORMAT:-}" ] || sed -i "s/^map_format .*/map_format         = \"$TW_MAP_FORMAT\"/" "$f"
+    [ -z "${TW_DOMAINS:-}" ] || sed -i "s/^domains .*/domains            = {$TW_DOMAINS}/" "$f"
     echo "$f"
 }
 
@@ -314,21 +340,24 @@ elif v is None: print(0)
 else: print(-1)'
 }
 
-# tw_wait_connected [TIMEOUT=20] : both hosts report their peer connected.
+# tw_wait_connected [TIMEOUT=20] : every host reports its peers connected.
 tw_wait_connected() {
     _th_poll "${1:-20}" _tw_both_connected && return 0
-    tw_msg "peers not connected after ${1:-20}s: a: $(tw_status_json a | tr '\n' ' ') b: $(tw_status_json b | tr '\n' ' ')"
+    local n txt=
+    for n in $TW_HOSTS; do txt="$txt $n: $(tw_status_json "$n" | tr '\n' ' ')"; done
+    tw_msg "peers not connected after ${1:-20}s:$txt"
     return 1
 }
-_tw_both_connected() { tw_connected a && tw_connected b; }
+_tw_both_connected() { local n; for n in $TW_HOSTS; do tw_connected "$n" || return 1; done; }
 
 # tw_verify NAME : milter-aliasctl verify on host NAME; prints its exit status.
 tw_verify() { local rc=0; tw_ctl "$1" verify >/dev/null 2>&1 || rc=$?; echo $rc; }
 
 # tw_converged : verify says identical on both hosts and nothing is in doubt.
 tw_converged() {
-    [ "$(tw_verify a)" = 0 ] && [ "$(tw_verify b)" = 0 ] &&
-        [ "$(tw_in_doubt a)" = 0 ] && [ "$(tw_in_doubt b)" = 0 ]
+    local n
+    for n in $TW_HOSTS; do [ "$(tw_verify "$n")" = 0 ] || return 1; done
+    for n in $TW_HOSTS; do [ "$(tw_in_doubt "$n")" = 0 ] || return 1; done
 }
 
 # tw_wait_converged [TIMEOUT=30] : poll tw_converged.  On timeout prints
@@ -365,6 +394,7 @@ tw_setup() {
     th_cleanup_trap $TW_HOSTS
     for n in $TW_HOSTS; do
         th_host_create "$n" "$(tw_ip "$n")" || { tw_msg "cannot create host $n"; return 1; }
+        [ -z "${TW_HOST_HOOK:-}" ] || "$TW_HOST_HOOK" "$n" || { tw_msg "$TW_HOST_HOOK $n failed"; return 1; }
     done
     for n in $TW_HOSTS; do tw_keys "$n" || return 1; done
     for n in $TW_HOSTS; do tw_write_conf "$n" >/dev/null || return 1; done
@@ -479,16 +509,20 @@ tw_q() { th_postmap_q "$1" "$2" 2>/dev/null || :; }
 # tw_maps_identical [QUIET] : verify exits 0 on both hosts and the compiled
 #   entries of both maps are the same.  Prints the reason on failure.
 tw_maps_identical() {
-    local va vb
-    va=$(tw_verify a); vb=$(tw_verify b)
-    if [ "$va" != 0 ] || [ "$vb" != 0 ]; then
-        echo "verify exit a=$va b=$vb: $(tw_ctl a verify 2>&1 | head -n 3 | tr '\n' ' ')"
-        return 1
-    fi
-    if [ "$(tw_map_entries a)" != "$(tw_map_entries b)" ]; then
-        echo "map entries differ: $(diff <(tw_map_entries a) <(tw_map_entries b) | head -n 6 | tr '\n' ' ')"
-        return 1
-    fi
+    local n v
+    for n in $TW_HOSTS; do
+        v=$(tw_verify "$n")
+        if [ "$v" != 0 ]; then
+            echo "verify exit $v on $n: $(tw_ctl "$n" verify 2>&1 | head -n 3 | tr '\n' ' ')"
+            return 1
+        fi
+    done
+    for n in $(tw_others a); do
+        if [ "$(tw_map_entries a)" != "$(tw_map_entries "$n")" ]; then
+            echo "map entries differ (a, $n): $(diff <(tw_map_entries a) <(tw_map_entries "$n") | head -n 6 | tr '\n' ' ')"
+            return 1
+        fi
+    done
     return 0
 }
 
