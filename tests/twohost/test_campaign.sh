@@ -51,8 +51,9 @@
 #   CAMPAIGN_SERVERS=3    a third server c (lib2.sh TW_SERVERS=3: every host
 #                         pins the other two); requests and faults go to any
 #                         of the three, every check covers all three.
-#   CAMPAIGN_FAULTS=LIST  extra fault kinds (comma or space separated), one
-#                         of which replaces half of the fault-free steps:
+#   CAMPAIGN_FAULTS=LIST  extra fault kinds (comma or space separated); one
+#                         step in three gets one of them (drawn) instead of
+#                         the fault drawn for it above:
 #     diskfull  every state directory is a small tmpfs (CAMPAIGN_DISK_MB,
 #               default 16); the struck host's is filled to the last byte
 #               with a filler file during the requests and freed 0-3 s
@@ -417,16 +418,17 @@ run_step() {
 		for i in "${!names[@]}"; do rnd 2; names[$i]=${names[$i]}@${DOMAINS[$R]}; done
 	fi
 	if [ ${#EXTRA[@]} -gt 0 ]; then
-		rnd 2; local xr=$R
+		# one step in three gets one of them instead of its drawn fault
+		rnd 3; local xr=$R
 		rnd ${#EXTRA[@]}
-		[ "$fault" != none ] || [ "$xr" != 0 ] || fault=${EXTRA[$R]}
+		[ "$xr" != 0 ] || fault=${EXTRA[$R]}
 	fi
 	local desc="step $step:"
 	for i in "${!hosts[@]}"; do desc="$desc ${hosts[$i]}:${logins[$i]} '${verbs[$i]} ${names[$i]}'"; done
 	[ "$fault" = none ] || desc="$desc + $fault on $fhost"
 	case $fault in
 		crash-point) desc="$desc ($fpoint)" ;;
-		none) ;;
+		none|hostile) ;;
 		*) if [ "$ftrigger" = log ]; then desc="$desc when its log names ${names[0]}"
 		   else desc="$desc after ${fdelay}s"; fi ;;
 	esac
