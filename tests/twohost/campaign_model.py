@@ -40,7 +40,12 @@ in the model, skipped when reading the servers' lists.
 With --key local (the campaign's aliases2 shape: map_format = aliases and
 two domains) a name is its local part: requests for NAME@example.org and
 NAME@example.net are requests for one name (one map key, one lock), and
-the servers' entries are read by local part whatever their domain.
+the servers' entries are read by local part whatever their domain.  The
+entry still has one address (peer/engine.c): "new" is refused while any
+domain holds the key (a deleted one is taken back only by its owner in
+its own domain), and disable/enable/delete act only on the address the
+entry has.  The model gets this from the rules above by writing the
+owner, and the requester, as LOGIN|DOMAIN.
 
 Usage:
   campaign_model.py [--key local] ROUND MODEL LEDGER ACTUAL_A ACTUAL_B [ACTUAL_C...]
@@ -156,6 +161,8 @@ def parse_actual(data, key=None, dup=None):
             continue
         owner = str(a.get("owner", ""))
         owner = owner[:-len("@" + DOMAIN)] if owner.endswith("@" + DOMAIN) else owner
+        if key == "local":
+            owner = "%s|%s" % (owner, dom or DOMAIN)
         if local in res and dup is not None:
             dup.append(local)
         res[local] = (str(a.get("state", "")), owner)
@@ -209,10 +216,11 @@ def self_test():
     dup = []
     for got, want in (
             (parse_actual(lst), {"x": ("active", A)}),
-            (parse_actual(lst, "local", dup), {"x": ("active", A), "y": ("disabled", B)}),
+            (parse_actual(lst, "local", dup), {"x": ("active", A + "|example.org"),
+                                               "y": ("disabled", B + "|example.net")}),
             (parse_actual(lst + [{"address": "x@example.net", "owner": "bob@example.org",
                                   "state": "active"}], "local", dup),
-             {"x": ("active", B), "y": ("disabled", B)})):
+             {"x": ("active", B + "|example.net"), "y": ("disabled", B + "|example.net")})):
         if got != want:
             wrong += 1
             print("self-test: read %s, want %s" % (got, want))
@@ -220,8 +228,17 @@ def self_test():
         wrong += 1
         print("self-test: one key listed twice not noticed: %s" % dup)
     cases += [
-        # aliases2: x@example.org then x@example.net are one name
-        (False, ABSENT, [[("new", A, "2xx"), ("new", B, "2xx")]], ("active", B)),
+        # aliases2: x@example.org and x@example.net are one key
+        (False, ABSENT, [[("new", A + "|org", "2xx"), ("new", B + "|net", "2xx")]],
+         ("active", B + "|net")),
+        (True, ABSENT, [[("new", A + "|org", "2xx"), ("new", A + "|net", "5xx")]],
+         ("active", A + "|org")),
+        # ... but the entry has one address: the owner's enable in the
+        # other domain is refused, a 250 for it is a violation
+        (True, ("disabled", A + "|org"), [[("enable", A + "|net", "5xx")]],
+         ("disabled", A + "|org")),
+        (False, ("disabled", A + "|org"), [[("enable", A + "|net", "2xx")]],
+         ("active", A + "|org")),
     ]
     for want, start, steps, final in cases:
         if verdict(start, steps, final) != want:
@@ -267,8 +284,11 @@ def main(argv):
             p = line.rstrip("\n").split("\t")
             if len(p) < 7 or p[0] != rnd:
                 continue
-            name = p[5].partition("@")[0] if key == "local" else p[5]
-            op = {"step": int(p[1]), "host": p[2], "login": p[3], "verb": p[4],
+            name, login = p[5], p[3]
+            if key == "local":
+                name, _, dom = p[5].partition("@")
+                login = "%s|%s" % (p[3], dom or DOMAIN)
+            op = {"step": int(p[1]), "host": p[2], "login": login, "verb": p[4],
                   "name": name, "class": p[6], "reply": p[7] if len(p) > 7 else ""}
             steps.setdefault(op["name"], {}).setdefault(op["step"], []).append(op)
     for name in sorted(steps):

@@ -516,7 +516,7 @@ check_round() {
 		# say what is wrong rather than "cannot ask the peer"
 		heal; tw_wait_recovered 60 >/dev/null 2>&1
 	fi
-	local h lists=() want
+	local h lists=() want owner
 	for n in "${HOSTS[@]}"; do
 		[ "$(tw_in_doubt "$n")" = 0 ] || violation "$n still has changes in doubt after recovery"
 	done
@@ -551,8 +551,9 @@ check_round() {
 			qb=$(map_query "$h" "$n")
 			[ "$qa" = "$qb" ] || violation "$n: postmap -q differs: ${HOSTS[0]}='$qa' $h='$qb' (state $st)"
 		done
-		if [ "${st%% *}" = active ] && [ "$qa" != "${st#* }@$TH_DOMAIN" ]; then
-			violation "$n: active for ${st#* } but resolves to '$qa'"
+		owner=${st#* }; owner=${owner%%|*}	# aliases2: the model's owner is LOGIN|DOMAIN
+		if [ "${st%% *}" = active ] && [ "$qa" != "$owner@$TH_DOMAIN" ]; then
+			violation "$n: active for $owner but resolves to '$qa'"
 		elif [ "${st%% *}" = absent ] && [ -n "$qa" ]; then
 			violation "$n: absent but resolves to '$qa'"
 		fi
