@@ -773,6 +773,22 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		msg_set_status(resp, "yes", "already prepared");
 		goto out;
 	}
+	/* Busy first: a change in flight here (its decision not yet known)
+	 * may be about to change what the map says, so the map is compared
+	 * only for an address nobody holds. */
+	holder = commit_busy_holder(e, after.address);
+	holder_txn = NULL;
+	if (holder != NULL) {
+		holder_txn = txn_find(e, holder);
+		/* Both of us prepared the address: the lower node_name wins. */
+		if (holder_txn == NULL || !is_self(e, holder_txn->coord) ||
+		    holder_txn->state != TXN_VOTING || strcmp(peer, node) >= 0) {
+			pthread_mutex_unlock(&e->lock);
+			msg_set_status(resp, "temp", "A change to %s is in progress on %s; try again "
+			     "in a minute", after.address, node);
+			goto out;
+		}
+	}
 	old = strcmp(verb, "new") == 0 && conf->map_format == MAP_FORMAT_ALIASES ?
 		aliasmap_find_local(mapstate_map(e->ms), local) : aliasmap_find(mapstate_map(e->ms), after.address);
 	if (strcmp(verb, "new") == 0) {
@@ -792,21 +808,10 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		     "been told", after.address, node);
 		goto out;
 	}
-	holder = commit_busy_holder(e, after.address);
-	if (holder != NULL) {
-		holder_txn = txn_find(e, holder);
-		/* Both of us prepared the address: the lower node_name wins. */
-		if (holder_txn != NULL && is_self(e, holder_txn->coord) &&
-		    holder_txn->state == TXN_VOTING && strcmp(peer, node) < 0) {
-			step_locked(e, holder_txn, TXN_LOST);
-			log_info(holder, "conflict on %s with %s (txn %s): %s wins",
-				 after.address, peer, id, peer);
-		} else {
-			pthread_mutex_unlock(&e->lock);
-			msg_set_status(resp, "temp", "A change to %s is in progress on %s; try again "
-			     "in a minute", after.address, node);
-			goto out;
-		}
+	if (holder_txn != NULL) {
+		step_locked(e, holder_txn, TXN_LOST);
+		log_info(holder, "conflict on %s with %s (txn %s): %s wins",
+			 after.address, peer, id, peer);
 	}
 	busy_add(e, after.address, id);
 	pthread_mutex_unlock(&e->lock);

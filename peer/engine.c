@@ -111,6 +111,13 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out_free;
 	}
+	/* A change to the address in flight (a peer's decision not yet
+	 * here): the map is about to change, so it cannot answer yet. */
+	if (commit_busy_holder(e, address) != NULL) {
+		pthread_mutex_unlock(&e->lock);
+		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
+		goto out_free;
+	}
 	old = conf->map_format == MAP_FORMAT_ALIASES ?
 		aliasmap_find_local(mapstate_map(e->ms), local) : aliasmap_find(mapstate_map(e->ms), address);
 	if (old != NULL && !(old->state == ALIAS_DELETED &&
@@ -208,26 +215,25 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out;
 	}
-	old = aliasmap_find(mapstate_map(e->ms), address);
-	if (old == NULL || old->state == ALIAS_DELETED || old->owner[0] == '\0') {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "perm", "There is no alias %s", address);
-		goto out;
-	}
-	if (!admin && strcmp(old->owner, c->login) != 0) {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "perm", "Alias %s belongs to another user", address);
-		goto out;
-	}
-	if (old->state == want) {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "ok", "Alias %s is already %s", address, alias_state_name(want));
-		goto out;
-	}
+	/* Busy first: while a decision is in flight the map may be about
+	 * to change, and no answer may come from it ("already ..."). */
 	if (commit_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
 		goto out;
+	}
+	old = aliasmap_find(mapstate_map(e->ms), address);
+	if (old == NULL || old->state == ALIAS_DELETED || old->owner[0] == '\0') {
+		msg_set_status(resp, "perm", "There is no alias %s", address);
+		goto out_release;
+	}
+	if (!admin && strcmp(old->owner, c->login) != 0) {
+		msg_set_status(resp, "perm", "Alias %s belongs to another user", address);
+		goto out_release;
+	}
+	if (old->state == want) {
+		msg_set_status(resp, "ok", "Alias %s is already %s", address, alias_state_name(want));
+		goto out_release;
 	}
 	alias_copy(&c->before, old);
 	alias_clear(&c->after);
@@ -249,6 +255,7 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	}
 	free(err);
 	pthread_mutex_lock(&e->lock);
+out_release:
 	commit_busy_release(e, address, c->txn);
 	pthread_mutex_unlock(&e->lock);
 out:

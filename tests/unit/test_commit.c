@@ -1270,3 +1270,107 @@ Test(commit, prepare_twice_outcome_pending)
 	msg_clear(&d.outcome);
 	msg_clear(&resp);
 }
+
+/* ==== 6. an address whose decision is still on its way ==== */
+
+/* a committed "disable shop"; b has it prepared, not decided: b cannot
+ * say "already active" from its map (a 250 for a change that never
+ * happens: shop ends disabled) */
+Test(commit, busy_disable_then_enable_elsewhere)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	msg_clear(&resp);
+	admin(a, "disable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	cr_assert_eq(status(b, "in_doubt"), 1);
+
+	msg_clear(&resp);
+	admin(b, "enable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "b answered from its map while "
+			 "a's disable was undecided there: %s", msg_gets(&resp, "text"));
+	ut_assert_reply_safe(msg_gets(&resp, "text"));
+
+	/* the decision arrives; then the retry does what it says */
+	commit_tick(a->e);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "disabled");
+	msg_clear(&resp);
+	admin(b, "enable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(b->e);
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+}
+
+/* "delete dq" committed on a, undecided on b: "new dq" on b is 4xx, not
+ * "already exists" */
+Test(commit, busy_delete_then_new_elsewhere)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "dq", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	msg_clear(&resp);
+	admin(a, "delete", "dq", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+
+	msg_clear(&resp);
+	admin(b, "new", "dq", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	cr_assert_eq(status(b, "in_flight"), 1, "only a's transaction holds dq on b");
+
+	commit_tick(a->e);
+	cr_assert_str_eq(state_of(b, "dq", NULL, 0), "deleted");
+	msg_clear(&resp);
+	admin(b, "new", "dq", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(b->e);
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+}
+
+/* a's second change reaches b while b still holds a's first, undecided:
+ * b answers "in progress" (4xx) before comparing its map, never "not the
+ * same" (a false drift alarm) */
+Test(commit, busy_participant_checks_busy_first)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "shop", "alice", &resp);
+	commit_tick(a->e);
+	msg_clear(&resp);
+	admin(a, "disable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+
+	msg_clear(&resp);
+	admin(a, "enable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	cr_assert_null(strstr(msg_gets(&resp, "text"), "not the same"), "%s",
+		       msg_gets(&resp, "text"));
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "disabled");
+
+	commit_tick(a->e);
+	msg_clear(&resp);
+	admin(a, "enable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+}
