@@ -94,6 +94,7 @@ struct txn {
 	struct msg prepare;	/* the prepare record, as journaled */
 	struct alias after;	/* the alias's state if committed */
 	enum txn_state state;
+	int applied;		/* the decision is in the map state here */
 	unsigned long acked;	/* coordinator: peers that have the decision */
 	long long since;	/* now_mono_ms() of the prepare */
 };
@@ -243,6 +244,23 @@ txn_drop(struct engine *e, const char *id)
 			e->txns[i] = e->txns[--e->ntxns];
 			return;
 		}
+}
+
+size_t
+commit_creates_in_flight(const struct engine *e, const char *owner)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < e->ntxns; i++) {
+		const struct txn *t = e->txns[i];
+
+		/* Not yet in the map here, and not aborted. */
+		if (strcmp(msg_gets(&t->prepare, "verb"), "new") == 0 &&
+		    strcmp(t->after.owner, owner) == 0 &&
+		    (decision(t) == 0 || (decision(t) > 0 && !t->applied)))
+			n++;
+	}
+	return n;
 }
 
 /* ---- the transitions ---- */
@@ -602,6 +620,7 @@ int
 commit_change(struct engine *e, struct change *c, char **err_r)
 {
 	struct msg rec = { 0 };
+	struct txn *t;
 	int votes = 0, lost, rc;
 
 	msg_set(&rec, "rec", journal_kind_name(JOURNAL_PREPARE));
@@ -612,6 +631,8 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 	msg_set(&rec, "before_state", c->before.address ?
 		alias_state_name(c->before.state) : "none");
 	alias_to_msg(&c->after, &rec);
+	if (c->quota > 0)
+		msg_setf(&rec, "quota", "%ld", c->quota);
 	rc = txn_begin(e, &rec, e->conf->node_name, &c->after, TXN_VOTING, err_r);
 	if (rc < 0) {
 		local_check(e, c, NULL);
@@ -623,7 +644,18 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 		 c->origin);
 	crash_point("coord-after-prepare");
 
-	if (e->peers != NULL)
+	if (c->quota > 0) {
+		/* The check in do_new once more, now that this create is in
+		 * the table: two at once on this node each see the other. */
+		pthread_mutex_lock(&e->lock);
+		if (aliasmap_count_owner(mapstate_map(e->ms), c->after.owner) +
+		    commit_creates_in_flight(e, c->after.owner) > (size_t)c->quota) {
+			set_error(err_r, "another new alias of %s is in progress", c->after.owner);
+			votes = -1;
+		}
+		pthread_mutex_unlock(&e->lock);
+	}
+	if (e->peers != NULL && votes == 0)
 		votes = collect_votes(e, c, &rec, err_r);
 	/* This node's own "no" counts as a vote like any other. */
 	if ((rc = local_check(e, c, err_r)) > 0 || (rc < 0 && votes == 0))
@@ -660,6 +692,8 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 
 	pthread_mutex_lock(&e->lock);
 	rc = mapstate_apply(e->ms, &c->after, c->txn, e->conf->node_name, err_r);
+	if (rc == 0 && (t = txn_find(e, c->txn)) != NULL)
+		t->applied = 1;
 	pthread_mutex_unlock(&e->lock);
 	if (e->peers == NULL)
 		txn_step(e, c->txn, TXN_GONE, NULL);
@@ -750,6 +784,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	struct txn *holder_txn;
 	struct postfix_check *check = NULL;
 	const char *holder;
+	long long quota;
 	int rc;
 
 	if (strlen(id) != TXN_ID_LEN || strcmp(msg_gets(req, "coord"), peer) != 0 ||
@@ -798,6 +833,26 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 			pthread_mutex_unlock(&e->lock);
 			msg_set_status(resp, "perm", "Alias %s already exists", after.address);
 			goto out;
+		}
+		/* The owner's quota, as the coordinator applies it, counting
+		 * the creates still in flight here (prepared on either side):
+		 * two servers creating at once must not both pass it. */
+		if (msg_get_ll(req, "quota", &quota) == 0 && quota > 0) {
+			size_t have = aliasmap_count_owner(mapstate_map(e->ms), after.owner);
+			size_t flying = commit_creates_in_flight(e, after.owner);
+
+			if (have >= (unsigned long long)quota) {
+				pthread_mutex_unlock(&e->lock);
+				msg_set_status(resp, "perm", "Login %s already has %lld aliases, the "
+					       "most allowed", after.owner, quota);
+				goto out;
+			}
+			if (have + flying >= (unsigned long long)quota) {
+				pthread_mutex_unlock(&e->lock);
+				msg_set_status(resp, "temp", "Another new alias of login %s is in "
+					       "progress on %s; try again in a minute", after.owner, node);
+				goto out;
+			}
 		}
 	} else if (old == NULL || strcmp(old->owner, after.owner) != 0 ||
 		   strcmp(alias_state_name(old->state), msg_gets(req, "before_state")) != 0) {

@@ -65,6 +65,10 @@ int commit_stopping(struct engine *e);
 int commit_busy_take(struct engine *e, const char *address, const char *txn);
 void commit_busy_release(struct engine *e, const char *address, const char *txn);
 const char *commit_busy_holder(struct engine *e, const char *address);
+/* New aliases of owner in flight here: prepared (by this node or a
+ * peer), or committed and not yet in the map state; for the per-owner
+ * quota (caller holds e->lock). */
+size_t commit_creates_in_flight(const struct engine *e, const char *owner);
 /* Changes in flight or not yet settled (caller holds e->lock). */
 size_t commit_live_count(const struct engine *e);
 /* For status (caller holds e->lock): addresses locked by a change in

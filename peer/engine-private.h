@@ -60,6 +60,8 @@ struct change {
 	const char *login;
 	const char *origin;	/* "mail" or "admin" */
 	long long deadline;	/* now_mono_ms() the requester stops waiting; 0 none */
+	long quota;		/* new: the owner's most aliases, checked by every
+				 * node at prepare; 0 none (admin, unlimited) */
 	struct alias before;	/* zeroed (address NULL) when new */
 	struct alias after;
 	char txn[TXN_ID_LEN + 1];

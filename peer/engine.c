@@ -131,12 +131,25 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	}
 	if (old != NULL)
 		alias_copy(&c->before, old);
-	if (!admin && conf->max_aliases_per_user > 0 &&
-	    aliasmap_count_owner(mapstate_map(e->ms), c->login) >= (size_t)conf->max_aliases_per_user) {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "perm", "Login %s already has %ld aliases, the most allowed",
-		      c->login, conf->max_aliases_per_user);
-		goto out_free;
+	if (!admin && conf->max_aliases_per_user > 0) {
+		size_t have = aliasmap_count_owner(mapstate_map(e->ms), c->login);
+
+		if (have >= (size_t)conf->max_aliases_per_user) {
+			pthread_mutex_unlock(&e->lock);
+			msg_set_status(resp, "perm", "Login %s already has %ld aliases, the most allowed",
+			      c->login, conf->max_aliases_per_user);
+			goto out_free;
+		}
+		/* Creates in flight count too (here, and at every peer when
+		 * it votes: c->quota goes in the prepare). */
+		if (have + commit_creates_in_flight(e, c->login) >=
+		    (size_t)conf->max_aliases_per_user) {
+			pthread_mutex_unlock(&e->lock);
+			msg_set_status(resp, "temp", "Another new alias of login %s is in progress; "
+				       "try again in a minute", c->login);
+			goto out_free;
+		}
+		c->quota = conf->max_aliases_per_user;
 	}
 	if (commit_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);

@@ -90,6 +90,8 @@ struct node {
 
 static struct node nodes[3];
 static size_t nnodes;
+/* More configuration for the nodes add_node makes (NULL: none). */
+static const char *extra_conf;
 
 static void
 setup(void)
@@ -97,6 +99,7 @@ setup(void)
 	log_init("test_commit", getenv("TEST_COMMIT_LOG") != NULL);
 	memset(nodes, 0, sizeof(nodes));
 	nnodes = 0;
+	extra_conf = NULL;
 }
 
 static void
@@ -180,6 +183,8 @@ add_node(const char *name, size_t npeers, const char *taken)
 		    "sendmail_path = \"%s/sendmail\"\n"
 		    "control_socket = \"%s/control.sock\"\n",
 		    name, n->dir, n->dir, n->dir, n->dir, n->dir);
+	if (extra_conf != NULL)
+		buf_appendf(&conf, "%s", extra_conf);
 	if (npeers > 0)
 		buf_appendf(&conf, "listen = \"127.0.0.1:1\"\n");
 	for (size_t i = 0, added = 0; i < 3 && added < npeers; i++) {
@@ -1373,4 +1378,106 @@ Test(commit, busy_participant_checks_busy_first)
 	commit_tick(a->e);
 	assert_same_maps(a, b);
 	msg_clear(&resp);
+}
+
+/* ==== 7. the per-owner quota under concurrent creates ==== */
+
+struct quota_race {
+	struct node *b;
+	struct msg b_resp;
+};
+
+/* b_creates_too - while a's create is voting, the same owner asks b */
+static int
+b_creates_too(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct quota_race *r = arg;
+
+	(void)to, (void)req, (void)resp;
+	mail(r->b, "new", "x2", "alice", 20000, &r->b_resp);
+	return 0;		/* then a's prepare goes on to b */
+}
+
+static size_t
+owned(struct node *n, const char *owner)
+{
+	struct aliasmap m;
+	size_t k;
+
+	list(n, &m);
+	k = aliasmap_count_owner(&m, owner);
+	aliasmap_clear(&m);
+	return k;
+}
+
+Test(commit, quota_holds_under_concurrent_creates)
+{
+	struct quota_race r = { 0 };
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	extra_conf = "max_aliases_per_user = 2\n";
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	r.b = b;
+	mail(a, "new", "x0", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+
+	/* alice may have one more: she asks a and b at once */
+	msg_clear(&resp);
+	fake_peers_hook(a->peers, "prepare", b_creates_too, &r);
+	mail(a, "new", "x1", "alice", 20000, &resp);
+	cr_assert(strcmp(msg_gets(&resp, "status"), "ok") != 0 ||
+		  strcmp(msg_gets(&r.b_resp, "status"), "ok") != 0,
+		  "both creates succeeded: a %s, b %s", msg_gets(&resp, "text"),
+		  msg_gets(&r.b_resp, "text"));
+	commit_tick(a->e);
+	commit_tick(b->e);
+	cr_assert_leq(owned(a, "alice"), 2, "a: alice has %zu aliases", owned(a, "alice"));
+	cr_assert_leq(owned(b, "alice"), 2, "b: alice has %zu aliases", owned(b, "alice"));
+	assert_same_maps(a, b);
+	/* one of them got it; a loser's retry is refused for good */
+	cr_assert_eq(owned(a, "alice"), 2);
+	msg_clear(&resp);
+	mail(b, "new", "x3", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	msg_clear(&r.b_resp);
+}
+
+/* the same on one node: two creates by one owner in flight at once */
+static int
+a_creates_again(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct quota_race *r = arg;
+
+	(void)to, (void)req, (void)resp;
+	mail(r->b, "new", "x2", "alice", 20000, &r->b_resp);
+	return 0;
+}
+
+Test(commit, quota_holds_on_one_node)
+{
+	struct quota_race r = { 0 };
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	extra_conf = "max_aliases_per_user = 1\n";
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	r.b = a;
+	fake_peers_hook(a->peers, "prepare", a_creates_again, &r);
+	mail(a, "new", "x1", "alice", 20000, &resp);
+	cr_assert(strcmp(msg_gets(&resp, "status"), "ok") != 0 ||
+		  strcmp(msg_gets(&r.b_resp, "status"), "ok") != 0,
+		  "both creates succeeded: %s / %s", msg_gets(&resp, "text"),
+		  msg_gets(&r.b_resp, "text"));
+	commit_tick(a->e);
+	cr_assert_leq(owned(a, "alice"), 1);
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+	msg_clear(&r.b_resp);
 }
