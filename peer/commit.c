@@ -534,6 +534,109 @@ commit_compact(struct engine *e, int force, char **err_r)
 	return rc;
 }
 
+/* ---- the map state ---- */
+
+int
+commit_refresh(struct engine *e)
+{
+	int rc;
+
+	/* Only tried: a writer holding the map file lock may be waiting
+	 * for e->lock, and it refreshes itself before it writes. */
+	if (pthread_mutex_trylock(&e->maplock) != 0)
+		return mapstate_broken(e->ms) ? -1 : 0;
+	rc = mapstate_refresh(e->ms);
+	pthread_mutex_unlock(&e->maplock);
+	return rc;
+}
+
+/*
+ * apply_change - put a committed change in place: in memory under both
+ * locks, then the files and Postfix's maps under the map file lock only,
+ * so that nothing waits for e->lock while a Postfix tool runs, an fsync
+ * or a map lock takes its time.  If the files cannot be written, the
+ * change is noted for commit_tick (confirm: queue the confirmation of a
+ * new alias then).  0, or -1 (logged).
+ */
+static int
+apply_change(struct engine *e, const struct alias *after, const char *id,
+	     const char *coord, int confirm)
+{
+	struct mapstate_staged st;
+	struct txn *t;
+	char *err = NULL;
+	int rc;
+
+	pthread_mutex_lock(&e->maplock);
+	pthread_mutex_lock(&e->lock);
+	mapstate_stage(e->ms, after, &st);
+	if ((t = txn_find(e, id)) != NULL)
+		t->applied = 1;
+	pthread_mutex_unlock(&e->lock);
+	rc = mapstate_write(e->ms, after, &st, id, coord, &err);
+	if (rc < 0) {
+		pthread_mutex_lock(&e->lock);
+		strlist_add(&e->unapplied, id);
+		strlist_add(&e->unapplied, after->address);
+		strlist_add(&e->unapplied, confirm ? "confirm" : "");
+		pthread_mutex_unlock(&e->lock);
+		log_err(id, "commit recorded, map files not written: %s; the change "
+			"stands and they are written again in the background", err);
+	}
+	pthread_mutex_unlock(&e->maplock);
+	mapstate_staged_clear(&st);
+	free(err);
+	return rc;
+}
+
+/* retry_unapplied - write the map files in full if a change or a hand
+ * edit left them behind the map state (commit_tick) */
+static void
+retry_unapplied(struct engine *e)
+{
+	struct strlist done = { 0 };
+	char *err = NULL;
+	int rc, failing;
+
+	pthread_mutex_lock(&e->lock);
+	rc = e->unapplied.n == 0 && !mapstate_dirty(e->ms);
+	pthread_mutex_unlock(&e->lock);
+	if (rc)
+		return;
+	pthread_mutex_lock(&e->maplock);
+	rc = mapstate_save_all(e->ms, &err);
+	pthread_mutex_lock(&e->lock);
+	failing = e->retry_failing;
+	e->retry_failing = rc < 0;
+	if (rc == 0) {
+		done = e->unapplied;
+		memset(&e->unapplied, 0, sizeof(e->unapplied));
+	}
+	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_unlock(&e->maplock);
+	if (rc < 0 && !failing)
+		log_err(NULL, "map: the files are still not written: %s; retrying", err);
+	for (size_t i = 0; i + 2 < done.n; i += 3) {
+		struct alias a = { 0 };
+		const struct alias *cur;
+
+		log_info(done.v[i], "applied on retry: address=%s (map files written)",
+			 done.v[i + 1]);
+		if (strcmp(done.v[i + 2], "confirm") != 0)
+			continue;
+		pthread_mutex_lock(&e->lock);
+		if ((cur = aliasmap_find(mapstate_map(e->ms), done.v[i + 1])) != NULL &&
+		    cur->state == ALIAS_ACTIVE)
+			alias_copy(&a, cur);
+		pthread_mutex_unlock(&e->lock);
+		if (a.address != NULL)
+			commit_confirm(e, &a, e->conf->request_addresses.v[0], done.v[i]);
+		alias_clear(&a);
+	}
+	strlist_clear(&done);
+	free(err);
+}
+
 /* ---- coordinator ---- */
 
 /* collect_votes - ask every peer; 0 all yes, 1 a final no, -1 otherwise */
@@ -620,7 +723,6 @@ int
 commit_change(struct engine *e, struct change *c, char **err_r)
 {
 	struct msg rec = { 0 };
-	struct txn *t;
 	int votes = 0, lost, rc;
 
 	msg_set(&rec, "rec", journal_kind_name(JOURNAL_PREPARE));
@@ -690,19 +792,16 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 	}
 	crash_point("coord-after-commit-record");
 
-	pthread_mutex_lock(&e->lock);
-	rc = mapstate_apply(e->ms, &c->after, c->txn, e->conf->node_name, err_r);
-	if (rc == 0 && (t = txn_find(e, c->txn)) != NULL)
-		t->applied = 1;
-	pthread_mutex_unlock(&e->lock);
+	/* Decided: from here on the answer is what was decided.  The map
+	 * files are best effort now; the journal has the change and
+	 * commit_tick writes them if this fails. */
+	rc = apply_change(e, &c->after, c->txn, e->conf->node_name,
+			  strcmp(c->verb, "new") == 0);
+	c->unapplied = rc < 0;
 	if (e->peers == NULL)
 		txn_step(e, c->txn, TXN_GONE, NULL);
 	else
 		commit_wake(e);		/* deliver the decision now */
-	if (rc < 0) {
-		log_err(c->txn, "commit recorded but not applied: %s", *err_r);
-		return -1;
-	}
 	crash_point("coord-after-apply");
 	log_info(c->txn, "commit address=%s state=%s target=%s owner=%s",
 		 c->after.address, alias_state_name(c->after.state),
@@ -719,7 +818,7 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 	struct alias after = { 0 };
 	char *err = NULL, verb[16] = "", coord[256] = "";
 	struct txn *t;
-	int rc;
+	int confirm;
 
 	pthread_mutex_lock(&e->lock);
 	t = txn_find(e, id);
@@ -743,18 +842,16 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 		return -1;
 	}
 	crash_point("part-after-decision");
+	confirm = decision > 0 && after.state == ALIAS_ACTIVE && strcmp(verb, "new") == 0;
 	if (decision > 0) {
-		pthread_mutex_lock(&e->lock);
-		rc = mapstate_apply(e->ms, &after, id, coord, &err);
-		pthread_mutex_unlock(&e->lock);
-		if (rc < 0)
-			log_err(id, "commit recorded but not applied: %s", err);
+		if (apply_change(e, &after, id, coord, confirm) < 0)
+			confirm = 0;	/* once the files are written */
 		crash_point("part-after-apply");
 	} else {
-		pthread_mutex_lock(&e->lock);
+		pthread_mutex_lock(&e->maplock);
 		if (mapstate_set_pending(e->ms, after.address, 0, &err) < 0)
 			log_err(id, "access map: %s", err);
-		pthread_mutex_unlock(&e->lock);
+		pthread_mutex_unlock(&e->maplock);
 	}
 	log_info(id, "%s address=%s state=%s (%s)", decision > 0 ? "commit" : "abort",
 		 after.address, alias_state_name(after.state), how);
@@ -762,7 +859,7 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 	commit_busy_release(e, after.address, id);
 	step_locked(e, txn_get(e, id), TXN_GONE);
 	pthread_mutex_unlock(&e->lock);
-	if (decision > 0 && after.state == ALIAS_ACTIVE && strcmp(verb, "new") == 0)
+	if (confirm)
 		commit_confirm(e, &after, e->conf->request_addresses.v[0], id);
 	free(err);
 	alias_clear(&after);
@@ -797,7 +894,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	}
 	local = xstrndup(after.address, strcspn(after.address, "@"));
 	pthread_mutex_lock(&e->lock);
-	if (mapstate_refresh(e->ms) < 0) {
+	if (commit_refresh(e) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", "The alias map on %s needs the postmaster's attention", node);
 		goto out;
@@ -878,9 +975,9 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	/* Until the decision arrives, mail to the address is deferred here,
 	 * never refused for good: the coordinator may answer 250 as soon as
 	 * this vote reaches it. */
-	pthread_mutex_lock(&e->lock);
+	pthread_mutex_lock(&e->maplock);
 	rc = mapstate_set_pending(e->ms, after.address, 1, &err);
-	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_unlock(&e->maplock);
 	if (check != NULL) {
 		char *cerr = NULL;
 		int crc = postfix_resolves_finish(check, &where, &cerr);
@@ -916,9 +1013,11 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	msg_set_status(resp, "yes", "prepared");
 	goto out;
 unpend:
-	pthread_mutex_lock(&e->lock);
+	pthread_mutex_lock(&e->maplock);
 	if (mapstate_set_pending(e->ms, after.address, 0, &err) < 0)
 		log_err(id, "access map: %s", err);
+	pthread_mutex_unlock(&e->maplock);
+	pthread_mutex_lock(&e->lock);
 	commit_busy_release(e, after.address, id);
 	pthread_mutex_unlock(&e->lock);
 out:
@@ -1140,6 +1239,7 @@ commit_tick(struct engine *e)
 		}
 		free(list);
 	}
+	retry_unapplied(e);
 	if (commit_compact(e, 0, &err) < 0) {
 		log_warnx(NULL, "journal: compaction failed: %s", err);
 		free(err);

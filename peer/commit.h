@@ -25,8 +25,10 @@ struct change;
 #define TXN_ID_LEN 16
 
 /* The commit path for a change checked locally (caller holds the address
- * busy under c->txn, not e->lock).  0 committed and applied; 1 refused
- * for good (c->refusal says why); -1 temporary failure with a reason. */
+ * busy under c->txn, not e->lock).  0 committed (c->unapplied: its map
+ * files are written later, by commit_tick, which then also queues the
+ * confirmation of a new alias); 1 refused for good (c->refusal says
+ * why); -1 not committed, a temporary failure with a reason. */
 int commit_change(struct engine *e, struct change *c, char **err_r);
 /* Serve the peer link's protocol requests (prepare, decide, outcome). */
 void commit_peer_request(struct engine *e, const char *peer,
@@ -59,6 +61,11 @@ void commit_wake(struct engine *e);
 void commit_wait(struct engine *e, int ms);
 void commit_stop(struct engine *e);
 int commit_stopping(struct engine *e);
+
+/* Notice a hand edit of the map file (mapstate_refresh), if the map file
+ * lock is free; if a writer holds it, that writer refreshes.  Caller
+ * holds e->lock.  0, or -1 while the map file is unreadable. */
+int commit_refresh(struct engine *e);
 
 /* Address locks (caller holds e->lock).  busy_take fails (-1) if anyone
  * holds address; busy_holder returns the holding transaction or NULL. */

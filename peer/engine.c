@@ -106,7 +106,7 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	}
 
 	pthread_mutex_lock(&e->lock);
-	if (mapstate_refresh(e->ms) < 0) {
+	if (commit_refresh(e) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out_free;
@@ -197,10 +197,13 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	}
 	msg_set_status(resp, "ok", "Alias %s created; it delivers to %s", address, c->after.target);
 	msg_set(resp, CTL_KEY_TXN, c->txn);
-	f->pending = 1;
-	alias_copy(&f->alias, &c->after);
-	f->from = xstrdup(from);
-	memcpy(f->txn, c->txn, sizeof(f->txn));
+	/* Not applied yet: commit_tick confirms once Postfix has it. */
+	if (!c->unapplied) {
+		f->pending = 1;
+		alias_copy(&f->alias, &c->after);
+		f->from = xstrdup(from);
+		memcpy(f->txn, c->txn, sizeof(f->txn));
+	}
 out_release:
 	pthread_mutex_lock(&e->lock);
 	commit_busy_release(e, address, c->txn);
@@ -223,7 +226,7 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	int rc;
 
 	pthread_mutex_lock(&e->lock);
-	if (mapstate_refresh(e->ms) < 0) {
+	if (commit_refresh(e) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out;
@@ -408,7 +411,7 @@ handle_status(struct engine *e, struct msg *resp)
 		access(e->conf->state_dir, W_OK) == 0 ? "yes" : "no");
 
 	pthread_mutex_lock(&e->lock);
-	mapstate_refresh(e->ms);
+	commit_refresh(e);
 	aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
 	n = mapstate_map(e->ms)->n;
 	for (size_t i = 0; i < mapstate_map(e->ms)->n; i++)
@@ -614,7 +617,7 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 	int copied = 0;
 
 	pthread_mutex_lock(&e->lock);
-	mapstate_refresh(e->ms);
+	commit_refresh(e);
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < npeers; i++) {
 		struct aliasmap theirs = { 0 };
@@ -725,6 +728,7 @@ engine_open(const struct conf *conf, struct engine **e_r, char **err_r)
 	*e_r = NULL;
 	e->conf = conf;
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->maplock, NULL);
 	pthread_rwlock_init(&e->jlock, NULL);
 	pthread_cond_init(&e->work, NULL);
 	if (mapstate_open(conf, &e->ms, err_r) < 0)
@@ -771,7 +775,9 @@ engine_close(struct engine **ep)
 	}
 	free(e->rates);
 	strlist_clear(&e->unconfirmed);
+	strlist_clear(&e->unapplied);
 	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->maplock);
 	pthread_rwlock_destroy(&e->jlock);
 	pthread_cond_destroy(&e->work);
 	free(e);

@@ -54,6 +54,7 @@
 #include "config.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "unit.h"
@@ -1480,4 +1481,117 @@ Test(commit, quota_holds_on_one_node)
 	assert_same_maps(a, b);
 	msg_clear(&resp);
 	msg_clear(&r.b_resp);
+}
+
+/* ==== 8. after the decision: the answer is what was decided ==== */
+
+/* a's compiled alias map cannot be written when the change is applied:
+ * the change is committed everywhere, so the answer is 250; the files
+ * follow from the background work, and so does the confirmation */
+Test(commit, committed_answers_ok_when_apply_fails)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	char *db, out[256];
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	db = xasprintf("%s/aliases.lmdb", a->dir);
+	cr_assert_eq(unlink(db), 0, "%s", db);
+	cr_assert_eq(mkdir(db, 0700), 0);	/* neither LMDB nor postmap can write it */
+
+	mail(a, "new", "shop", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "committed, answered: %s",
+			 msg_gets(&resp, "text"));
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit");
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	cr_assert_eq(status(a, "map_dirty"), 1);
+	cr_assert_eq(mails(a), 0, "confirmed before Postfix has the alias");
+
+	/* still failing: a tick changes nothing, and delivers the decision */
+	commit_tick(a->e);
+	cr_assert_eq(status(a, "map_dirty"), 1);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "active");
+
+	/* fixed: the next tick writes the files and confirms */
+	cr_assert_eq(rmdir(db), 0);
+	commit_tick(a->e);
+	cr_assert_eq(status(a, "map_dirty"), 0);
+	cr_assert_eq(ut_run(out, sizeof(out), "postmap -c %s/postfix -q shop@" DOMAIN
+			    " lmdb:%s/aliases", a->dir, a->dir), 0, "not in a's compiled map");
+	cr_assert_str_eq(out, "alice@" DOMAIN);
+	cr_assert_eq(mails(a), 1);
+	commit_tick(a->e);
+	cr_assert_eq(mails(a), 1, "confirmed once");
+	assert_same_maps(a, b);
+	free(db);
+	msg_clear(&resp);
+}
+
+struct slow_apply {
+	struct node *n;
+	struct msg resp;
+};
+
+static void *
+new_shop(void *arg)
+{
+	struct slow_apply *s = arg;
+
+	admin(s->n, "new", "shop", "alice", &s->resp);
+	return NULL;
+}
+
+/* the compiled map is locked by another process (postmap, a reader)
+ * while a committed change is applied: the engine lock stays free, so
+ * status, prepares and other requests go on meanwhile */
+Test(commit, apply_does_not_hold_engine_lock)
+{
+	struct slow_apply s = { 0 };
+	struct node *a;
+	struct ut_locker l;
+	pthread_t th;
+	char *db, *src;
+	long long end;
+	int free_lock = 0;
+
+	pair(NULL);
+	a = &nodes[0];
+	s.n = a;
+	db = xasprintf("%s/aliases.lmdb", a->dir);
+	src = xasprintf("%s/aliases", a->dir);
+	l = ut_lock_file(db);
+	cr_assert_eq(pthread_create(&th, NULL, new_shop, &s), 0);
+	/* the apply has begun once the source has the alias */
+	end = now_mono_ms() + 10000;
+	for (;;) {
+		char *text = ut_slurp(src);
+		int begun = text != NULL && strstr(text, "shop@" DOMAIN) != NULL;
+
+		free(text);
+		if (begun)
+			break;
+		cr_assert_lt(now_mono_ms(), end, "the apply never began");
+		usleep(10 * 1000);
+	}
+	/* the apply now waits for the compiled map's lock */
+	for (int i = 0; i < 30 && !free_lock; i++) {
+		if (pthread_mutex_trylock(&a->e->lock) == 0) {
+			pthread_mutex_unlock(&a->e->lock);
+			free_lock = 1;
+		} else
+			usleep(10 * 1000);
+	}
+	cr_assert(free_lock, "e->lock is held while the apply waits for the map");
+	cr_assert_eq(status(a, "in_flight"), 1);
+	ut_unlock_file(&l);
+	pthread_join(th, NULL);
+	cr_assert_str_eq(msg_gets(&s.resp, "status"), "ok", "%s", msg_gets(&s.resp, "text"));
+	commit_tick(a->e);
+	cr_assert_eq(status(a, "map_dirty"), 0);
+	assert_same_maps(a, &nodes[1]);
+	free(db);
+	free(src);
+	msg_clear(&s.resp);
 }
