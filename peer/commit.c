@@ -15,7 +15,13 @@
  * Conflicts: two coordinators preparing the same address each find it
  * locked by the other.  The node with the lower node_name wins: its node
  * votes no on the other's prepare; the higher node votes yes on the
- * lower's and loses its own.  No clocks are involved.
+ * lower's and loses its own.  With three or more, a participant may hold
+ * the address for a higher coordinator's change (it voted yes: that lock
+ * is never taken back) when the lowest one's prepare arrives; its "in
+ * progress" names the holder, and the lowest asks again until that change
+ * is settled there (wait_for_loser): undecided, it needs the lowest's
+ * vote, which it cannot get, so it is aborted; decided already, its
+ * decision is on its way.  No clocks are involved.
  *
  * The state machine.  Every transaction in the table is in one state;
  * txn_begin() enters it and txn_step() performs every other transition,
@@ -54,6 +60,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commit.h"
 #include "crashpoint.h"
@@ -639,6 +646,56 @@ retry_unapplied(struct engine *e)
 
 /* ---- coordinator ---- */
 
+/*
+ * wait_for_loser - peer i answered that the address is held there by a
+ * change of a higher node (holder_coord): a third server's, which reached
+ * it first.  Undecided, that change cannot commit while ours is voting (we
+ * refuse every higher node's prepare meanwhile, and it needs our yes), so
+ * it is aborted; decided, its decision is on its way.  Either way the lock
+ * goes soon: ask peer i again, until it answers
+ * otherwise, our change is lost to a lower node, or the vote's time is
+ * up.  Asking again is safe: nothing was recorded for the refused prepare.
+ * So among any number of servers asking at once, the lowest one wins.
+ */
+static void
+wait_for_loser(struct engine *e, struct change *c, size_t i, const struct msg *req,
+	       struct msg *resp, long long until)
+{
+	int pause = 20, tries = 0;
+
+	for (;;) {
+		const char *holder = msg_gets(resp, "holder_coord");
+		char *err = NULL;
+		int voting, rc;
+
+		if (strcmp(msg_gets(resp, "status"), "temp") != 0 || holder[0] == '\0' ||
+		    strcmp(e->conf->node_name, holder) >= 0)
+			return;
+		pthread_mutex_lock(&e->lock);
+		voting = txn_get(e, c->txn)->state == TXN_VOTING;
+		pthread_mutex_unlock(&e->lock);
+		if (!voting || now_mono_ms() + pause >= until || commit_stopping(e))
+			return;
+		if (tries++ == 0)
+			log_info(c->txn, "vote peer=%s: held by a change of %s, which gives way; "
+				 "asking again", peers_name(e->peers, i), holder);
+		usleep((useconds_t)pause * 1000);
+		if (pause < 200)
+			pause *= 2;
+		msg_clear(resp);
+		rc = peers_call(e->peers, i, req, resp, NULL, NULL,
+				(int)(until - now_mono_ms()), &err);
+		free(err);
+		if (rc < 0) {
+			/* Unreachable now: the answer we had stands. */
+			msg_clear(resp);
+			msg_set(resp, "status", "temp");
+			msg_set(resp, "text", "unreachable while asking again");
+			return;
+		}
+	}
+}
+
 /* collect_votes - ask every peer; 0 all yes, 1 a final no, -1 otherwise */
 static int
 collect_votes(struct engine *e, struct change *c, const struct msg *prepare,
@@ -650,6 +707,7 @@ collect_votes(struct engine *e, struct change *c, const struct msg *prepare,
 	char **errs = xcalloc(n, sizeof(*errs));
 	long long wait = c->deadline > 0 ? c->deadline - now_mono_ms() :
 		e->conf->commit_timeout * 1000 - 1000;
+	long long until;
 
 	if (wait < MIN_VOTE_WAIT_MS)
 		wait = MIN_VOTE_WAIT_MS;
@@ -657,7 +715,11 @@ collect_votes(struct engine *e, struct change *c, const struct msg *prepare,
 		msg_set(&req, prepare->v[i].key, prepare->v[i].value);
 	msg_set(&req, "op", "prepare");
 	msg_set(&req, "sender", e->conf->node_name);
+	until = now_mono_ms() + wait;
 	peers_call_all(e->peers, &req, resps, rcs, errs, (int)wait);
+	for (size_t i = 0; i < n; i++)
+		if (rcs[i] == 0)
+			wait_for_loser(e, c, i, &req, &resps[i], until);
 	for (size_t i = 0; i < n; i++) {
 		const char *vote = msg_gets(&resps[i], "status");
 		const char *peer = peers_name(e->peers, i);
@@ -918,6 +980,9 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 			pthread_mutex_unlock(&e->lock);
 			msg_set_status(resp, "temp", "A change to %s is in progress on %s; try again "
 			     "in a minute", after.address, node);
+			/* Whose change: a lower coordinator waits for it to
+			 * give way (wait_for_loser). */
+			msg_set(resp, "holder_coord", holder_txn != NULL ? holder_txn->coord : node);
 			goto out;
 		}
 	}

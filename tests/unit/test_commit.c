@@ -1595,3 +1595,121 @@ Test(commit, apply_does_not_hold_engine_lock)
 	free(src);
 	msg_clear(&s.resp);
 }
+
+/* ==== 9. three servers, one name: the lowest wins ==== */
+
+#define TXN_B "b0b0b0b0b0b0b0b0"
+
+struct three {
+	struct node *a, *b, *c;
+	struct msg b_prepare;	/* b's prepare for the same name */
+	struct msg b_vote_at_a;	/* a's answer to it */
+	int retried;
+};
+
+static int a_retries_c(void *arg, const char *to, const struct msg *req, struct msg *resp);
+
+/* a_to_c_first - a's first prepare to c: c holds the name for b and
+ * answers "in progress" */
+static int
+a_to_c_first(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct three *t = arg;
+
+	(void)req, (void)resp;
+	cr_assert_str_eq(to, "c.test");
+	fake_peers_hook(t->a->peers, "prepare", a_retries_c, t);
+	return 0;
+}
+
+/* a_to_b - b's prepare reaches a while a votes (a refuses it: b is
+ * higher); then a's own prepare goes on to b */
+static int
+a_to_b(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct three *t = arg;
+
+	(void)req, (void)resp;
+	cr_assert_str_eq(to, "b.test");
+	sync_peer_handler(t->a->e, "b.test", &t->b_prepare, &t->b_vote_at_a, drop_item, NULL);
+	fake_peers_hook(t->a->peers, "prepare", a_to_c_first, t);
+	return 0;
+}
+
+/* a_retries_c - a asks c again: by now b has given up (a refused it)
+ * and told c */
+static int
+a_retries_c(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct three *t = arg;
+	struct msg r = { 0 };
+
+	(void)req, (void)resp;
+	cr_assert_str_eq(to, "c.test");
+	t->retried++;
+	ask(t->c, "b.test", "decide", TXN_B, "abort", &r);
+	cr_assert_str_eq(msg_gets(&r, "status"), "ok", "%s", msg_gets(&r, "text"));
+	msg_clear(&r);
+	return 0;
+}
+
+/* a, b and c ask for shop at once; b's prepare reached c first (c gave
+ * way to it), a's reaches c while c holds it for b.  b cannot win (a,
+ * voting, refuses it), so a, the lowest, must not give up either:
+ * before, all three answered 4xx */
+Test(commit, three_nodes_lowest_wins)
+{
+	struct three t = { 0 };
+	struct msg resp = { 0 }, v = { 0 };
+	char target[256];
+
+	add_node("a.test", 2, NULL);
+	add_node("b.test", 2, NULL);
+	add_node("c.test", 2, NULL);
+	for (size_t i = 0; i < 3; i++)
+		open_node(&nodes[i]);
+	link_all();
+	t.a = &nodes[0];
+	t.b = &nodes[1];
+	t.c = &nodes[2];
+
+	msg_set(&t.b_prepare, "op", "prepare");
+	msg_set(&t.b_prepare, "sender", "b.test");
+	msg_set(&t.b_prepare, "txn", TXN_B);
+	msg_set(&t.b_prepare, "coord", "b.test");
+	msg_set(&t.b_prepare, "id", "admin");
+	msg_set(&t.b_prepare, "verb", "new");
+	msg_set(&t.b_prepare, "before_state", "none");
+	msg_set(&t.b_prepare, "address", "shop@" DOMAIN);
+	msg_set(&t.b_prepare, "target", "bob@" DOMAIN);
+	msg_set(&t.b_prepare, "owner", "bob");
+	msg_set(&t.b_prepare, "state", "active");
+	msg_set(&t.b_prepare, "created", "1700000000");
+	msg_set(&t.b_prepare, "updated", "1700000000");
+	msg_set(&t.b_prepare, "node", "b.test");
+	msg_set(&t.b_prepare, "note", "");
+	sync_peer_handler(t.c->e, "b.test", &t.b_prepare, &v, drop_item, NULL);
+	cr_assert_str_eq(msg_gets(&v, "status"), "yes", "%s", msg_gets(&v, "text"));
+
+	fake_peers_hook(t.a->peers, "prepare", a_to_b, &t);
+	admin(t.a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&t.b_vote_at_a, "status"), "temp", "a let b's prepare in: %s",
+			 msg_gets(&t.b_vote_at_a, "text"));
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "the lowest node lost: %s",
+			 msg_gets(&resp, "text"));
+	cr_assert_eq(t.retried, 1);
+
+	commit_tick(t.a->e);
+	for (size_t i = 0; i < 3; i++) {
+		cr_assert_str_eq(state_of(&nodes[i], "shop", target, sizeof(target)), "active");
+		cr_assert_str_eq(target, "alice@" DOMAIN, "%s has b's version", nodes[i].name);
+		cr_assert_eq(status(&nodes[i], "in_flight"), 0);
+		cr_assert_eq(status(&nodes[i], "in_doubt"), 0);
+	}
+	assert_same_maps(t.a, t.b);
+	assert_same_maps(t.b, t.c);
+	msg_clear(&t.b_prepare);
+	msg_clear(&t.b_vote_at_a);
+	msg_clear(&resp);
+	msg_clear(&v);
+}
