@@ -194,7 +194,7 @@ Test(lmdbmap, lock_wait_is_bounded)
 	rc = lmdbmap_put(path, "new@example.org", "alice@example.net", &err);
 	took = now_mono_ms() - start;
 	ut_unlock_file(&l);
-	cr_assert_eq(rc, -1, "put while locked by another process");
+	cr_assert_lt(rc, 0, "put while locked by another process");
 	cr_assert_not_null(strstr(err, "locked by another process"), "%s", err);
 	cr_assert_lt(took, 5000, "waited %lld ms", took);
 	cr_assert_eq(q("new@example.org", out, sizeof(out)), 1, "written anyway: %s", out);
