@@ -113,6 +113,13 @@ struct busy {
 };
 
 
+/* A confirmation sendmail did not take, kept (notify_keep) and retried. */
+struct confirm {
+	char *txn, *address, *from;
+	int attempts;
+	long long next;		/* now_mono_ms() of the next attempt */
+};
+
 void
 commit_new_id(char out[TXN_ID_LEN + 1])
 {
@@ -456,6 +463,14 @@ commit_describe(const struct engine *e, struct msg **items_r)
 void
 commit_free(struct engine *e)
 {
+	for (size_t i = 0; i < e->nconfirms; i++) {
+		free(e->confirms[i].txn);
+		free(e->confirms[i].address);
+		free(e->confirms[i].from);
+	}
+	free(e->confirms);
+	e->confirms = NULL;
+	e->nconfirms = 0;
 	for (size_t i = 0; i < e->nbusy; i++)
 		free(e->busy[i].address);
 	free(e->busy);
@@ -468,28 +483,170 @@ commit_free(struct engine *e)
 	e->ntxns = 0;
 }
 
+/* ---- confirmations ---- */
+
+static long long
+confirm_delay(const struct engine *e, int attempts)
+{
+	long long d = e->confirm_retry_ms;
+
+	for (int i = 1; i < attempts && d < CONFIRM_RETRY_MAX_MS; i++)
+		d *= 2;
+	return d < CONFIRM_RETRY_MAX_MS ? d : CONFIRM_RETRY_MAX_MS;
+}
+
+/* confirm_find - the kept confirmation of txn (caller holds e->lock) */
+static struct confirm *
+confirm_find(struct engine *e, const char *txn)
+{
+	for (size_t i = 0; i < e->nconfirms; i++)
+		if (strcmp(e->confirms[i].txn, txn) == 0)
+			return &e->confirms[i];
+	return NULL;
+}
+
+/* confirm_drop - forget txn's kept confirmation, in memory and on disk */
+static void
+confirm_drop(struct engine *e, const char *txn)
+{
+	struct confirm *c;
+
+	pthread_mutex_lock(&e->lock);
+	if ((c = confirm_find(e, txn)) != NULL) {
+		free(c->txn);
+		free(c->address);
+		free(c->from);
+		*c = e->confirms[--e->nconfirms];
+	}
+	pthread_mutex_unlock(&e->lock);
+	notify_forget(e->conf, txn);
+}
+
+/* confirm_failed - sendmail did not take txn's confirmation: keep it (a
+ * file first, then the table) and say when it is tried again */
+static void
+confirm_failed(struct engine *e, const char *txn, const char *address,
+	       const char *from, const char *why)
+{
+	struct confirm *c;
+	char *err = NULL;
+	long long delay;
+	int attempts;
+
+	if (notify_keep(e->conf, txn, address, from, &err) < 0) {
+		log_err(txn, "confirmation to=<%s>: cannot keep it for a retry after a "
+			"restart: %s", address, err);
+		free(err);
+	}
+	pthread_mutex_lock(&e->lock);
+	if ((c = confirm_find(e, txn)) == NULL) {
+		e->confirms = xrealloc(e->confirms, (e->nconfirms + 1) * sizeof(*e->confirms));
+		c = &e->confirms[e->nconfirms++];
+		c->txn = xstrdup(txn);
+		c->address = xstrdup(address);
+		c->from = xstrdup(from);
+		c->attempts = 0;
+	}
+	attempts = ++c->attempts;
+	delay = confirm_delay(e, attempts);
+	c->next = now_mono_ms() + delay;
+	pthread_mutex_unlock(&e->lock);
+	log_warnx(txn, "confirmation to=<%s> not taken by sendmail (attempt %d): %s; "
+		  "kept, next attempt in %llds", address, attempts, why, delay / 1000);
+}
+
 void
 commit_confirm(struct engine *e, const struct alias *a, const char *from,
 	       const char *txn)
 {
 	char *err = NULL;
+	int kept;
 
 	if (notify_confirm(e->conf, a, from, txn, &err) < 0) {
-		log_warnx(txn, "confirmation to=<%s> failed: %s", a->address, err);
+		confirm_failed(e, txn, a->address, from, err);
 		free(err);
 		return;
 	}
-	log_info(txn, "confirmation queued to=<%s>", a->address);
+	pthread_mutex_lock(&e->lock);
+	kept = confirm_find(e, txn) != NULL;
+	pthread_mutex_unlock(&e->lock);
+	log_info(txn, "confirmation queued to=<%s>%s", a->address,
+		 kept ? " (retried)" : "");
 	note_confirmed(e, txn);
+	if (kept)
+		confirm_drop(e, txn);
+}
+
+/* confirm_retry - every kept confirmation that is due, once more; one
+ * whose alias is no longer active is dropped */
+static void
+confirm_retry(struct engine *e)
+{
+	struct strlist due = { 0 };
+	long long now = now_mono_ms();
+
+	pthread_mutex_lock(&e->lock);
+	for (size_t i = 0; i < e->nconfirms; i++)
+		if (e->confirms[i].next <= now) {
+			strlist_add(&due, e->confirms[i].txn);
+			strlist_add(&due, e->confirms[i].address);
+			strlist_add(&due, e->confirms[i].from);
+		}
+	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i + 2 < due.n && !commit_stopping(e); i += 3) {
+		const char *txn = due.v[i], *address = due.v[i + 1], *from = due.v[i + 2];
+		struct alias a = { 0 };
+		const struct alias *found;
+
+		pthread_mutex_lock(&e->lock);
+		found = aliasmap_find(mapstate_map(e->ms), address);
+		if (found != NULL && found->state == ALIAS_ACTIVE)
+			alias_copy(&a, found);
+		pthread_mutex_unlock(&e->lock);
+		if (a.address == NULL) {
+			log_notice(txn, "confirmation to=<%s> dropped: the alias is no "
+				   "longer active", address);
+			confirm_drop(e, txn);
+			continue;
+		}
+		commit_confirm(e, &a, from, txn);
+		alias_clear(&a);
+	}
+	strlist_clear(&due);
 }
 
 void
 commit_confirm_recovered(struct engine *e)
 {
+	struct strlist kept = { 0 };
+	char *err = NULL;
+
+	/* The ones sendmail did not take before the restart: due at the
+	 * first tick. */
+	if (notify_kept(e->conf, &kept, &err) < 0) {
+		log_err(NULL, "kept confirmations: %s", err);
+		free(err);
+	}
+	for (size_t i = 0; i + 2 < kept.n; i += 3) {
+		struct confirm *c;
+
+		e->confirms = xrealloc(e->confirms, (e->nconfirms + 1) * sizeof(*e->confirms));
+		c = &e->confirms[e->nconfirms++];
+		c->txn = xstrdup(kept.v[i]);
+		c->address = xstrdup(kept.v[i + 1]);
+		c->from = xstrdup(kept.v[i + 2]);
+		c->attempts = 1;
+		c->next = 0;
+		log_notice(c->txn, "confirmation to=<%s> kept from before the restart; "
+			   "retried", c->address);
+	}
+	strlist_clear(&kept);
 	for (size_t i = 0; i + 1 < e->unconfirmed.n; i += 2) {
 		const struct alias *a = aliasmap_find(mapstate_map(e->ms),
 						      e->unconfirmed.v[i + 1]);
 
+		if (confirm_find(e, e->unconfirmed.v[i]) != NULL)
+			continue;	/* kept: the first tick retries it */
 		if (a != NULL && a->state == ALIAS_ACTIVE)
 			commit_confirm(e, a, e->conf->request_addresses.v[0],
 				       e->unconfirmed.v[i]);
@@ -873,7 +1030,15 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 
 /* ---- participant ---- */
 
-/* finish - apply the decision on a transaction this node voted yes on */
+/*
+ * finish - apply the decision on a transaction this node voted yes on.
+ * 0: the decision is durable here (or the transaction is not in doubt
+ * here); 1: another thread is recording it right now; -1: it could not
+ * be recorded.  Only 0 may be acknowledged to the coordinator, which
+ * forgets the transaction once every peer has: until the record is
+ * fsync'd, a crash or a failed write here leaves the prepare alone, and
+ * asked about it then, the coordinator could only answer "abort".
+ */
 static int
 finish(struct engine *e, const char *id, int decision, const char *how)
 {
@@ -884,9 +1049,13 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 
 	pthread_mutex_lock(&e->lock);
 	t = txn_find(e, id);
+	if (t != NULL && !is_self(e, t->coord) && t->state == TXN_FINISHING) {
+		pthread_mutex_unlock(&e->lock);
+		return 1;	/* being recorded by another thread, not yet durable */
+	}
 	if (t == NULL || is_self(e, t->coord) || t->state != TXN_PREPARED) {
 		pthread_mutex_unlock(&e->lock);
-		return 0;	/* already done, or being done by another thread */
+		return 0;	/* already recorded (or never prepared here) */
 	}
 	step_locked(e, t, TXN_FINISHING);
 	alias_copy(&after, &t->after);
@@ -1099,6 +1268,7 @@ commit_peer_request(struct engine *e, const char *peer, const struct msg *req,
 {
 	const char *op = msg_gets(req, "op"), *id = msg_gets(req, "txn");
 	struct txn *t;
+	int rc;
 
 	if (strcmp(op, "prepare") == 0) {
 		on_prepare(e, peer, req, resp);
@@ -1120,8 +1290,11 @@ commit_peer_request(struct engine *e, const char *peer, const struct msg *req,
 			return;
 		}
 		pthread_mutex_unlock(&e->lock);
-		if (finish(e, id, strcmp(d, "commit") == 0 ? 1 : -1, "decided by coordinator") < 0)
+		rc = finish(e, id, strcmp(d, "commit") == 0 ? 1 : -1, "decided by coordinator");
+		if (rc < 0)
 			msg_set_status(resp, "temp", "cannot record the decision now");
+		else if (rc > 0)
+			msg_set_status(resp, "temp", "the decision is being recorded");
 		else
 			msg_set_status(resp, "ok", "recorded");
 	} else if (strcmp(op, "outcome") == 0) {
@@ -1305,6 +1478,8 @@ commit_tick(struct engine *e)
 		free(list);
 	}
 	retry_unapplied(e);
+	if (!commit_stopping(e))
+		confirm_retry(e);
 	if (commit_compact(e, 0, &err) < 0) {
 		log_warnx(NULL, "journal: compaction failed: %s", err);
 		free(err);

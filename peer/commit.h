@@ -37,14 +37,21 @@ void commit_peer_request(struct engine *e, const char *peer,
  * committed changes into the map state (in memory).  0 or -1. */
 int commit_recover(struct engine *e, struct msg *recs, size_t n, char **err_r);
 /* Queue the confirmation of a new alias through this server (from: the
- * envelope sender), and journal that it was queued. */
+ * envelope sender), and journal that it was queued.  One sendmail did not
+ * take is kept (notify_keep: a file in state_dir, so a restart does not
+ * lose it) and retried by commit_tick with a growing delay
+ * (CONFIRM_RETRY_MS, doubling up to CONFIRM_RETRY_MAX_MS) until sendmail
+ * takes it or the alias is no longer active.  Caller holds no lock. */
+#define CONFIRM_RETRY_MS 30000
+#define CONFIRM_RETRY_MAX_MS (30 * 60 * 1000)
 void commit_confirm(struct engine *e, const struct alias *a, const char *from,
 		    const char *txn);
 /* Confirmations a crash kept from going out (found by commit_recover),
- * for aliases still active.  Start-up only. */
+ * for aliases still active, and the ones kept because sendmail failed.
+ * Start-up only. */
 void commit_confirm_recovered(struct engine *e);
 /* Background work: deliver decisions, resolve in-doubt transactions,
- * compact the journal when it has grown. */
+ * retry kept confirmations, compact the journal when it has grown. */
 void commit_tick(struct engine *e);
 /* Rewrite the journal with the live transactions only.  force: whatever
  * its size.  0 or -1 with a reason. */

@@ -29,6 +29,7 @@
 
 struct txn;	/* commit.c's */
 struct busy;	/* commit.c's */
+struct confirm;	/* commit.c's */
 struct rate;
 
 struct engine {
@@ -42,6 +43,11 @@ struct engine {
 	struct strlist unapplied;	/* committed, in memory, the files not
 					 * yet written: txn, address, "confirm"
 					 * or "" triples (commit_tick retries) */
+	struct confirm *confirms;	/* confirmations sendmail did not take,
+					 * retried by commit_tick */
+	size_t nconfirms;
+	long long confirm_retry_ms;	/* first retry delay (doubles); the unit
+					 * tests set 0 */
 	struct busy *busy;
 	size_t nbusy;
 	struct txn **txns;

@@ -287,10 +287,25 @@ do_list_mail(struct engine *e, const char *id, const char *login,
 	char *owner = NULL, *err = NULL;
 	int rc;
 
+	/* The login and the owner address go into the mail's header (sendmail
+	 * -t takes its recipients from there): plain ones only. */
+	if (!notify_login_valid(login)) {
+		log_warnx(id, "list refused: the login is not a plain name");
+		msg_set_status(resp, "perm", "Your login cannot be used in a mail header; "
+			       "ask the postmaster");
+		goto out;
+	}
 	if ((rc = postfix_owner_address(e->conf, login, &owner, &err)) != 0) {
 		msg_set_status(resp, rc < 0 ? "temp" : "perm", rc < 0 ?
 		      "The owner address cannot be looked up right now; try again later" :
 		      "No delivery address is known for your login; ask the postmaster");
+		goto out;
+	}
+	if (!request_target_valid(owner)) {
+		log_warnx(id, "list login=%s refused: the owner address is not one plain "
+			  "address", login);
+		msg_set_status(resp, "perm", "The delivery address known for your login is "
+			       "not one plain address; ask the postmaster");
 		goto out;
 	}
 	pthread_mutex_lock(&e->lock);
@@ -727,6 +742,7 @@ engine_open(const struct conf *conf, struct engine **e_r, char **err_r)
 
 	*e_r = NULL;
 	e->conf = conf;
+	e->confirm_retry_ms = CONFIRM_RETRY_MS;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_mutex_init(&e->maplock, NULL);
 	pthread_rwlock_init(&e->jlock, NULL);
