@@ -763,6 +763,8 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	local = xstrndup(after.address, strcspn(after.address, "@"));
 	pthread_mutex_lock(&e->lock);
 	if (mapstate_refresh(e->ms) < 0) {
+		log_warnx(id, "prepare from %s refused address=%s: %s", peer, after.address,
+			  mapstate_problem(e->ms));
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", "The alias map on %s needs the postmaster's attention", node);
 		goto out;

@@ -19,6 +19,9 @@ struct mapstate {
 	struct aliasmap map;
 	int dirty;		/* committed state not yet in the files */
 	int broken;		/* someone else's edit made the file unreadable */
+	char *problem;		/* while broken: "file: line N: reason" */
+	struct strlist unsaved;	/* addresses changed in memory since the file was
+				 * last written in full: kept over a hand edit */
 	struct stat st;		/* the map file as this daemon last wrote it */
 	unsigned char access_sum[32];	/* SHA-256 of the access source last written */
 	int access_sum_set;
@@ -51,6 +54,8 @@ mapstate_close(struct mapstate **msp)
 		return;
 	aliasmap_clear(&ms->map);
 	strlist_clear(&ms->pending);
+	strlist_clear(&ms->unsaved);
+	free(ms->problem);
 	free(ms);
 	*msp = NULL;
 }
@@ -79,6 +84,12 @@ mapstate_dirty(const struct mapstate *ms)
 	return ms->dirty;
 }
 
+const char *
+mapstate_problem(const struct mapstate *ms)
+{
+	return ms->broken ? ms->problem : NULL;
+}
+
 /* note_written - remember the map file as we left it */
 static void
 note_written(struct mapstate *ms)
@@ -96,34 +107,88 @@ same_file(const struct stat *a, const struct stat *b)
 }
 
 
+/* pending_remove - forget that address is pending; 1 if it was */
+static int
+pending_remove(struct mapstate *ms, const char *address)
+{
+	for (size_t i = 0; i < ms->pending.n; i++)
+		if (strcmp(ms->pending.v[i], address) == 0) {
+			free(ms->pending.v[i]);
+			ms->pending.v[i] = ms->pending.v[--ms->pending.n];
+			ms->pending.v[ms->pending.n] = NULL;
+			return 1;
+		}
+	return 0;
+}
+
+/* keep_unsaved - put into fresh (the file as it is now) the committed
+ * changes that never reached the file; they are decided on every server
+ * and win over an edit of the same address.  Returns how many. */
+static size_t
+keep_unsaved(struct mapstate *ms, struct aliasmap *fresh)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ms->unsaved.n; i++) {
+		const char *address = ms->unsaved.v[i];
+		const struct alias *mine = aliasmap_find(&ms->map, address);
+		const struct alias *theirs = aliasmap_find(fresh, address);
+
+		if (mine == NULL)
+			continue;
+		if (theirs != NULL && (strcmp(theirs->target, mine->target) != 0 ||
+				       theirs->state != mine->state))
+			log_warnx(NULL, "map: %s: the edit of %s is replaced by its committed "
+				  "change (state=%s target=%s)", ms->conf->map_file, address,
+				  alias_state_name(mine->state), mine->target);
+		aliasmap_put(fresh, mine);
+		/* Mail to it was deferred until the file holds the change. */
+		pending_remove(ms, address);
+		n++;
+	}
+	return n;
+}
+
+static int save_files(struct mapstate *ms, int source, char **err_r);
+
 int
 mapstate_refresh(struct mapstate *ms)
 {
 	struct aliasmap fresh;
 	struct stat st;
 	char *err = NULL;
+	size_t kept;
 
 	if (stat(ms->conf->map_file, &st) < 0 || same_file(&st, &ms->st))
 		return ms->broken ? -1 : 0;
 	if (aliasmap_load(ms->conf->map_file, ms->conf->map_format, &fresh, &err) < 0) {
-		if (!ms->broken)
-			log_err(NULL, "map: %s was changed outside milter-alias-peer and "
-				"cannot be read (%s); changes are refused until it is fixed",
-				ms->conf->map_file, err);
+		/* Said once per edit; status shows it as long as it lasts. */
+		log_err(NULL, "map: %s was changed outside milter-alias-peer and "
+			"cannot be read (%s); it is not rewritten, and changes are "
+			"refused until it is fixed", ms->conf->map_file, err);
+		free(ms->problem);
+		ms->problem = err;
 		ms->broken = 1;
-		ms->st = st;		/* say it once per edit */
-		free(err);
+		ms->st = st;
 		return -1;
 	}
+	if (ms->broken)
+		log_notice(NULL, "map: %s can be read again; changes are accepted again",
+			   ms->conf->map_file);
 	/* Never silently overwritten: the edit becomes this node's state, the
 	 * digest changes, and anti-entropy and verify show the difference. */
 	log_warnx(NULL, "map: %s was changed outside milter-alias-peer; using it as "
 		  "it is now (%zu aliases, were %zu); milter-aliasctl verify compares "
 		  "it with the peers", ms->conf->map_file, fresh.n, ms->map.n);
+	kept = keep_unsaved(ms, &fresh);
 	aliasmap_clear(&ms->map);
 	ms->map = fresh;
 	ms->broken = 0;
-	if (mapstate_save_all(ms, &err) < 0) {
+	free(ms->problem);
+	ms->problem = NULL;
+	/* The file stays as the administrator wrote it unless it lacks a
+	 * committed change; the derived tables and compiled maps follow it. */
+	if (save_files(ms, kept > 0, &err) < 0) {
 		log_err(NULL, "map: %s", err);
 		free(err);
 		ms->dirty = 1;
@@ -183,25 +248,36 @@ save_senders(struct mapstate *ms, char **err_r)
 	return rc;
 }
 
-int
-mapstate_save_all(struct mapstate *ms, char **err_r)
+/* save_files - write the map source (if source) and the derived tables,
+ * and rebuild every compiled map */
+static int
+save_files(struct mapstate *ms, int source, char **err_r)
 {
 	char *access = conf_access_file(ms->conf), *senders = conf_senders_file(ms->conf);
 	int rc = -1;
 
-	if (aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map, err_r) < 0 ||
+	if ((source && aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map,
+				     err_r) < 0) ||
 	    save_access(ms, err_r) < 0 || save_senders(ms, err_r) < 0 ||
 	    postfix_map_rebuild(ms->conf, err_r) < 0 ||
 	    postfix_table_rebuild(ms->conf, access, err_r) < 0 ||
 	    postfix_table_rebuild(ms->conf, senders, err_r) < 0)
 		goto out;
 	note_written(ms);
-	ms->dirty = 0;
+	if (source)
+		strlist_clear(&ms->unsaved);
+	ms->dirty = ms->unsaved.n > 0;
 	rc = 0;
 out:
 	free(access);
 	free(senders);
 	return rc;
+}
+
+int
+mapstate_save_all(struct mapstate *ms, char **err_r)
+{
+	return save_files(ms, 1, err_r);
 }
 
 /* note_history - one line per applied change, for "show"; best effort:
@@ -278,20 +354,6 @@ senders_sync(struct mapstate *ms, const struct alias *after, int is_new, char **
 	return rc;
 }
 
-/* pending_remove - forget that address is pending; 1 if it was */
-static int
-pending_remove(struct mapstate *ms, const char *address)
-{
-	for (size_t i = 0; i < ms->pending.n; i++)
-		if (strcmp(ms->pending.v[i], address) == 0) {
-			free(ms->pending.v[i]);
-			ms->pending.v[i] = ms->pending.v[--ms->pending.n];
-			ms->pending.v[ms->pending.n] = NULL;
-			return 1;
-		}
-	return 0;
-}
-
 int
 mapstate_set_pending(struct mapstate *ms, const char *address, int on, char **err_r)
 {
@@ -315,9 +377,32 @@ mapstate_apply(struct mapstate *ms, const struct alias *after, const char *txn,
 	const struct alias *cur;
 	struct alias before = { 0 };
 	const struct alias *b;
-	int rc = 0, had_entry;
+	int rc = 0, had_entry, readable;
 
-	mapstate_refresh(ms);	/* a hand edit must not vanish under this write */
+	/* A hand edit must not vanish under this write: read it first, and
+	 * if it cannot be read, leave the file alone.  The change then waits
+	 * in memory and in the journal (dirty: never compacted away), mail
+	 * to the address is deferred, and the first refresh that can read the
+	 * file puts the change into it (keep_unsaved). */
+	readable = mapstate_refresh(ms) == 0;
+	/* (after the refresh: kept over the file from now on) */
+	if (!strlist_contains(&ms->unsaved, after->address, false))
+		strlist_add(&ms->unsaved, after->address);
+	if (!readable) {
+		char *err = NULL;
+
+		aliasmap_put(&ms->map, after);
+		ms->dirty = 1;
+		if (!strlist_contains(&ms->pending, after->address, false) &&
+		    mapstate_set_pending(ms, after->address, 1, &err) < 0) {
+			log_err(txn, "access map: %s", err);
+			free(err);
+		}
+		note_history(ms, after, txn, coord);
+		set_error(err_r, "%s is not rewritten while it cannot be read: %s",
+			  ms->conf->map_file, ms->problem);
+		return -1;
+	}
 	cur = aliasmap_find(&ms->map, after->address);
 	if (cur != NULL)
 		alias_copy(&before, cur);
@@ -333,7 +418,8 @@ mapstate_apply(struct mapstate *ms, const struct alias *after, const char *txn,
 	else if ((b == NULL ?
 		  aliasmap_append(ms->conf->map_file, ms->conf->map_format, after, err_r) :
 		  aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map, err_r)) < 0 ||
-		 (note_written(ms), save_access(ms, err_r) < 0))
+		 (note_written(ms), strlist_clear(&ms->unsaved),
+		  save_access(ms, err_r) < 0))
 		rc = -1;
 	/* Never deliverable by accident: an alias becoming active gets its
 	 * entry before its refusal goes; one going inactive is refused

@@ -41,15 +41,24 @@ int mapstate_save_all(struct mapstate *ms, char **err_r);
 int mapstate_dirty(const struct mapstate *ms);
 
 /* Notice a map file changed by someone else: adopt it as this server's
- * state (logged; verify shows how it differs from the peers), or, if it
- * cannot be parsed, refuse changes until it is fixed.  Returns 0, or -1
- * while the file is unreadable. */
+ * state (logged; verify shows how it differs from the peers), keeping
+ * committed changes that never reached the file; the file itself is left
+ * as written unless it lacks such a change.  If it cannot be parsed, it
+ * is never rewritten and changes are refused until it is fixed; the
+ * first refresh after the fix works again.  Returns 0, or -1 while the
+ * file is unreadable.  May write files and run Postfix's tools. */
 int mapstate_refresh(struct mapstate *ms);
+/* While the file cannot be read: "path: line N: reason" (borrowed);
+ * NULL otherwise. */
+const char *mapstate_problem(const struct mapstate *ms);
 
 /* Put a committed alias into memory, the map file and Postfix's maps,
  * and note it in the history (txn, coordinator).  0, or -1 with a reason
  * (the state then stays dirty and is written in full by the next change
- * or at start-up). */
+ * or at start-up).  Re-reads a map file changed on disk first; one that
+ * cannot be read is not written: the change stays in memory, mail to the
+ * address is deferred, and the refresh that can read the file again
+ * writes it there. */
 int mapstate_apply(struct mapstate *ms, const struct alias *after, const char *txn,
 		   const char *coord, char **err_r);
 
