@@ -15,6 +15,7 @@
 #define ANTI_ENTROPY_EVERY_MS 15000
 #define BG_TICK_MS 1000
 #define RECONNECT_EVERY_MS 2000
+#define MAP_CHECK_EVERY_MS 5000
 
 void
 sync_peer_handler(void *arg, const char *peer, const struct msg *req,
@@ -26,7 +27,7 @@ sync_peer_handler(void *arg, const char *peer, const struct msg *req,
 
 	if (strcmp(op, "digest") == 0) {
 		pthread_mutex_lock(&e->lock);
-		mapstate_refresh(e->ms);
+		commit_refresh(e);
 		aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
 		msg_setf(resp, "live", "%zu", commit_live_count(e));
 		msg_setf(resp, "aliases", "%zu", mapstate_map(e->ms)->n);
@@ -69,7 +70,7 @@ anti_entropy(struct engine *e)
 				strcmp(rc, "failing") == 0 ? -1 : 0;
 			pthread_mutex_unlock(&e->lock);
 			pthread_mutex_lock(&e->lock);
-			mapstate_refresh(e->ms);
+			commit_refresh(e);
 			aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
 			live = commit_live_count(e);
 			pthread_mutex_unlock(&e->lock);
@@ -104,10 +105,19 @@ static void *
 bg_thread(void *arg)
 {
 	struct engine *e = arg;
-	long long next_check = 0;
+	long long next_check = 0, next_map_check = 0;
 
 	while (!commit_stopping(e)) {
 		commit_tick(e);
+		if (now_mono_ms() >= next_map_check) {
+			/* A hand edit is noticed, and a file fixed after one is
+			 * taken up (with changes that waited for it), without a
+			 * request: a stat() unless the file changed. */
+			pthread_mutex_lock(&e->lock);
+			commit_refresh(e);
+			pthread_mutex_unlock(&e->lock);
+			next_map_check = now_mono_ms() + MAP_CHECK_EVERY_MS;
+		}
 		if (e->peers != NULL && now_mono_ms() >= next_check)
 			/* An unreachable peer is looked for again soon. */
 			next_check = now_mono_ms() + (anti_entropy(e) ?
@@ -126,7 +136,7 @@ sync_emit_aliases(struct engine *e, mapstate_emit_fn emit, void *arg, const char
 	int more = 1;
 
 	pthread_mutex_lock(&e->lock);
-	mapstate_refresh(e->ms);
+	commit_refresh(e);
 	pthread_mutex_unlock(&e->lock);
 	while (more) {
 		struct aliasmap batch = { 0 };
