@@ -494,7 +494,8 @@ run_step() {
 	done
 	case $fault in
 		link-cut) sleep "$fhold"; th_link_up "$fhost" ;;
-		diskfull) sleep "$fhold"; rm -f "$(th_dir "$fhost")/milter-alias/campaign-filler" ;;
+		diskfull) sleep "$fhold"; rm -f "$(th_dir "$fhost")/milter-alias/campaign-filler"
+			tw_msg "round $round: $fhost freed; its sync daemon logged $(tw_log_since "$(tw_peer_log "$fhost")" "$mark" | grep -ci 'no space left') lines naming the full disk" ;;
 		hostile) sleep "$fhold"; kill "$hostile_pid" 2>/dev/null; wait "$hostile_pid" 2>/dev/null
 			hostile_pid= ;;
 		handedit)	# the administrator makes the same edit on the other servers
@@ -563,7 +564,7 @@ check_round() {
 	want="alice@$TH_DOMAIN,bob@$TH_DOMAIN"
 	for n in "${hand_entries[@]}"; do
 		h=${n%% *} n=${n#* }
-		grep -qE "^$n[@:[:space:]]" "$(th_map_file "$h")" ||
+		grep -qE "^${n}[@:[:space:]]" "$(th_map_file "$h")" ||
 			violation "hand edit $n on $h: no longer in the map source"
 		if [ "$SHAPE" = aliases2 ]; then qa=$(tw_q "$h" "$n"); else qa=$(tw_q "$h" "$n@$TH_DOMAIN"); fi
 		[ "${qa//[[:space:]]/}" = "$want" ] ||
