@@ -215,7 +215,7 @@ print_show(struct ctl *c)
 {
 	static const char *const hkeys[] = { "time", "state", "target", "txn", "coord" };
 	size_t nhist = c->nitems - 1;
-	char when[32];
+	char when[32], until[32];
 
 	c->nitems = 1;
 	if (c->json) {
@@ -230,6 +230,8 @@ print_show(struct ctl *c)
 		const struct msg *m = &c->items[i];
 
 		iso_time(msg_gets(m, "time"), when, sizeof(when));
+		if (*msg_gets(m, "expires") != '\0')
+			iso_time(msg_gets(m, "expires"), until, sizeof(until));
 		if (c->json) {
 			printf("%s{", i > 1 ? ", " : "");
 			for (size_t k = 0; k < N_ELEMENTS(hkeys); k++) {
@@ -239,11 +241,22 @@ print_show(struct ctl *c)
 				else
 					json_print_string(stdout, msg_gets(m, hkeys[k]));
 			}
-			printf("}");
+			/* expires: the lifetime's end after this change (null:
+			 * none); expired: this change was the expiry */
+			printf(", \"expires\": ");
+			if (*msg_gets(m, "expires") != '\0')
+				json_print_string(stdout, until);
+			else
+				printf("null");
+			printf(", \"expired\": %s}", strcmp(msg_gets(m, "expired"), "1") == 0 ?
+			       "true" : "false");
 		} else
-			printf("%s  %-8s -> %s  txn %s (coordinator %s)\n", when,
+			printf("%s  %-8s -> %s  txn %s (coordinator %s)%s%s\n", when,
+			       strcmp(msg_gets(m, "expired"), "1") == 0 ? "expired" :
 			       msg_gets(m, "state"), msg_gets(m, "target"),
-			       msg_gets(m, "txn"), msg_gets(m, "coord"));
+			       msg_gets(m, "txn"), msg_gets(m, "coord"),
+			       *msg_gets(m, "expires") != '\0' ? "  expires " : "",
+			       *msg_gets(m, "expires") != '\0' ? until : "");
 	}
 	if (c->json)
 		printf("]}\n");

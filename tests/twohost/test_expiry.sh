@@ -80,6 +80,10 @@ th_check_eq "exactly one server committed the expiry" 1 "$n_exp"
 errs=$( (tw_log_since "$(tw_peer_log a)" "$mark_a"; tw_log_since "$(tw_peer_log b)" "$mark_b") |
 	grep -iE 'short-one' | grep -iE 'error|warn|differs|not committed' || :)
 th_check_eq "no error or warning about short-one in either daemon's log" "" "$errs"
+for h in a b; do
+	th_check "show on $h has the expiry in short-one's history" \
+		bash -c "'$CTL' -c '$(tw_conf $h)' show short-one@example.org | grep -qE '^[0-9T:-]+Z  expired  -> alice@example.org'"
+done
 th_check_eq "list --json on a says disabled" disabled \
 	"$(tw_ctl a list --json | $TW_PY -c 'import json,sys; print([x["state"] for x in json.load(sys.stdin) if x["address"] == "short-one@example.org"][0])')"
 
