@@ -678,7 +678,15 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 
 /* ---- participant ---- */
 
-/* finish - apply the decision on a transaction this node voted yes on */
+/*
+ * finish - apply the decision on a transaction this node voted yes on.
+ * 0: the decision is durable here (or the transaction is not in doubt
+ * here); 1: another thread is recording it right now; -1: it could not
+ * be recorded.  Only 0 may be acknowledged to the coordinator, which
+ * forgets the transaction once every peer has: until the record is
+ * fsync'd, a crash or a failed write here leaves the prepare alone, and
+ * asked about it then, the coordinator could only answer "abort".
+ */
 static int
 finish(struct engine *e, const char *id, int decision, const char *how)
 {
@@ -689,9 +697,13 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 
 	pthread_mutex_lock(&e->lock);
 	t = txn_find(e, id);
+	if (t != NULL && !is_self(e, t->coord) && t->state == TXN_FINISHING) {
+		pthread_mutex_unlock(&e->lock);
+		return 1;	/* being recorded by another thread, not yet durable */
+	}
 	if (t == NULL || is_self(e, t->coord) || t->state != TXN_PREPARED) {
 		pthread_mutex_unlock(&e->lock);
-		return 0;	/* already done, or being done by another thread */
+		return 0;	/* already recorded (or never prepared here) */
 	}
 	step_locked(e, t, TXN_FINISHING);
 	alias_copy(&after, &t->after);
@@ -884,6 +896,7 @@ commit_peer_request(struct engine *e, const char *peer, const struct msg *req,
 {
 	const char *op = msg_gets(req, "op"), *id = msg_gets(req, "txn");
 	struct txn *t;
+	int rc;
 
 	if (strcmp(op, "prepare") == 0) {
 		on_prepare(e, peer, req, resp);
@@ -905,8 +918,11 @@ commit_peer_request(struct engine *e, const char *peer, const struct msg *req,
 			return;
 		}
 		pthread_mutex_unlock(&e->lock);
-		if (finish(e, id, strcmp(d, "commit") == 0 ? 1 : -1, "decided by coordinator") < 0)
+		rc = finish(e, id, strcmp(d, "commit") == 0 ? 1 : -1, "decided by coordinator");
+		if (rc < 0)
 			msg_set_status(resp, "temp", "cannot record the decision now");
+		else if (rc > 0)
+			msg_set_status(resp, "temp", "the decision is being recorded");
 		else
 			msg_set_status(resp, "ok", "recorded");
 	} else if (strcmp(op, "outcome") == 0) {

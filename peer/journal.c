@@ -12,13 +12,17 @@
 
 #include "fsutil.h"
 #include "journal.h"
+#include "log.h"
 
 #define JOURNAL_MAX_BYTES (64u * 1024 * 1024)
 
 struct journal {
 	char *path;
 	int fd;
-	size_t size;
+	size_t size;		/* bytes of whole, durable records; written
+				 * under lock, read atomically */
+	int dirty;		/* the file may hold more: a failed append that
+				 * could not be cut off yet */
 	pthread_mutex_t lock;
 };
 
@@ -54,7 +58,7 @@ journal_open(const char *path, struct journal **j_r, struct msg **recs_r,
 {
 	struct journal *j;
 	struct msg *recs = NULL;
-	size_t n = 0, cap = 0, good = 0, len = 0;
+	size_t n = 0, cap = 0, good = 0, len = 0, line = 0;
 	char *data = NULL, *err = NULL;
 	int rc;
 
@@ -67,15 +71,29 @@ journal_open(const char *path, struct journal **j_r, struct msg **recs_r,
 		struct msg m = { 0 };
 		long long v;
 
+		line++;
 		if (nl == NULL)
 			break;	/* torn tail: never acknowledged */
 		if (msg_decode_line(data + off, (size_t)(nl - (data + off)), &m, &err) < 0 ||
 		    msg_get_ll(&m, "v", &v) < 0 || v != JOURNAL_VERSION) {
-			set_error(err_r, "%s: record at byte %zu is unreadable (%s); "
-				  "move the file aside after checking it", path, off,
-				  err ? err : "wrong version");
-			free(err);
 			msg_clear(&m);
+			/* One append tears at most one record: a last line
+			 * holding the start of a second is a torn append with a
+			 * later, acknowledged record glued on (what versions
+			 * before the cut-back left), and is kept for a person. */
+			if (nl + 1 == data + len &&
+			    (nl == data + off ||
+			     memmem(data + off + 1, (size_t)(nl - (data + off)) - 1,
+				    "v=1 ", 4) == NULL)) {
+				free(err);
+				break;	/* the last record: torn, as above */
+			}
+			set_error(err_r, "%s: line %zu (byte %zu) is unreadable (%s) and "
+				  "is %s: the journal is damaged, not torn by a crash; "
+				  "see milter-alias-peer(8), Journal", path, line, off,
+				  err ? err : "wrong version", nl + 1 == data + len ?
+				  "more than one record" : "not the last record");
+			free(err);
 			journal_free_records(recs, n);
 			free(data);
 			return -1;
@@ -95,7 +113,14 @@ journal_open(const char *path, struct journal **j_r, struct msg **recs_r,
 	pthread_mutex_init(&j->lock, NULL);
 	if (open_append(j, err_r) < 0)
 		goto fail;
+	/* A new journal's name must survive a crash as well as its records. */
+	if (rc == 1 && fsutil_fsync_parent(path, err_r) < 0)
+		goto fail;
 	if (rc == 0 && good < len) {
+		log_warnx(NULL, "journal %s: torn last record cut off: %zu bytes dropped "
+			  "at byte %zu (line %zu): an append interrupted by a crash or "
+			  "a failed write, never acknowledged", path, len - good, good,
+			  line);
 		if (ftruncate(j->fd, (off_t)good) < 0 || fsync(j->fd) < 0) {
 			set_error(err_r, "truncate(%s) failed: %s", path, strerror(errno));
 			goto fail;
@@ -112,19 +137,47 @@ fail:
 	return -1;
 }
 
+/* cut_back - drop whatever a failed append left after the last whole
+ * record (caller holds j->lock); 0, or -1 with errno set (j->dirty stays
+ * set and the next append tries again before it writes) */
+static int
+cut_back(struct journal *j)
+{
+	if (ftruncate(j->fd, (off_t)j->size) < 0 || fsync(j->fd) < 0) {
+		j->dirty = 1;
+		return -1;
+	}
+	j->dirty = 0;
+	return 0;
+}
+
 int
 journal_append(struct journal *j, const struct msg *rec, char **err_r)
 {
 	struct buf b = { 0 };
-	int rc = 0;
+	int rc = 0, saved;
 
 	encode_record(rec, &b);
 	pthread_mutex_lock(&j->lock);
-	if (fsutil_write_all(j->fd, b.data, b.len) < 0 || fdatasync(j->fd) < 0) {
-		set_error(err_r, "journal: write(%s) failed: %s", j->path, strerror(errno));
+	if (j->dirty && cut_back(j) < 0) {
+		/* Appending after the debris would glue the next record to it. */
+		set_error(err_r, "journal: truncate(%s) after a failed write failed: %s",
+			  j->path, strerror(errno));
+		rc = -1;
+	} else if (fsutil_write_all(j->fd, b.data, b.len) < 0 || fdatasync(j->fd) < 0) {
+		/* Short (disk full, file size limit) or not durable: not
+		 * acknowledged, so it must not be read back either. */
+		saved = errno;
+		if (cut_back(j) < 0)
+			set_error(err_r, "journal: write(%s) failed: %s; cutting it off "
+				  "failed too (%s), retried before the next append",
+				  j->path, strerror(saved), strerror(errno));
+		else
+			set_error(err_r, "journal: write(%s) failed: %s", j->path,
+				  strerror(saved));
 		rc = -1;
 	} else
-		j->size += b.len;
+		__atomic_store_n(&j->size, j->size + b.len, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&j->lock);
 	buf_free(&b);
 	return rc;
@@ -142,23 +195,22 @@ journal_rewrite(struct journal *j, const struct msg *recs, size_t n, char **err_
 	rc = fsutil_write_atomic(j->path, b.data ? b.data : "", b.len, 0600, err_r);
 	if (rc == 0) {
 		close(j->fd);
-		if ((rc = open_append(j, err_r)) == 0)
-			j->size = b.len;
+		if ((rc = open_append(j, err_r)) == 0) {
+			__atomic_store_n(&j->size, b.len, __ATOMIC_RELAXED);
+			j->dirty = 0;	/* a new file: no debris */
+		}
 	}
 	pthread_mutex_unlock(&j->lock);
 	buf_free(&b);
 	return rc;
 }
 
+/* Without j->lock: status and the compaction check must not wait for an
+ * append's fsync (the size changes only under the lock). */
 size_t
 journal_size(struct journal *j)
 {
-	size_t n;
-
-	pthread_mutex_lock(&j->lock);
-	n = j->size;
-	pthread_mutex_unlock(&j->lock);
-	return n;
+	return __atomic_load_n(&j->size, __ATOMIC_RELAXED);
 }
 
 void

@@ -22,6 +22,24 @@
  * Compaction rewrites the file with the live transactions only (their
  * prepare and, when decided, commit or abort record).  The journal owns
  * only its file; what the records mean is commit.c's business.
+ *
+ * Torn appends.  A record counts (commit.c acts on it, a peer or a client
+ * is told) only once journal_append has returned 0, that is after the
+ * whole line was written and fdatasync'd; appends are serialised, so at
+ * most the last record can be in flight at any moment.  Hence:
+ *   - an append that fails (a short write: disk full, RLIMIT_FSIZE; or a
+ *     failed fdatasync) is cut off again at once (ftruncate to the length
+ *     before it, fsync) and reported, and the request is answered 4xx.
+ *     Should the cut fail too, the next append retries it first and fails
+ *     rather than glue a record to the debris.
+ *   - at start-up, a last record without its newline, or whose line does
+ *     not read back, is what a crash or a failed write left mid-append:
+ *     it was never acknowledged, so it is cut off (logged with the file,
+ *     the bytes dropped and where) and nothing acknowledged is lost.  An
+ *     unreadable record before the last one is no torn append: start-up
+ *     is refused, naming the file and the line.
+ * The journal's directory entry is fsync'd when the file is created (and
+ * fsutil_write_atomic fsyncs it after compaction's rename).
  */
 #ifndef MA_JOURNAL_H
 #define MA_JOURNAL_H
@@ -51,12 +69,13 @@ void journal_marker(struct msg *rec, enum journal_kind kind, const char *txn);
 
 /* Open or create path and read back every complete record into a
  * caller-owned array (*recs_r, *n_r; free with journal_free_records).  A
- * torn last line (a crash mid-append) is cut off.  0 or -1 with a reason
- * (an unreadable record in the middle is an error: the file needs a
- * person's eyes). */
+ * torn last record (above) is cut off.  0 or -1 with a reason (an
+ * unreadable record before the last is an error naming the line: the
+ * file needs a person's eyes). */
 int journal_open(const char *path, struct journal **j_r, struct msg **recs_r,
 		 size_t *n_r, char **err_r);
-/* Append one record durably.  Thread-safe.  0 or -1 with a reason. */
+/* Append one record durably.  Thread-safe.  0: written and fdatasync'd;
+ * -1 with a reason: the file is as before (cut back, see above). */
 int journal_append(struct journal *j, const struct msg *rec, char **err_r);
 /* Atomically replace the whole journal with recs.  Thread-safe. */
 int journal_rewrite(struct journal *j, const struct msg *recs, size_t n,

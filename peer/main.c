@@ -105,6 +105,9 @@ main(int argc, char **argv)
 
 	umask(007);
 	signal(SIGPIPE, SIG_IGN);
+	/* Past a file size limit a write fails (EFBIG) and the request gets
+	 * 4xx, the journal cut back (journal.h), rather than kill us. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
 		log_fatal("pipe");
 	sigemptyset(&sa.sa_mask);

@@ -57,6 +57,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 # shellcheck source=../../contrib/debroot.sh
 . "$top/contrib/debroot.sh"
+. "$top/tests/package/mailconf.sh"
 
 WORK=${MA_ARM64_WORK:-/var/tmp/milter-alias-arm64}
 CACHE=${MA_ARM64_CACHE:-/var/cache/milter-alias-tests}
@@ -365,60 +366,8 @@ step "5b. the mail system the administrator of the arm64 server has"
 # Host b's mail system, as an administrator would have it on the Pi:
 # example.org a local domain (alice, bob, carol: /var/mail/USER), Dovecot
 # for SASL, submission with AUTH, smtpd chrooted as Debian ships it.
-cat >"$ROOT/etc/postfix/main.cf" <<EOF
-# written by milter-alias tests/arm64/test_arm64.sh
-compatibility_level = 3.6
-myhostname = b.example.test
-mydomain = example.test
-myorigin = \$myhostname
-mydestination = \$myhostname, localhost, example.org
-inet_interfaces = all
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_banner = \$myhostname ESMTP
-biff = no
-append_dot_mydomain = no
-readme_directory = no
-maillog_file = /var/log/mail.log
-alias_maps = hash:/etc/aliases
-alias_database = hash:/etc/aliases
-default_transport = error:this test system delivers nothing outside
-relay_transport = \$default_transport
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-smtpd_error_sleep_time = 0
-smtpd_sasl_type = dovecot
-smtpd_sasl_path = private/auth
-smtpd_sasl_auth_enable = no
-smtpd_tls_security_level = none
-smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination
-mua_relay_restrictions = permit_sasl_authenticated, reject
-EOF
-printf 'postmaster: root\nabuse: root\n' >"$ROOT/etc/aliases"
-cat >"$ROOT/etc/dovecot/dovecot.conf" <<'EOF'
-# written by milter-alias tests/arm64/test_arm64.sh: SASL only
-protocols =
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-log_path = /var/log/dovecot.log
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%Ln /etc/dovecot/users
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=/nonexistent
-}
-service auth {
-  unix_listener /var/spool/postfix/private/auth {
-    mode = 0660
-    user = postfix
-    group = postfix
-  }
-}
-EOF
+ma_write_mailconf "$ROOT" b.example.test all tests/arm64/test_arm64.sh 1 ||
+	fatal "write the $ARCH root's main.cf, aliases and dovecot.conf"
 : >"$ROOT/etc/dovecot/users"
 for u in $TH_USERS; do
 	printf '%s:{PLAIN}%s::::::\n' "$u" "$(th_password "$u")" >>"$ROOT/etc/dovecot/users"

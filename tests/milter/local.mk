@@ -5,10 +5,11 @@
 check_PROGRAMS += tests/milter/milter-driver
 tests_milter_milter_driver_SOURCES = tests/milter/milter-driver.c
 
-TESTS += tests/milter/run.sh tests/milter/cli.sh
+TESTS += tests/milter/run.sh tests/milter/cli.sh tests/milter/journal-full.sh
 EXTRA_DIST += \
 	tests/milter/run.sh \
 	tests/milter/cli.sh \
+	tests/milter/journal-full.sh \
 	tests/milter/rcpt-stage.script \
 	tests/milter/bad-requests.script \
 	tests/milter/create.script \

@@ -3,4 +3,5 @@
 # layer 5).  Run as root by tests/run-all.sh.
 EXTRA_DIST += \
 	tests/package/local.mk \
+	tests/package/mailconf.sh \
 	tests/package/test_install.sh

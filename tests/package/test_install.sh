@@ -66,6 +66,7 @@ T0=$(date +%s)
 # helpers are shared with tests/servers/test_servers.sh
 # shellcheck source=../servers/lib.sh
 . "$top/tests/servers/lib.sh"
+. "$top/tests/package/mailconf.sh"
 
 # -------------------------------------------------------------- cleanup --
 cleanup() {
@@ -269,58 +270,8 @@ lap apt-root
 # example.org is a local domain (alice, bob: /var/mail/USER), Dovecot is
 # the SASL server, submission (587) requires SASL, smtpd runs chrooted
 # (Debian's master.cf).  Nothing leaves the machine.
-cat >"$ROOT/etc/postfix/main.cf" <<'EOF'
-# written by milter-alias tests/package/test_install.sh
-compatibility_level = 3.6
-myhostname = mail.example.test
-mydomain = example.test
-myorigin = $myhostname
-mydestination = $myhostname, localhost, example.org
-inet_interfaces = loopback-only
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_banner = $myhostname ESMTP
-biff = no
-append_dot_mydomain = no
-readme_directory = no
-alias_maps = hash:/etc/aliases
-alias_database = hash:/etc/aliases
-default_transport = error:this test system delivers nothing outside
-relay_transport = $default_transport
-smtp_dns_support_level = disabled
-smtpd_peername_lookup = no
-smtpd_error_sleep_time = 0
-smtpd_sasl_type = dovecot
-smtpd_sasl_path = private/auth
-smtpd_sasl_auth_enable = no
-smtpd_tls_security_level = none
-smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination
-mua_relay_restrictions = permit_sasl_authenticated, reject
-EOF
-printf 'postmaster: root\nabuse: root\n' >"$ROOT/etc/aliases"
-cat >"$ROOT/etc/dovecot/dovecot.conf" <<'EOF'
-# written by milter-alias tests/package/test_install.sh: SASL only
-protocols =
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-passdb {
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%Ln /etc/dovecot/users
-}
-userdb {
-  driver = static
-  args = uid=nobody gid=nogroup home=/nonexistent
-}
-service auth {
-  unix_listener /var/spool/postfix/private/auth {
-    mode = 0660
-    user = postfix
-    group = postfix
-  }
-}
-EOF
+ma_write_mailconf "$ROOT" mail.example.test loopback-only tests/package/test_install.sh ||
+	fatal "write the root's main.cf, aliases and dovecot.conf"
 printf 'alice:{PLAIN}secret-alice::::::\nbob:{PLAIN}secret-bob::::::\n' >"$ROOT/etc/dovecot/users"
 printf '127.0.1.1\t%s mail\n' "$HOSTNAME_C" >>"$ROOT/etc/hosts"
 echo "$HOSTNAME_C" >"$ROOT/etc/hostname"

@@ -77,6 +77,19 @@ tests_unit_test_lmdbmap_CFLAGS = $(UNIT_TEST_CFLAGS) $(LMDB_CFLAGS)
 tests_unit_test_lmdbmap_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
 endif
 
+# peer/journal.c: failed appends cut off, torn tails at start-up, the
+# directory fsync'd.  The wrappers count directory fsyncs and fail
+# ftruncate on demand.
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_journal
+TESTS += tests/unit/test_journal
+tests_unit_test_journal_SOURCES = tests/unit/test_journal.c tests/unit/unit.h
+tests_unit_test_journal_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
+tests_unit_test_journal_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_journal_LDFLAGS = -Wl,--wrap=fsync,--wrap=ftruncate
+tests_unit_test_journal_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD)
+endif
+
 # peer/commit.c: the commit protocol between two or three engines in one
 # process, over fake_peers.c instead of peer/peers.c (no sockets, no TLS,
 # no root).  fake_peers.o comes before libpeer.a, so the linker never
@@ -88,5 +101,7 @@ tests_unit_test_commit_SOURCES = tests/unit/test_commit.c tests/unit/unit.h \
 	tests/unit/fake_peers.c tests/unit/fake_peers.h
 tests_unit_test_commit_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
 tests_unit_test_commit_CFLAGS = $(UNIT_TEST_CFLAGS)
+# A slow or failing fdatasync on demand (decide_acknowledged_only_when_durable).
+tests_unit_test_commit_LDFLAGS = -Wl,--wrap=fdatasync
 tests_unit_test_commit_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
 endif

@@ -35,7 +35,8 @@
  *   P  -         -> PREPARED   prepare   create_commits_on_both, ...
  *   P  PREPARED  -> FINISHING            decide: create_commits_on_both;
  *                                        outcome: recover_in_doubt_*
- *   P  FINISHING -> PREPARED             participant_decision_record_fails
+ *   P  FINISHING -> PREPARED             participant_decision_record_fails,
+ *                                        decide_acknowledged_only_when_durable
  *   P  FINISHING -> COMMITTED  commit    create_commits_on_both,
  *                                        recover_in_doubt_commits
  *   P  FINISHING -> ABORTED    abort     three_nodes_one_refuses,
@@ -53,7 +54,9 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "unit.h"
@@ -984,6 +987,237 @@ Test(commit, participant_decision_record_fails)
 	msg_clear(&resp);
 }
 
+/* ---- a slow fdatasync, by hand (linked with -Wl,--wrap=fdatasync) ---- */
+
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+
+/* Armed, the next fdatasync (in whichever thread) says so and waits until
+ * released, then fails with EIO if told to; every other one is real. */
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int armed, entered, released, fail;
+} gate = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0 };
+
+int
+__wrap_fdatasync(int fd)
+{
+	int mine, fail;
+
+	pthread_mutex_lock(&gate.lock);
+	mine = gate.armed;
+	gate.armed = 0;
+	if (mine) {
+		gate.entered = 1;
+		pthread_cond_broadcast(&gate.cond);
+		while (!gate.released)
+			pthread_cond_wait(&gate.cond, &gate.lock);
+	}
+	fail = mine && gate.fail;
+	pthread_mutex_unlock(&gate.lock);
+	if (fail) {
+		errno = EIO;
+		return -1;
+	}
+	return __real_fdatasync(fd);
+}
+
+static void
+gate_arm(int fail)
+{
+	pthread_mutex_lock(&gate.lock);
+	gate.armed = 1;
+	gate.entered = gate.released = 0;
+	gate.fail = fail;
+	pthread_mutex_unlock(&gate.lock);
+}
+
+/* gate_wait_entered - within TICK_BOUND_MS */
+static void
+gate_wait_entered(void)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += TICK_BOUND_MS / 1000;
+	pthread_mutex_lock(&gate.lock);
+	while (!gate.entered && rc == 0)
+		rc = pthread_cond_timedwait(&gate.cond, &gate.lock, &until);
+	pthread_mutex_unlock(&gate.lock);
+	cr_assert_eq(rc, 0, "the armed fdatasync was never reached");
+}
+
+static void
+gate_release(void)
+{
+	pthread_mutex_lock(&gate.lock);
+	gate.released = 1;
+	pthread_cond_broadcast(&gate.cond);
+	pthread_mutex_unlock(&gate.lock);
+}
+
+struct decide_call {
+	struct node *b;
+	const char *txn;
+	struct msg resp;
+};
+
+static void *
+decide_thread(void *arg)
+{
+	struct decide_call *d = arg;
+
+	ask(d->b, "a.test", "decide", d->txn, "commit", &d->resp);
+	return NULL;
+}
+
+/*
+ * A decision is acknowledged only once it is durable.  b is recording
+ * the commit in one thread (a decide whose fsync is slow, as after the
+ * coordinator timed out and delivered again); a's next delivery reaches
+ * b meanwhile.  That one must not be acknowledged ("recorded"): a would
+ * write "done" and forget, and when b's record then fails (or b
+ * crashes), b is left in doubt with a coordinator that answers "abort"
+ * (it forgot), and the servers diverge.
+ */
+Test(commit, decide_acknowledged_only_when_durable)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	struct decide_call d = { 0 };
+	pthread_t th;
+	char txn[TXN_ID_LEN + 1];
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	snprintf(txn, sizeof(txn), "%s", msg_gets(&resp, "txn"));
+	cr_assert_eq(status(b, "in_doubt"), 1);
+
+	/* b starts recording the commit; its fdatasync hangs */
+	d.b = b;
+	d.txn = txn;
+	gate_arm(1);
+	cr_assert_eq(pthread_create(&th, NULL, decide_thread, &d), 0);
+	gate_wait_entered();
+
+	/* a delivers meanwhile: not durable on b yet, so not acknowledged */
+	commit_tick(a->e);
+	cr_expect_eq(status(a, "undelivered"), 1, "b acknowledged a decision it had "
+		     "not made durable; a forgot it");
+	cr_expect_str_eq(kinds(a, NULL), "prepare commit confirmed");
+
+	/* b's record fails after all: b is in doubt again */
+	gate_release();
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_str_eq(msg_gets(&d.resp, "status"), "temp", "%s", msg_gets(&d.resp, "text"));
+	cr_assert_str_eq(kinds(b, NULL), "prepare", "the failed record was cut off");
+	cr_assert_eq(status(b, "in_doubt"), 1);
+
+	/* a still has the decision and delivers it; b commits like a (with
+	 * the bug, b asks a, which forgot, and aborts: the maps differ) */
+	commit_tick(a->e);
+	tick_until(b, "in_doubt", 0);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "active",
+			 "b aborted what a committed");
+	cr_assert_str_eq(kinds(b, NULL), "prepare commit confirmed");
+	cr_assert_eq(status(a, "undelivered"), 0);
+	assert_same_maps(a, b);
+	msg_clear(&d.resp);
+	msg_clear(&resp);
+}
+
+/* first_txn - the transaction of n's first journal record */
+static void
+first_txn(struct node *n, char txn[TXN_ID_LEN + 1])
+{
+	struct journal *j = NULL;
+	struct msg *recs = NULL;
+	char *path = journal_path(n), *err = NULL;
+	size_t nrec = 0;
+
+	cr_assert_eq(journal_open(path, &j, &recs, &nrec, &err), 0, "journal: %s", err);
+	cr_assert_gt(nrec, 0);
+	snprintf(txn, TXN_ID_LEN + 1, "%s", msg_gets(&recs[0], "txn"));
+	journal_free_records(recs, nrec);
+	journal_close(&j);
+	free(path);
+}
+
+struct admin_call {
+	struct node *a, *b;
+	struct msg resp;
+};
+
+static void *
+admin_thread(void *arg)
+{
+	struct admin_call *c = arg;
+
+	admin(c->a, "new", "shop", "alice", &c->resp);
+	return NULL;
+}
+
+/* vote_then_gate - b votes; a's next fdatasync (its commit record) hangs,
+ * then fails */
+static int
+vote_then_gate(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct admin_call *c = arg;
+
+	(void)to;
+	sync_peer_handler(c->b->e, "a.test", req, resp, drop_item, NULL);
+	gate_arm(1);
+	return 1;
+}
+
+/*
+ * The coordinator's side of the same rule: while its commit record is
+ * not durable, nobody hears "commit": not the client, not a peer asking
+ * (outcome says pending), not the background delivery.  The record then
+ * fails: the client gets 4xx and b is told to abort.  (The code was
+ * right already; this pins it.)
+ */
+Test(commit, coordinator_tells_nobody_before_its_commit_record)
+{
+	struct admin_call c = { 0 };
+	struct msg r = { 0 };
+	pthread_t th;
+	char txn[TXN_ID_LEN + 1];
+
+	pair(NULL);
+	c.a = &nodes[0];
+	c.b = &nodes[1];
+	fake_peers_hook(c.a->peers, "prepare", vote_then_gate, &c);
+	cr_assert_eq(pthread_create(&th, NULL, admin_thread, &c), 0);
+	gate_wait_entered();
+
+	cr_assert_str_eq(kinds(c.b, NULL), "prepare");
+	first_txn(c.b, txn);
+	ask(c.a, "b.test", "outcome", txn, NULL, &r);
+	cr_assert_str_eq(msg_gets(&r, "decision"), "pending",
+			 "a told b the outcome before its commit record was durable");
+	msg_clear(&r);
+	commit_tick(c.a->e);
+	cr_assert_eq(fake_peers_delivered(c.a->peers, "decide"), 0,
+		     "a delivered a decision before its commit record was durable");
+	cr_assert_eq(status(c.b, "in_doubt"), 1);
+
+	gate_release();
+	cr_assert_eq(pthread_join(th, NULL), 0);
+	cr_assert_str_eq(msg_gets(&c.resp, "status"), "temp", "%s", msg_gets(&c.resp, "text"));
+	cr_assert_str_eq(state_of(c.a, "shop", NULL, 0), "absent");
+	commit_tick(c.a->e);
+	cr_assert_str_eq(kinds(c.b, NULL), "prepare abort");
+	cr_assert_str_eq(state_of(c.b, "shop", NULL, 0), "absent");
+	assert_same_maps(c.a, c.b);
+	msg_clear(&c.resp);
+}
+
 /* ==== 5. journal replay ==== */
 
 Test(commit, replay_restores_map)
@@ -1120,6 +1354,47 @@ Test(commit, recover_in_doubt_commits)
 }
 
 /* (b) again, a's journal says abort */
+/* Torn last records (a crash mid-append) on both sides: each is cut off
+ * at start-up, what was acknowledged before it is all there: a still
+ * delivers its decision, b is still in doubt and commits like a. */
+Test(commit, recover_torn_tails)
+{
+	struct node *a, *b;
+	char *line, *text;
+
+	add_node("a.test", 1, NULL);
+	add_node("b.test", 1, NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	line = prepare_line(TXN1, "a.test", "shop");
+	/* a: its "done" torn after the newline reached the disk */
+	text = xasprintf("%sv=1 rec=commit txn=" TXN1 "\nv=1 rec=confirmed txn=" TXN1
+			 "\nv=1 rec=done t\n", line);
+	write_journal(a, text);
+	free(text);
+	/* b: its commit record torn before the newline */
+	text = xasprintf("%sv=1 rec=comm", line);
+	write_journal(b, text);
+	free(text);
+	free(line);
+	open_node(a);
+	open_node(b);
+	link_all();
+
+	/* (start-up compaction keeps the live transaction's prepare and decision) */
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit");
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	cr_assert_eq(status(a, "undelivered"), 1);
+	cr_assert_str_eq(kinds(b, NULL), "prepare");
+	cr_assert_eq(status(b, "in_doubt"), 1);
+
+	commit_tick(a->e);
+	cr_assert_eq(status(a, "undelivered"), 0);
+	cr_assert_eq(status(b, "in_doubt"), 0);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "active");
+	assert_same_maps(a, b);
+}
+
 Test(commit, recover_in_doubt_aborts)
 {
 	struct node *a, *b;
