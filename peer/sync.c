@@ -102,8 +102,10 @@ anti_entropy(struct engine *e)
 
 /* ---- expiry ---- */
 
-/* Aliases disabled in one sweep at most; the rest wait for the next. */
-#define EXPIRY_BATCH 64
+/* Aliases collected under the lock at once, and batches in one sweep at
+ * most (the rest wait for the next sweep). */
+#define EXPIRY_BATCH 16
+#define EXPIRY_MAX_BATCHES 256
 
 /* expire_one - disable address through the commit path if its lifetime
  * has run out.  0 done or nothing to do (another server disabled it
@@ -183,45 +185,51 @@ peers_down(struct engine *e)
 	return NULL;
 }
 
-/* sync_expire_due (sync.h) - disable every active alias whose lifetime has run out,
- * each in an ordinary transaction.  With a peer unreachable nothing can
- * commit: the sweep waits (the aliases keep delivering everywhere, never
- * refused on one server and delivered on another). */
+/* sync_expire_due (sync.h) - disable every active alias whose lifetime
+ * has run out, each in an ordinary transaction, a batch at a time (the
+ * lock is not held across a commit).  With a peer unreachable nothing can
+ * commit: the sweep waits, and the aliases keep delivering everywhere,
+ * never refused on one server and delivered on another. */
 size_t
 sync_expire_due(struct engine *e, int *waiting)
 {
 	size_t failed = 0;
-
-	struct strlist due = { 0 };
-	long long now = now_wall();
 	const char *down;
 
-	pthread_mutex_lock(&e->lock);
-	mapstate_refresh(e->ms);
-	for (size_t i = 0; i < mapstate_map(e->ms)->n && due.n < EXPIRY_BATCH; i++) {
-		const struct alias *a = &mapstate_map(e->ms)->v[i];
+	/* Aliases in flight are skipped and stay due: a bounded number of
+	 * batches keeps them from being looked at forever. */
+	for (int batch = 0; batch < EXPIRY_MAX_BATCHES && !commit_stopping(e); batch++) {
+		struct strlist due = { 0 };
+		long long now = now_wall();
 
-		if (a->owner[0] != '\0' && a->state == ALIAS_ACTIVE && a->expires > 0 &&
-		    a->expires <= now)
-			strlist_add(&due, a->address);
-	}
-	pthread_mutex_unlock(&e->lock);
-	if (due.n > 0 && (down = peers_down(e)) != NULL) {
-		if (!*waiting)
-			log_notice(NULL, "expiry: %zu aliases are due but peer %s is not "
-				   "connected; they expire once it is", due.n, down);
-		*waiting = 1;
-		failed = due.n;
-		strlist_clear(&due);
-		return failed;
-	}
-	*waiting = 0;
-	for (size_t i = 0; i < due.n && !commit_stopping(e); i++)
-		if (expire_one(e, due.v[i]) < 0) {
-			failed = due.n - i;	/* the rest would fail alike */
-			break;
+		pthread_mutex_lock(&e->lock);
+		mapstate_refresh(e->ms);
+		for (size_t i = 0; i < mapstate_map(e->ms)->n && due.n < EXPIRY_BATCH; i++) {
+			const struct alias *a = &mapstate_map(e->ms)->v[i];
+
+			if (a->owner[0] != '\0' && a->state == ALIAS_ACTIVE && a->expires > 0 &&
+			    a->expires <= now)
+				strlist_add(&due, a->address);
 		}
-	strlist_clear(&due);
+		pthread_mutex_unlock(&e->lock);
+		if (due.n > 0 && (down = peers_down(e)) != NULL) {
+			if (!*waiting)
+				log_notice(NULL, "expiry: aliases are due but peer %s is not "
+					   "connected; they expire once it is", down);
+			*waiting = 1;
+			failed = due.n;
+			strlist_clear(&due);
+			return failed;
+		}
+		*waiting = 0;
+		for (size_t i = 0; i < due.n && !commit_stopping(e); i++)
+			if (expire_one(e, due.v[i]) < 0) {
+				failed = due.n - i;	/* the rest would fail alike */
+				break;
+			}
+		batch = failed > 0 || due.n < EXPIRY_BATCH ? EXPIRY_MAX_BATCHES : batch;
+		strlist_clear(&due);
+	}
 	return failed;
 }
 

@@ -1886,3 +1886,56 @@ Test(commit, generated_name_on_both)
 	msg_clear(&req);
 	msg_clear(&resp);
 }
+
+Test(commit, list_mail_shows_the_expiry)
+{
+	struct node *a;
+	struct msg resp = { 0 };
+	char *path, *text;
+
+	new_expiring();
+	a = &nodes[0];
+	mail(a, "list", "x", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	path = ut_path(a->dir, "mail.out");
+	text = ut_slurp(path);
+	cr_assert_not_null(text);
+	cr_assert_not_null(strstr(text, "Subject: Your aliases"), "%s", text);
+	cr_assert(strstr(text, "shop@example.org") != NULL &&
+		  strstr(strstr(text, "Subject: Your aliases"), "  expires 20") != NULL, "%s", text);
+	/* and the confirmation of the new alias said when it expires */
+	cr_assert_not_null(strstr(text, "Expires: 20"), "%s", text);
+	free(text);
+	free(path);
+	msg_clear(&resp);
+}
+
+Test(commit, one_sweep_expires_more_than_a_batch)
+{
+	/* sync.c collects 16 due aliases under the lock at a time */
+	struct node *a = add_node("a.test", 0, NULL);
+	struct msg resp = { 0 };
+	struct aliasmap m;
+	long long last = 0;
+	size_t disabled = 0;
+	int waiting = 0;
+
+	open_node(a);
+	for (int i = 0; i < 20; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "trial%02d", i);
+		admin_lifetime(a, "new", name, "alice", 1, &resp);
+		cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+		msg_clear(&resp);
+	}
+	last = now_wall() + 1;
+	wait_past(last);
+	cr_assert_eq(sync_expire_due(a->e, &waiting), 0);
+	list(a, &m);
+	for (size_t i = 0; i < m.n; i++)
+		disabled += alias_expired(&m.v[i]);
+	cr_assert_eq(m.n, 20);
+	cr_assert_eq(disabled, 20, "one sweep disabled %zu of 20", disabled);
+	aliasmap_clear(&m);
+}
