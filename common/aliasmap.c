@@ -125,11 +125,17 @@ alias_from_msg(const struct msg *m, struct alias *a, char **err_r)
 }
 
 char *
-alias_map_key(const struct alias *a, enum map_format fmt)
+alias_address_key(const char *address, enum map_format fmt)
 {
 	if (fmt == MAP_FORMAT_ALIASES)
-		return xstrndup(a->address, strcspn(a->address, "@"));
-	return xstrdup(a->address);
+		return xstrndup(address, strcspn(address, "@"));
+	return xstrdup(address);
+}
+
+char *
+alias_map_key(const struct alias *a, enum map_format fmt)
+{
+	return alias_address_key(a->address, fmt);
 }
 
 void
@@ -262,6 +268,20 @@ aliasmap_find_local(const struct aliasmap *m, const char *local)
 		    m->v[i].address[len] == '@')
 			return &m->v[i];
 	return NULL;
+}
+
+const struct alias *
+aliasmap_find_key(const struct aliasmap *m, enum map_format fmt, const char *address)
+{
+	const struct alias *a;
+	char *key;
+
+	if (fmt != MAP_FORMAT_ALIASES)
+		return aliasmap_find(m, address);
+	key = alias_address_key(address, fmt);
+	a = aliasmap_find_local(m, key);
+	free(key);
+	return a;
 }
 
 /*

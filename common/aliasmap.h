@@ -63,8 +63,13 @@ void alias_clear(struct alias *a);
 void alias_to_msg(const struct alias *a, struct msg *m);
 /* 0 on success; -1 with a reason when a field is missing or invalid. */
 int alias_from_msg(const struct msg *m, struct alias *a, char **err_r);
-/* Map key: the address, or its local part for "aliases" format.
- * Caller frees. */
+/* The key an address is written under in the map: the address, or its
+ * local part for "aliases" format (so shop@example.org and
+ * shop@example.net are one key there).  Whatever must be unique per map
+ * entry (the existence check, the per-address locks of commit.c) goes by
+ * this key.  Caller frees. */
+char *alias_address_key(const char *address, enum map_format fmt);
+/* alias_address_key of a->address. */
 char *alias_map_key(const struct alias *a, enum map_format fmt);
 /* "key value\n" ("key: value\n" for aliases) as postmap -i reads it. */
 void alias_entry_line(const struct alias *a, enum map_format fmt, struct buf *out);
@@ -125,6 +130,11 @@ const struct alias *aliasmap_find(const struct aliasmap *m, const char *address)
 size_t aliasmap_index_after(const struct aliasmap *m, const char *address);
 /* Borrowed pointer to an alias with this local part in any domain. */
 const struct alias *aliasmap_find_local(const struct aliasmap *m, const char *local);
+/* Borrowed pointer to the alias written under address's key (format fmt):
+ * the alias itself, or for "aliases" one with the same name in any
+ * domain; NULL if the key is free. */
+const struct alias *aliasmap_find_key(const struct aliasmap *m, enum map_format fmt,
+				      const char *address);
 /* Insert a deep copy of a, replacing an alias with the same address. */
 void aliasmap_put(struct aliasmap *m, const struct alias *a);
 /* Aliases of owner that are not deleted. */

@@ -460,7 +460,7 @@ request_name_from_random(const unsigned char rnd[REQUEST_GEN_BYTES], char *out)
 		unsigned v = (unsigned)(bits >> (6 * k)) & 63;
 
 		if (k == REQUEST_GEN_SYLLABLES / 2)
-			*o++ = '-';
+			*o++ = REQUEST_GEN_SEP;
 		*o++ = cons[v >> 2];
 		*o++ = vow[v & 3];
 	}
@@ -601,6 +601,42 @@ request_clear(struct request *req)
 	req->lifetime = 0;
 }
 
+size_t
+request_extension_cut(const char *local, size_t len, const char *delimiters)
+{
+	static const char *const whole[] = { "postmaster", "mailer-daemon", "double-bounce" };
+	size_t cut;
+
+	if (delimiters == NULL || *delimiters == '\0')
+		return len;
+	/* Postfix's split_addr: these are never split ... */
+	for (size_t i = 0; i < N_ELEMENTS(whole); i++)
+		if (len == strlen(whole[i]) && strncasecmp(local, whole[i], len) == 0)
+			return len;
+	/* ... nor, with "-" a delimiter, owner-foo and foo-request
+	 * (owner_request_special = yes, the default) ... */
+	if (strchr(delimiters, '-') != NULL &&
+	    ((len >= 6 && strncasecmp(local, "owner-", 6) == 0) ||
+	     (len > 8 && strncasecmp(local + len - 8, "-request", 8) == 0)))
+		return len;
+	/* ... nor where the base would be empty.  The extension starts at
+	 * the first character of any delimiter. */
+	for (cut = 0; cut < len && strchr(delimiters, local[cut]) == NULL; cut++)
+		;
+	return cut == 0 ? len : cut;
+}
+
+char *
+request_address_base(const char *address, const char *delimiters)
+{
+	size_t len = strcspn(address, "@"), cut;
+
+	cut = request_extension_cut(address, len, delimiters);
+	if (cut == len)
+		return NULL;
+	return xasprintf("%.*s%s", (int)cut, address, address + len);
+}
+
 char *
 request_recipient_base(const char *rcpt, const char *delimiters)
 {
@@ -619,11 +655,8 @@ request_recipient_base(const char *rcpt, const char *delimiters)
 		}
 	} else
 		buf_append(&local, rcpt, (size_t)(at - rcpt));
-	/* Postfix keeps a local part that starts with the delimiter whole. */
-	cut = local.len > 0 && *delimiters != '\0' ?
-		strcspn(local.data + 1, delimiters) + 1 : local.len;
-	res = xasprintf("%.*s%s", (int)(cut < local.len ? cut : local.len),
-			local.data ? local.data : "", at);
+	cut = request_extension_cut(local.data ? local.data : "", local.len, delimiters);
+	res = xasprintf("%.*s%s", (int)cut, local.data ? local.data : "", at);
 	buf_free(&local);
 	return res;
 }

@@ -29,8 +29,11 @@ enum request_verb {
 #define REQUEST_LIFETIME_MAX (365 * REQUEST_DAY)
 
 /* A generated name: REQUEST_GEN_SYLLABLES consonant-vowel syllables from
- * 16 consonants and 4 vowels (6 bits each), a '-' after the first half:
- * 48 bits from REQUEST_GEN_BYTES random bytes, e.g. "bakodemi-lorafuze". */
+ * 16 consonants and 4 vowels (6 bits each), a '.' after the first half
+ * (not '-' or '+': those are common recipient_delimiter values, and
+ * Postfix would read the second half as an address extension): 48 bits
+ * from REQUEST_GEN_BYTES random bytes, e.g. "bakodemi.lorafuze". */
+#define REQUEST_GEN_SEP '.'
 #define REQUEST_GEN_SYLLABLES 8
 #define REQUEST_GEN_BYTES 6
 #define REQUEST_GEN_LEN (2 * REQUEST_GEN_SYLLABLES + 1)
@@ -73,9 +76,19 @@ int request_address_valid(const char *addr);
  * command, file or include.  1 if valid. */
 int request_target_valid(const char *addr);
 
+/* Postfix's address extension (recipient_delimiter, postconf(5)): the
+ * length of the base of the local part local[0..len), cut at the first
+ * character of delimiters; len when Postfix does not split it (no
+ * delimiter in it or at its start, postmaster, mailer-daemon,
+ * double-bounce, and with "-" a delimiter owner-* and *-request). */
+size_t request_extension_cut(const char *local, size_t len, const char *delimiters);
+/* "user@domain" for "user+ext@domain" as Postfix strips it, or NULL when
+ * Postfix would not strip address.  Caller frees. */
+char *request_address_base(const char *address, const char *delimiters);
+
 /* A recipient as Postfix resolves it: a quoted local part unquoted, and
- * the address extension cut off at the first character of delimiters
- * (Postfix's recipient_delimiter; may be empty), so that "makealias+x@d"
+ * the address extension cut off as request_extension_cut does (delimiters:
+ * Postfix's recipient_delimiter; may be empty), so that "makealias+x@d"
  * and "\"makealias\"@d" compare equal to the request address they reach.
  * rcpt is lowercase without <>.  Caller frees. */
 char *request_recipient_base(const char *rcpt, const char *delimiters);

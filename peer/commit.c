@@ -100,10 +100,17 @@ struct txn {
 
 /* An address with a change in flight, and the transaction holding it. */
 struct busy {
-	char *address;
+	char *address;		/* its map key: alias_address_key */
 	char txn[TXN_ID_LEN + 1];
 };
 
+
+/* A confirmation sendmail did not take, kept (notify_keep) and retried. */
+struct confirm {
+	char *txn, *address, *from;
+	int attempts;
+	long long next;		/* now_mono_ms() of the next attempt */
+};
 
 void
 commit_new_id(char out[TXN_ID_LEN + 1])
@@ -125,22 +132,38 @@ commit_new_id(char out[TXN_ID_LEN + 1])
 	out[TXN_ID_LEN] = '\0';
 }
 
-/* ---- per-address locks (e->lock held) ---- */
+/* ---- per-address locks (e->lock held) ----
+ *
+ * A lock is taken on the map key the address is written under
+ * (alias_address_key): with map_format aliases, shop@example.org and
+ * shop@example.net are one key, so two changes to them conflict like two
+ * changes to one address, on the coordinator and on every participant.
+ */
+
+static const char *
+busy_find(struct engine *e, const char *key)
+{
+	for (size_t i = 0; i < e->nbusy; i++)
+		if (strcmp(e->busy[i].address, key) == 0)
+			return e->busy[i].txn;
+	return NULL;
+}
 
 const char *
 commit_busy_holder(struct engine *e, const char *address)
 {
-	for (size_t i = 0; i < e->nbusy; i++)
-		if (strcmp(e->busy[i].address, address) == 0)
-			return e->busy[i].txn;
-	return NULL;
+	char *key = alias_address_key(address, e->conf->map_format);
+	const char *holder = busy_find(e, key);
+
+	free(key);
+	return holder;
 }
 
 static void
 busy_add(struct engine *e, const char *address, const char *txn)
 {
 	e->busy = xrealloc(e->busy, (e->nbusy + 1) * sizeof(*e->busy));
-	e->busy[e->nbusy].address = xstrdup(address);
+	e->busy[e->nbusy].address = alias_address_key(address, e->conf->map_format);
 	snprintf(e->busy[e->nbusy].txn, sizeof(e->busy[e->nbusy].txn), "%s", txn);
 	e->nbusy++;
 }
@@ -157,13 +180,16 @@ commit_busy_take(struct engine *e, const char *address, const char *txn)
 void
 commit_busy_release(struct engine *e, const char *address, const char *txn)
 {
+	char *key = alias_address_key(address, e->conf->map_format);
+
 	for (size_t i = 0; i < e->nbusy; i++)
-		if (strcmp(e->busy[i].address, address) == 0 &&
+		if (strcmp(e->busy[i].address, key) == 0 &&
 		    strcmp(e->busy[i].txn, txn) == 0) {
 			free(e->busy[i].address);
 			e->busy[i] = e->busy[--e->nbusy];
-			return;
+			break;
 		}
+	free(key);
 }
 
 size_t
@@ -431,6 +457,14 @@ commit_describe(const struct engine *e, struct msg **items_r)
 void
 commit_free(struct engine *e)
 {
+	for (size_t i = 0; i < e->nconfirms; i++) {
+		free(e->confirms[i].txn);
+		free(e->confirms[i].address);
+		free(e->confirms[i].from);
+	}
+	free(e->confirms);
+	e->confirms = NULL;
+	e->nconfirms = 0;
 	for (size_t i = 0; i < e->nbusy; i++)
 		free(e->busy[i].address);
 	free(e->busy);
@@ -443,33 +477,195 @@ commit_free(struct engine *e)
 	e->ntxns = 0;
 }
 
+/* ---- confirmations ---- */
+
+static long long
+confirm_delay(const struct engine *e, int attempts)
+{
+	long long d = e->confirm_retry_ms;
+
+	for (int i = 1; i < attempts && d < CONFIRM_RETRY_MAX_MS; i++)
+		d *= 2;
+	return d < CONFIRM_RETRY_MAX_MS ? d : CONFIRM_RETRY_MAX_MS;
+}
+
+/* confirm_find - the kept confirmation of txn (caller holds e->lock) */
+static struct confirm *
+confirm_find(struct engine *e, const char *txn)
+{
+	for (size_t i = 0; i < e->nconfirms; i++)
+		if (strcmp(e->confirms[i].txn, txn) == 0)
+			return &e->confirms[i];
+	return NULL;
+}
+
+/* confirm_drop - forget txn's kept confirmation, in memory and on disk */
+static void
+confirm_drop(struct engine *e, const char *txn)
+{
+	struct confirm *c;
+
+	pthread_mutex_lock(&e->lock);
+	if ((c = confirm_find(e, txn)) != NULL) {
+		free(c->txn);
+		free(c->address);
+		free(c->from);
+		*c = e->confirms[--e->nconfirms];
+	}
+	pthread_mutex_unlock(&e->lock);
+	notify_forget(e->conf, txn);
+}
+
+/* confirm_failed - sendmail did not take txn's confirmation: keep it (a
+ * file first, then the table) and say when it is tried again */
+static void
+confirm_failed(struct engine *e, const char *txn, const char *address,
+	       const char *from, const char *why)
+{
+	struct confirm *c;
+	char *err = NULL;
+	long long delay;
+	int attempts;
+
+	if (notify_keep(e->conf, txn, address, from, &err) < 0) {
+		log_err(txn, "confirmation to=<%s>: cannot keep it for a retry after a "
+			"restart: %s", address, err);
+		free(err);
+	}
+	pthread_mutex_lock(&e->lock);
+	if ((c = confirm_find(e, txn)) == NULL) {
+		e->confirms = xrealloc(e->confirms, (e->nconfirms + 1) * sizeof(*e->confirms));
+		c = &e->confirms[e->nconfirms++];
+		c->txn = xstrdup(txn);
+		c->address = xstrdup(address);
+		c->from = xstrdup(from);
+		c->attempts = 0;
+	}
+	attempts = ++c->attempts;
+	delay = confirm_delay(e, attempts);
+	c->next = now_mono_ms() + delay;
+	pthread_mutex_unlock(&e->lock);
+	log_warnx(txn, "confirmation to=<%s> not taken by sendmail (attempt %d): %s; "
+		  "kept, next attempt in %llds", address, attempts, why, delay / 1000);
+}
+
 void
 commit_confirm(struct engine *e, const struct alias *a, const char *from,
 	       const char *txn)
 {
 	char *err = NULL;
+	int kept;
 
 	if (notify_confirm(e->conf, a, from, txn, &err) < 0) {
-		log_warnx(txn, "confirmation to=<%s> failed: %s", a->address, err);
+		confirm_failed(e, txn, a->address, from, err);
 		free(err);
 		return;
 	}
-	log_info(txn, "confirmation queued to=<%s>", a->address);
+	pthread_mutex_lock(&e->lock);
+	kept = confirm_find(e, txn) != NULL;
+	pthread_mutex_unlock(&e->lock);
+	log_info(txn, "confirmation queued to=<%s>%s", a->address,
+		 kept ? " (retried)" : "");
 	note_confirmed(e, txn);
+	if (kept)
+		confirm_drop(e, txn);
+}
+
+/* confirm_retry - every kept confirmation that is due, once more; one
+ * whose alias is no longer active is dropped */
+static void
+confirm_retry(struct engine *e)
+{
+	struct strlist due = { 0 };
+	long long now = now_mono_ms();
+
+	pthread_mutex_lock(&e->lock);
+	for (size_t i = 0; i < e->nconfirms; i++)
+		if (e->confirms[i].next <= now) {
+			strlist_add(&due, e->confirms[i].txn);
+			strlist_add(&due, e->confirms[i].address);
+			strlist_add(&due, e->confirms[i].from);
+		}
+	pthread_mutex_unlock(&e->lock);
+	for (size_t i = 0; i + 2 < due.n && !commit_stopping(e); i += 3) {
+		const char *txn = due.v[i], *address = due.v[i + 1], *from = due.v[i + 2];
+		struct alias a = { 0 };
+		const struct alias *found;
+
+		pthread_mutex_lock(&e->lock);
+		found = aliasmap_find(mapstate_map(e->ms), address);
+		if (found != NULL && found->state == ALIAS_ACTIVE)
+			alias_copy(&a, found);
+		pthread_mutex_unlock(&e->lock);
+		if (a.address == NULL) {
+			log_notice(txn, "confirmation to=<%s> dropped: the alias is no "
+				   "longer active", address);
+			confirm_drop(e, txn);
+			continue;
+		}
+		commit_confirm(e, &a, from, txn);
+		alias_clear(&a);
+	}
+	strlist_clear(&due);
 }
 
 void
 commit_confirm_recovered(struct engine *e)
 {
+	struct strlist kept = { 0 };
+	char *err = NULL;
+
+	/* The ones sendmail did not take before the restart: due at the
+	 * first tick. */
+	if (notify_kept(e->conf, &kept, &err) < 0) {
+		log_err(NULL, "kept confirmations: %s", err);
+		free(err);
+	}
+	for (size_t i = 0; i + 2 < kept.n; i += 3) {
+		struct confirm *c;
+
+		e->confirms = xrealloc(e->confirms, (e->nconfirms + 1) * sizeof(*e->confirms));
+		c = &e->confirms[e->nconfirms++];
+		c->txn = xstrdup(kept.v[i]);
+		c->address = xstrdup(kept.v[i + 1]);
+		c->from = xstrdup(kept.v[i + 2]);
+		c->attempts = 1;
+		c->next = 0;
+		log_notice(c->txn, "confirmation to=<%s> kept from before the restart; "
+			   "retried", c->address);
+	}
+	strlist_clear(&kept);
 	for (size_t i = 0; i + 1 < e->unconfirmed.n; i += 2) {
 		const struct alias *a = aliasmap_find(mapstate_map(e->ms),
 						      e->unconfirmed.v[i + 1]);
 
+		if (confirm_find(e, e->unconfirmed.v[i]) != NULL)
+			continue;	/* kept: the first tick retries it */
 		if (a != NULL && a->state == ALIAS_ACTIVE)
 			commit_confirm(e, a, e->conf->request_addresses.v[0],
 				       e->unconfirmed.v[i]);
 	}
 	strlist_clear(&e->unconfirmed);
+}
+
+void
+commit_reply_exists(struct msg *resp, const char *address, const struct alias *old)
+{
+	if (strcmp(old->address, address) != 0)
+		msg_set_status(resp, "perm", "Alias %s already exists: its name is taken by %s, "
+			       "and a name here holds in every domain", address, old->address);
+	else if (old->state == ALIAS_DELETED)
+		msg_set_status(resp, "perm", "Alias %s was deleted and stays reserved to its "
+			       "former owner", address);
+	else
+		msg_set_status(resp, "perm", "Alias %s already exists", address);
+}
+
+void
+commit_reply_extension(struct msg *resp, const char *address, const struct alias *base)
+{
+	msg_set_status(resp, "perm", "Address %s is already in use: Postfix delivers it "
+		       "to the alias %s as an address extension", address, base->address);
 }
 
 void
@@ -758,7 +954,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	struct alias after;
 	const struct alias *old;
 	struct msg rec = { 0 };
-	char *err = NULL, *where = NULL, *local;
+	char *err = NULL, *where = NULL, *delims = NULL;
 	struct txn *holder_txn;
 	struct postfix_check *check = NULL;
 	const char *holder;
@@ -772,7 +968,13 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		free(err);
 		return;
 	}
-	local = xstrndup(after.address, strcspn(after.address, "@"));
+	/* Postfix delivers name-ext@ to name@ (before e->lock: it may run
+	 * postconf). */
+	if (strcmp(verb, "new") == 0 && postfix_recipient_delimiter(conf, &delims, &err) < 0) {
+		log_warnx(id, "recipient_delimiter: %s", err);
+		commit_reply_misconfigured(resp, node);
+		goto out;
+	}
 	pthread_mutex_lock(&e->lock);
 	if (mapstate_refresh(e->ms) < 0) {
 		pthread_mutex_unlock(&e->lock);
@@ -785,14 +987,20 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		msg_set_status(resp, "yes", "already prepared");
 		goto out;
 	}
-	old = strcmp(verb, "new") == 0 && conf->map_format == MAP_FORMAT_ALIASES ?
-		aliasmap_find_local(mapstate_map(e->ms), local) : aliasmap_find(mapstate_map(e->ms), after.address);
+	old = strcmp(verb, "new") == 0 ? mapstate_key_holder(e->ms, after.address) :
+		aliasmap_find(mapstate_map(e->ms), after.address);
 	if (strcmp(verb, "new") == 0) {
 		if (old != NULL && !(old->state == ALIAS_DELETED &&
 				     strcmp(old->owner, after.owner) == 0 &&
 				     strcmp(old->address, after.address) == 0)) {
 			pthread_mutex_unlock(&e->lock);
-			msg_set_status(resp, "perm", "Alias %s already exists", after.address);
+			commit_reply_exists(resp, after.address, old);
+			goto out;
+		}
+		old = mapstate_extension_holder(e->ms, after.address, delims);
+		if (old != NULL && strcmp(old->owner, after.owner) != 0) {
+			pthread_mutex_unlock(&e->lock);
+			commit_reply_extension(resp, after.address, old);
 			goto out;
 		}
 	} else if (strcmp(verb, "expiry") == 0 && old != NULL &&
@@ -885,7 +1093,7 @@ unpend:
 out:
 	msg_clear(&rec);
 	alias_clear(&after);
-	free(local);
+	free(delims);
 	free(where);
 	free(err);
 }
@@ -1105,6 +1313,8 @@ commit_tick(struct engine *e)
 		}
 		free(list);
 	}
+	if (!commit_stopping(e))
+		confirm_retry(e);
 	if (commit_compact(e, 0, &err) < 0) {
 		log_warnx(NULL, "journal: compaction failed: %s", err);
 		free(err);

@@ -35,14 +35,21 @@ void commit_peer_request(struct engine *e, const char *peer,
  * committed changes into the map state (in memory).  0 or -1. */
 int commit_recover(struct engine *e, struct msg *recs, size_t n, char **err_r);
 /* Queue the confirmation of a new alias through this server (from: the
- * envelope sender), and journal that it was queued. */
+ * envelope sender), and journal that it was queued.  One sendmail did not
+ * take is kept (notify_keep: a file in state_dir, so a restart does not
+ * lose it) and retried by commit_tick with a growing delay
+ * (CONFIRM_RETRY_MS, doubling up to CONFIRM_RETRY_MAX_MS) until sendmail
+ * takes it or the alias is no longer active.  Caller holds no lock. */
+#define CONFIRM_RETRY_MS 30000
+#define CONFIRM_RETRY_MAX_MS (30 * 60 * 1000)
 void commit_confirm(struct engine *e, const struct alias *a, const char *from,
 		    const char *txn);
 /* Confirmations a crash kept from going out (found by commit_recover),
- * for aliases still active.  Start-up only. */
+ * for aliases still active, and the ones kept because sendmail failed.
+ * Start-up only. */
 void commit_confirm_recovered(struct engine *e);
 /* Background work: deliver decisions, resolve in-doubt transactions,
- * compact the journal when it has grown. */
+ * retry kept confirmations, compact the journal when it has grown. */
 void commit_tick(struct engine *e);
 /* Rewrite the journal with the live transactions only.  force: whatever
  * its size.  0 or -1 with a reason. */
@@ -76,6 +83,15 @@ void commit_counts(const struct engine *e, size_t *in_flight, size_t *in_doubt,
  * transaction (txn, coordinator, address, state, verb, phase, age_ms) in
  * a caller-owned array (free each with msg_clear, then the array). */
 size_t commit_describe(const struct engine *e, struct msg **items_r);
+
+/* The 5xx answer to "new address" when old is written under the same map
+ * key (mapstate_key_holder): the alias exists, was deleted by another
+ * owner, or (map_format aliases) has the same name in another domain. */
+void commit_reply_exists(struct msg *resp, const char *address, const struct alias *old);
+
+/* The 5xx answer to "new address" when Postfix would deliver address to
+ * the alias base as an address extension (mapstate_extension_holder). */
+void commit_reply_extension(struct msg *resp, const char *address, const struct alias *base);
 
 /* The 4xx answer (dsn 4.3.5) for a request that cannot be checked
  * because node cannot ask its own address maps. */

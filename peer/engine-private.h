@@ -26,6 +26,7 @@
 
 struct txn;	/* commit.c's */
 struct busy;	/* commit.c's */
+struct confirm;	/* commit.c's */
 struct rate;
 
 struct engine {
@@ -35,6 +36,11 @@ struct engine {
 	struct mapstate *ms;	/* the map state (mapstate.h) */
 	struct journal *journal;
 	struct strlist unconfirmed;	/* start-up only: txn, address pairs */
+	struct confirm *confirms;	/* confirmations sendmail did not take,
+					 * retried by commit_tick */
+	size_t nconfirms;
+	long long confirm_retry_ms;	/* first retry delay (doubles); the unit
+					 * tests set 0 */
 	struct busy *busy;
 	size_t nbusy;
 	struct txn **txns;

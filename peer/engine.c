@@ -87,7 +87,7 @@ do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
 	const struct conf *conf = e->conf;
 	const char *address = c->after.address;
 	char *local = xstrndup(address, strcspn(address, "@"));
-	char *target = NULL, *where = NULL, *err = NULL;
+	char *target = NULL, *where = NULL, *err = NULL, *delims = NULL;
 	const struct alias *old;
 	int rc;
 
@@ -112,14 +112,21 @@ do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
 		goto out_free;
 	}
 
+	/* Postfix delivers name-ext@ to name@ (before e->lock: it may run
+	 * postconf). */
+	if (postfix_recipient_delimiter(conf, &delims, &err) < 0) {
+		log_warnx(c->id, "recipient_delimiter: %s", err);
+		commit_reply_misconfigured(resp, conf->node_name);
+		goto out_free;
+	}
+
 	pthread_mutex_lock(&e->lock);
 	if (mapstate_refresh(e->ms) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out_free;
 	}
-	old = conf->map_format == MAP_FORMAT_ALIASES ?
-		aliasmap_find_local(mapstate_map(e->ms), local) : aliasmap_find(mapstate_map(e->ms), address);
+	old = mapstate_key_holder(e->ms, address);
 	if (old != NULL && !(old->state == ALIAS_DELETED &&
 			     strcmp(old->owner, c->login) == 0 &&
 			     strcmp(old->address, address) == 0)) {
@@ -127,11 +134,19 @@ do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
 		if (generated)	/* taken since it was picked: a retry picks anew */
 			msg_set_status(resp, "temp", REPLY_GENERATED_TAKEN);
 		else
-			msg_set_status(resp, "perm", old->state == ALIAS_DELETED ?
-			      "Alias %s was deleted and stays reserved to its former owner" :
-			      "Alias %s already exists", address);
+			commit_reply_exists(resp, address, old);
 		goto out_free;
 	}
+	old = mapstate_extension_holder(e->ms, address, delims);
+	if (old != NULL && strcmp(old->owner, c->login) != 0) {
+		pthread_mutex_unlock(&e->lock);
+		if (generated)
+			msg_set_status(resp, "temp", REPLY_GENERATED_TAKEN);
+		else
+			commit_reply_extension(resp, address, old);
+		goto out_free;
+	}
+	old = mapstate_key_holder(e->ms, address);
 	if (old != NULL)
 		alias_copy(&c->before, old);
 	if (!admin && conf->max_aliases_per_user > 0 &&
@@ -216,6 +231,7 @@ out_release:
 	commit_busy_release(e, address, c->txn);
 	pthread_mutex_unlock(&e->lock);
 out_free:
+	free(delims);
 	free(where);
 	free(err);
 	free(target);
@@ -420,10 +436,25 @@ do_list_mail(struct engine *e, const char *id, const char *login,
 	char *owner = NULL, *err = NULL;
 	int rc;
 
+	/* The login and the owner address go into the mail's header (sendmail
+	 * -t takes its recipients from there): plain ones only. */
+	if (!notify_login_valid(login)) {
+		log_warnx(id, "list refused: the login is not a plain name");
+		msg_set_status(resp, "perm", "Your login cannot be used in a mail header; "
+			       "ask the postmaster");
+		goto out;
+	}
 	if ((rc = postfix_owner_address(e->conf, login, &owner, &err)) != 0) {
 		msg_set_status(resp, rc < 0 ? "temp" : "perm", rc < 0 ?
 		      "The owner address cannot be looked up right now; try again later" :
 		      "No delivery address is known for your login; ask the postmaster");
+		goto out;
+	}
+	if (!request_target_valid(owner)) {
+		log_warnx(id, "list login=%s refused: the owner address is not one plain "
+			  "address", login);
+		msg_set_status(resp, "perm", "The delivery address known for your login is "
+			       "not one plain address; ask the postmaster");
 		goto out;
 	}
 	pthread_mutex_lock(&e->lock);
@@ -878,6 +909,7 @@ engine_open(const struct conf *conf, struct engine **e_r, char **err_r)
 
 	*e_r = NULL;
 	e->conf = conf;
+	e->confirm_retry_ms = CONFIRM_RETRY_MS;
 	pthread_mutex_init(&e->lock, NULL);
 	pthread_rwlock_init(&e->jlock, NULL);
 	pthread_cond_init(&e->work, NULL);

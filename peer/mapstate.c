@@ -12,6 +12,7 @@
 #include "fsutil.h"
 #include "log.h"
 #include "mapstate.h"
+#include "request.h"
 #include "postfix.h"
 
 struct mapstate {
@@ -59,6 +60,23 @@ const struct aliasmap *
 mapstate_map(const struct mapstate *ms)
 {
 	return &ms->map;
+}
+
+const struct alias *
+mapstate_extension_holder(const struct mapstate *ms, const char *address,
+			  const char *delims)
+{
+	char *base = request_address_base(address, delims);
+	const struct alias *a = base ? mapstate_key_holder(ms, base) : NULL;
+
+	free(base);
+	return a != NULL && a->state != ALIAS_DELETED ? a : NULL;
+}
+
+const struct alias *
+mapstate_key_holder(const struct mapstate *ms, const char *address)
+{
+	return aliasmap_find_key(&ms->map, ms->conf->map_format, address);
 }
 
 void

@@ -28,6 +28,17 @@ void mapstate_close(struct mapstate **ms);
 /* The aliases as they are now (borrowed; valid until the next change). */
 const struct aliasmap *mapstate_map(const struct mapstate *ms);
 
+/* The alias written under the map key address would be written under
+ * (alias_address_key): with map_format aliases, one with the same local
+ * part in any domain.  NULL if the key is free.  Borrowed. */
+const struct alias *mapstate_key_holder(const struct mapstate *ms, const char *address);
+
+/* The alias address is an address extension of, as Postfix strips it
+ * with recipient_delimiter delims (request_address_base): the one under
+ * the key of the stripped address, unless deleted.  NULL if none.  Borrowed. */
+const struct alias *mapstate_extension_holder(const struct mapstate *ms, const char *address,
+					      const char *delims);
+
 /* In memory only, for journal replay before mapstate_save_all: put an
  * alias's final state; defer mail to an address pending here. */
 void mapstate_put(struct mapstate *ms, const struct alias *a);

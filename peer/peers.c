@@ -8,9 +8,11 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,7 +20,7 @@
 #include "log.h"
 #include "peers.h"
 
-#define HANDSHAKE_TIMEOUT_MS 10000
+#define HANDSHAKE_TIMEOUT_MS 10000	/* as a client; as a server see peers.h */
 #define IDLE_TIMEOUT_MS (10 * 60 * 1000)
 #define SERVE_WRITE_TIMEOUT_MS 10000
 
@@ -43,14 +45,20 @@ struct peers {
 	struct pconn *out;
 	size_t n;
 	struct strlist all_pins;	/* every peer's pins: who may connect */
+	struct strlist peer_addrs;	/* the peers' addresses, numeric */
 	int listen_fd;
 	int stop_pipe[2];
 	pthread_t accept_thread;
-	pthread_mutex_t lock;		/* guards incoming and slots */
+	pthread_mutex_t lock;		/* guards incoming, slots and loglimit */
 	pthread_cond_t idle;
 	int incoming;
-	int handshaking;		/* of incoming: not authenticated yet */
-	int slots[PEERS_MAX_INCOMING];	/* fds being served, -1 free */
+	struct slot {			/* a connection being served */
+		int fd;			/* -1: free */
+		int authed;		/* its handshake and pin check passed */
+		int known;		/* from one of peer_addrs */
+		char host[NI_MAXHOST];	/* numeric address */
+	} slots[PEERS_MAX_INCOMING];
+	struct peers_loglimit loglimit;	/* lines about refused connections */
 	int stopping;
 };
 
@@ -348,7 +356,9 @@ peers_state(struct peers *p, size_t i, int *connected, long long *last_contact,
 struct incoming {
 	struct peers *p;
 	int fd;
+	int slot;				/* its index in p->slots */
 	char addr[NI_MAXHOST + NI_MAXSERV + 1];	/* "host:port" */
+	char port[NI_MAXSERV];
 	struct tls_conn *tls;
 };
 
@@ -370,6 +380,164 @@ peer_of_pin(const struct peers *p, const char *pin)
 	return NULL;
 }
 
+/* ---- admission ---- */
+
+enum peers_admission
+peers_admit(int known, int incoming, int strangers_unauth, int addr_unauth)
+{
+	if (incoming >= PEERS_MAX_INCOMING)
+		return PEERS_REFUSE_FULL;
+	if (known)
+		return addr_unauth >= PEERS_UNAUTH_PER_PEER_ADDR ? PEERS_REFUSE_ADDR : PEERS_ADMIT;
+	if (addr_unauth >= PEERS_UNAUTH_PER_ADDR)
+		return PEERS_REFUSE_ADDR;
+	if (strangers_unauth >= PEERS_UNAUTH_STRANGERS)
+		return PEERS_REFUSE_STRANGERS;
+	return PEERS_ADMIT;
+}
+
+int
+peers_loglimit_take(struct peers_loglimit *l, long long now_ms, const char *addr)
+{
+	int k;
+
+	/* A window with lines held back stays open until it is summed up. */
+	if (l->suppressed == 0 && (l->window_start == 0 ||
+				   now_ms - l->window_start >= PEERS_LOG_WINDOW_MS)) {
+		l->window_start = now_ms;
+		l->logged = 0;
+	}
+	if (l->logged < PEERS_LOG_BURST) {
+		l->logged++;
+		return 1;
+	}
+	l->suppressed++;
+	for (k = 0; k < PEERS_LOG_ADDRS; k++)
+		if (l->count[k] == 0 || strcmp(l->addr[k], addr) == 0)
+			break;
+	if (k == PEERS_LOG_ADDRS) {
+		l->others++;
+		return 0;
+	}
+	if (l->count[k]++ == 0)
+		snprintf(l->addr[k], sizeof(l->addr[k]), "%s", addr);
+	return 0;
+}
+
+int
+peers_loglimit_flush(struct peers_loglimit *l, long long now_ms, char *buf, size_t size)
+{
+	size_t len;
+
+	if (l->suppressed == 0 || now_ms - l->window_start < PEERS_LOG_WINDOW_MS)
+		return 0;
+	len = (size_t)snprintf(buf, size, "%lu more refused connections not logged one by one "
+			       "in the last %lld s:", l->suppressed,
+			       (now_ms - l->window_start + 500) / 1000);
+	for (int k = 0; k < PEERS_LOG_ADDRS && l->count[k] > 0 && len < size; k++)
+		len += (size_t)snprintf(buf + len, size - len, "%s from %s (%lu)",
+					k ? "," : "", l->addr[k], l->count[k]);
+	if (l->others > 0 && len < size)
+		(void)snprintf(buf + len, size - len, ", from other addresses (%lu)", l->others);
+	memset(l, 0, sizeof(*l));
+	return 1;
+}
+
+int
+peers_loglimit_due(const struct peers_loglimit *l, long long now_ms)
+{
+	long long left;
+
+	if (l->suppressed == 0)
+		return -1;
+	left = l->window_start + PEERS_LOG_WINDOW_MS - now_ms;
+	return left < 0 ? 0 : (int)left;
+}
+
+/* log_summary - the summary of held-back refusals, if one is due (the
+ * accept thread wakes for it; log_refused and peers_close call it too) */
+static void
+log_summary(struct peers *p)
+{
+	char buf[512];
+	int due;
+
+	pthread_mutex_lock(&p->lock);
+	due = peers_loglimit_flush(&p->loglimit, now_mono_ms(), buf, sizeof(buf));
+	pthread_mutex_unlock(&p->lock);
+	if (due)
+		log_warnx(NULL, "peer link: %s", buf);
+}
+
+/* log_refused - "refused connection from ADDR: why", unless too many such
+ * lines were logged lately (then counted for log_summary) */
+static void
+log_refused(struct peers *p, const char *host, const char *port, const char *fmt, ...)
+	ATTR_PRINTF(4, 5);
+static void
+log_refused(struct peers *p, const char *host, const char *port, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+	int take;
+
+	log_summary(p);
+	pthread_mutex_lock(&p->lock);
+	take = peers_loglimit_take(&p->loglimit, now_mono_ms(), host);
+	pthread_mutex_unlock(&p->lock);
+	if (!take)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	log_warnx(NULL, "peer link: refused connection from %s:%s: %s", host, port, why);
+}
+
+/* numeric_host - the numeric address of sa into host; an IPv4-mapped IPv6
+ * address as plain IPv4, so that both spellings compare equal */
+static void
+numeric_host(const struct sockaddr *sa, socklen_t len, char *host, size_t size, char *port,
+	     size_t psize)
+{
+	if (getnameinfo(sa, len, host, (socklen_t)size, port, (socklen_t)psize,
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		snprintf(host, size, "?");
+	if (strncasecmp(host, "::ffff:", 7) == 0 && strchr(host, '.') != NULL)
+		memmove(host, host + 7, strlen(host + 7) + 1);
+}
+
+/* resolve_peer_addrs - the numeric addresses of every peer's "address"
+ * host: connections from them get the peers' share of the listener */
+static void
+resolve_peer_addrs(struct peers *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
+		char *host = NULL, *port = NULL;
+		int gai;
+
+		if (split_hostport(p->out[i].cp->address, &host, &port) < 0)
+			goto next;
+		if ((gai = getaddrinfo(host, NULL, &hints, &res)) != 0) {
+			log_warnx(NULL, "peer %s: cannot resolve %s (%s): its connections get no "
+				  "share of the listener kept for the peers until the next start",
+				  p->out[i].cp->name, host, gai_strerror(gai));
+			goto next;
+		}
+		for (ai = res; ai != NULL; ai = ai->ai_next) {
+			char h[NI_MAXHOST], serv[NI_MAXSERV];
+
+			numeric_host(ai->ai_addr, ai->ai_addrlen, h, sizeof(h), serv, sizeof(serv));
+			if (!strlist_contains(&p->peer_addrs, h, true))
+				strlist_add(&p->peer_addrs, h);
+		}
+		freeaddrinfo(res);
+next:
+		free(host);
+		free(port);
+	}
+}
+
 static void *
 serve_thread(void *arg)
 {
@@ -380,15 +548,15 @@ serve_thread(void *arg)
 	char *pin = NULL, *err = NULL;
 	int rc;
 
-	rc = tls_handshake(p->tls, in->fd, 1, &p->all_pins, HANDSHAKE_TIMEOUT_MS,
+	rc = tls_handshake(p->tls, in->fd, 1, &p->all_pins, PEERS_ACCEPT_HANDSHAKE_MS,
 			   &in->tls, &pin, &err);
-	pthread_mutex_lock(&p->lock);
-	p->handshaking--;
-	pthread_mutex_unlock(&p->lock);
 	if (rc < 0) {
-		log_warnx(NULL, "peer link: refused connection from %s: %s", in->addr, err);
+		log_refused(p, p->slots[in->slot].host, in->port, "%s", err);
 		goto out;
 	}
+	pthread_mutex_lock(&p->lock);
+	p->slots[in->slot].authed = 1;
+	pthread_mutex_unlock(&p->lock);
 	cp = peer_of_pin(p, pin);
 	log_info(NULL, "peer %s: accepted connection from %s pin=%s", cp->name, in->addr, pin);
 	for (;;) {
@@ -422,9 +590,7 @@ out:
 	free(err);
 	/* Leave the slot before the fd is closed and its number reused. */
 	pthread_mutex_lock(&p->lock);
-	for (int k = 0; k < PEERS_MAX_INCOMING; k++)
-		if (p->slots[k] == in->fd)
-			p->slots[k] = -1;
+	p->slots[in->slot].fd = -1;
 	pthread_mutex_unlock(&p->lock);
 	if (in->tls != NULL)
 		tls_close(&in->tls);
@@ -436,6 +602,64 @@ out:
 	pthread_mutex_unlock(&p->lock);
 	free(in);
 	return NULL;
+}
+
+/* admit - take a slot for fd from host if peers_admit allows; its index,
+ * or -1 after logging the refusal */
+static int
+admit(struct peers *p, int fd, const char *host, const char *port)
+{
+	int known = strlist_contains(&p->peer_addrs, host, true);
+	int strangers = 0, same = 0, free_slot = -1;
+	enum peers_admission a;
+
+	pthread_mutex_lock(&p->lock);
+	for (int k = 0; k < PEERS_MAX_INCOMING; k++) {
+		const struct slot *sl = &p->slots[k];
+
+		if (sl->fd < 0) {
+			if (free_slot < 0)
+				free_slot = k;
+			continue;
+		}
+		if (sl->authed)
+			continue;
+		strangers += !sl->known;
+		same += strcmp(sl->host, host) == 0;
+	}
+	a = peers_admit(known, p->incoming, strangers, same);
+	if (a == PEERS_ADMIT) {
+		p->incoming++;
+		p->slots[free_slot] = (struct slot){ .fd = fd, .known = known };
+		snprintf(p->slots[free_slot].host, sizeof(p->slots[free_slot].host), "%s", host);
+	}
+	pthread_mutex_unlock(&p->lock);
+	switch (a) {
+	case PEERS_ADMIT:
+		return free_slot;
+	case PEERS_REFUSE_FULL:
+		log_refused(p, host, port, "%d connections already", PEERS_MAX_INCOMING);
+		break;
+	case PEERS_REFUSE_STRANGERS:
+		log_refused(p, host, port, "%d connections from addresses that are not a "
+			    "peer's are not authenticated yet", PEERS_UNAUTH_STRANGERS);
+		break;
+	case PEERS_REFUSE_ADDR:
+		log_refused(p, host, port, "%d connections from this address are not "
+			    "authenticated yet", known ? PEERS_UNAUTH_PER_PEER_ADDR :
+			    PEERS_UNAUTH_PER_ADDR);
+		break;
+	}
+	return -1;
+}
+
+static void
+leave_slot(struct peers *p, int k)
+{
+	pthread_mutex_lock(&p->lock);
+	p->incoming--;
+	p->slots[k].fd = -1;
+	pthread_mutex_unlock(&p->lock);
 }
 
 static void *
@@ -456,56 +680,36 @@ accept_thread(void *arg)
 		struct incoming *in;
 		char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
 		pthread_t tid;
-		int fd;
+		int fd, k, due;
 
-		if (poll(pfd, 2, -1) < 0)
+		pthread_mutex_lock(&p->lock);
+		due = peers_loglimit_due(&p->loglimit, now_mono_ms());
+		pthread_mutex_unlock(&p->lock);
+		if (poll(pfd, 2, due) < 0)
 			continue;
+		/* held-back refusals are summed up even when the flood stops */
+		log_summary(p);
 		if (pfd[1].revents)
 			break;
+		if (!pfd[0].revents)
+			continue;
 		fd = accept4(p->listen_fd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
 		no_delay(fd);
-		getnameinfo((struct sockaddr *)&ss, sslen, host, sizeof(host), port,
-			    sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV);
-		pthread_mutex_lock(&p->lock);
-		if (p->incoming >= PEERS_MAX_INCOMING) {
-			pthread_mutex_unlock(&p->lock);
-			log_warnx(NULL, "peer link: refused connection from %s: %d connections "
-				  "already", host, PEERS_MAX_INCOMING);
+		numeric_host((struct sockaddr *)&ss, sslen, host, sizeof(host), port, sizeof(port));
+		if ((k = admit(p, fd, host, port)) < 0) {
 			close(fd);
 			continue;
 		}
-		/* Strangers may hold half the slots at most, so a flood of
-		 * them (each gone after HANDSHAKE_TIMEOUT_MS) never locks the
-		 * real peers out. */
-		if (p->handshaking >= PEERS_MAX_INCOMING / 2) {
-			pthread_mutex_unlock(&p->lock);
-			log_warnx(NULL, "peer link: refused connection from %s: %d connections "
-				  "not authenticated yet", host, PEERS_MAX_INCOMING / 2);
-			close(fd);
-			continue;
-		}
-		p->incoming++;
-		p->handshaking++;
-		for (int k = 0; k < PEERS_MAX_INCOMING; k++)
-			if (p->slots[k] < 0) {
-				p->slots[k] = fd;
-				break;
-			}
-		pthread_mutex_unlock(&p->lock);
 		in = xcalloc(1, sizeof(*in));
 		in->p = p;
 		in->fd = fd;
+		in->slot = k;
 		snprintf(in->addr, sizeof(in->addr), "%s:%s", host, port);
+		snprintf(in->port, sizeof(in->port), "%s", port);
 		if (pthread_create(&tid, &attr, serve_thread, in) != 0) {
-			pthread_mutex_lock(&p->lock);
-			p->incoming--;
-			p->handshaking--;
-			for (int k = 0; k < PEERS_MAX_INCOMING; k++)
-				if (p->slots[k] == fd)
-					p->slots[k] = -1;
-			pthread_mutex_unlock(&p->lock);
+			leave_slot(p, k);
 			close(fd);
 			free(in);
 		}
@@ -571,7 +775,8 @@ peers_open(const struct conf *conf, struct tls_ctx *tls, peers_handler_fn handle
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->idle, NULL);
 	for (int k = 0; k < PEERS_MAX_INCOMING; k++)
-		p->slots[k] = -1;
+		p->slots[k].fd = -1;
+	resolve_peer_addrs(p);
 	p->stop_pipe[0] = p->stop_pipe[1] = -1;
 	if ((p->listen_fd = listen_on(conf->listen, err_r)) < 0 ||
 	    pipe2(p->stop_pipe, O_CLOEXEC) < 0 ||
@@ -606,8 +811,8 @@ peers_close(struct peers **pp)
 	/* Wake every serving thread out of its read, then wait for them. */
 	pthread_mutex_lock(&p->lock);
 	for (int k = 0; k < PEERS_MAX_INCOMING; k++)
-		if (p->slots[k] >= 0)
-			shutdown(p->slots[k], SHUT_RDWR);
+		if (p->slots[k].fd >= 0)
+			shutdown(p->slots[k].fd, SHUT_RDWR);
 	while (p->incoming > 0)
 		pthread_cond_wait(&p->idle, &p->lock);
 	pthread_mutex_unlock(&p->lock);
@@ -621,6 +826,15 @@ peers_close(struct peers **pp)
 	}
 	free(p->out);
 	strlist_clear(&p->all_pins);
+	strlist_clear(&p->peer_addrs);
+	/* the refusals held back so far, without waiting for their window */
+	{
+		long long now = now_mono_ms(), end = p->loglimit.window_start + PEERS_LOG_WINDOW_MS;
+		char buf[512];
+
+		if (peers_loglimit_flush(&p->loglimit, now > end ? now : end, buf, sizeof(buf)))
+			log_warnx(NULL, "peer link: %s", buf);
+	}
 	free(p);
 	*pp = NULL;
 }

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "pftool.h"
 #include "postfix.h"
+#include "request.h"
 
 /* map_tool - the program that compiles the alias map */
 static const char *
@@ -68,31 +69,36 @@ split_maps(const struct conf *conf, const char *value, struct strlist *out)
 }
 
 /* query_maps - look keys (one per line) up in several maps with one
- * postmap run; 1 and *where_r if any key is found, 0 if none, -1 */
+ * postmap run; 1 and *where_r if any key is found (*key_r, if not NULL:
+ * the first key found, as postmap printed it), 0 if none, -1 */
 static int
 query_maps(const struct conf *conf, const struct strlist *maps, const char *keys,
-	   char **where_r, char **err_r)
+	   char **where_r, char **key_r, char **err_r)
 {
 	struct pftool_run r = { 0 };
 	int rc = pftool_query(&r, conf->postfix_config_dir, maps, keys, err_r);
 
-	if (rc > 0)
+	if (rc > 0) {
 		set_error(where_r, "%s", "an existing map entry");
+		if (key_r != NULL && r.out.data != NULL)
+			*key_r = xstrndup(r.out.data, strcspn(r.out.data, "\t\n"));
+	}
 	pftool_run_free(&r);
 	return rc;
 }
 
 /*
- * The three map lists, from postconf.  Asking postconf costs a process
+ * The three map lists and recipient_delimiter, from postconf.  Asking postconf costs a process
  * (10-60 ms here), so its answer is kept until main.cf changes: the
  * parameters are main.cf's alone, and an edit or a replacement changes
  * the file's inode, size or nanosecond mtime/ctime.
  */
+#define NLINES 4		/* the three map lists, recipient_delimiter */
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	char *config_dir;
 	struct stat st;
-	char *lines[3];
+	char *lines[NLINES];
 } maps_cache;
 
 static int
@@ -106,17 +112,19 @@ same_stat(const struct stat *a, const struct stat *b)
 		a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-/* lookup_maps - virtual_alias_maps, virtual_mailbox_maps and alias_maps
- * as three caller-owned strings; 0 or -1 with a reason */
+/* lookup_maps - virtual_alias_maps, virtual_mailbox_maps, alias_maps
+ * and recipient_delimiter as four caller-owned strings; 0 or -1 with a
+ * reason */
 static int
-lookup_maps(const struct conf *conf, char *lines_r[3], char **err_r)
+lookup_maps(const struct conf *conf, char *lines_r[NLINES], char **err_r)
 {
 	static const char *const args[] = {
-		"-xh", "virtual_alias_maps", "virtual_mailbox_maps", "alias_maps", NULL
+		"-xh", "virtual_alias_maps", "virtual_mailbox_maps", "alias_maps",
+		"recipient_delimiter", NULL
 	};
 	char *maincf = xasprintf("%s/main.cf", conf->postfix_config_dir);
 	struct pftool_run r = { 0 };
-	char *lines[3] = { 0 }, *p;
+	char *lines[NLINES] = { 0 }, *p;
 	struct stat before, after;
 	int have, rc = -1;
 
@@ -125,7 +133,7 @@ lookup_maps(const struct conf *conf, char *lines_r[3], char **err_r)
 	if (have && maps_cache.config_dir != NULL &&
 	    strcmp(maps_cache.config_dir, conf->postfix_config_dir) == 0 &&
 	    same_stat(&before, &maps_cache.st)) {
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < NLINES; i++)
 			lines_r[i] = xstrdup(maps_cache.lines[i]);
 		pthread_mutex_unlock(&maps_lock);
 		free(maincf);
@@ -137,16 +145,16 @@ lookup_maps(const struct conf *conf, char *lines_r[3], char **err_r)
 		       NULL, err_r) < 0)
 		goto out;
 	p = r.out.data;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < NLINES; i++) {
 		lines[i] = p;
 		if (p != NULL && (p = strchr(p, '\n')) != NULL)
 			*p++ = '\0';
 	}
-	if (lines[2] == NULL) {
+	if (lines[NLINES - 1] == NULL) {
 		set_error(err_r, "postconf printed less than it was asked for");
 		goto out;
 	}
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < NLINES; i++)
 		lines_r[i] = xstrdup(lines[i]);
 	rc = 0;
 	/* Cache it only if main.cf did not change while postconf read it. */
@@ -155,7 +163,7 @@ lookup_maps(const struct conf *conf, char *lines_r[3], char **err_r)
 		free(maps_cache.config_dir);
 		maps_cache.config_dir = xstrdup(conf->postfix_config_dir);
 		maps_cache.st = after;
-		for (int i = 0; i < 3; i++) {
+		for (int i = 0; i < NLINES; i++) {
 			free(maps_cache.lines[i]);
 			maps_cache.lines[i] = xstrdup(lines[i]);
 		}
@@ -172,7 +180,7 @@ struct query_job {
 	const struct conf *conf;
 	const struct strlist *maps;
 	const char *keys;
-	char *where, *err;
+	char *where, *key, *err;
 	int rc;
 };
 
@@ -181,7 +189,7 @@ query_job_run(void *arg)
 {
 	struct query_job *j = arg;
 
-	j->rc = query_maps(j->conf, j->maps, j->keys, &j->where, &j->err);
+	j->rc = query_maps(j->conf, j->maps, j->keys, &j->where, &j->key, &j->err);
 	return NULL;
 }
 
@@ -191,31 +199,32 @@ query_job_run(void *arg)
 static int
 check_maps(const struct conf *conf, struct strlist maps[2], char **err_r)
 {
-	char *lines[3] = { 0 };
+	char *lines[NLINES] = { 0 };
 
 	if (lookup_maps(conf, lines, err_r) < 0)
 		return -1;
 	split_maps(conf, lines[0], &maps[0]);
 	split_maps(conf, lines[1], &maps[0]);
 	split_maps(conf, lines[2], &maps[1]);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < NLINES; i++)
 		free(lines[i]);
 	return 0;
 }
 
 /* resolve_keys - ask every map of the check: vkeys are full addresses,
- * akeys local parts, one per line.  1 (*where_r), 0 or -1 (*err_r). */
+ * akeys local parts, one per line.  1 (*where_r; *key_r, if not NULL,
+ * the key found), 0 or -1 (*err_r). */
 static int
 resolve_keys(const struct conf *conf, const char *vkeys, const char *akeys,
-	     char **where_r, char **err_r)
+	     char **where_r, char **key_r, char **err_r)
 {
 	struct strlist maps[2] = { { 0 }, { 0 } };
 	int rc;
 
 	if (check_maps(conf, maps, err_r) < 0)
 		return -1;
-	struct query_job v = { conf, &maps[0], vkeys, NULL, NULL, -1 };
-	struct query_job a = { conf, &maps[1], akeys, NULL, NULL, -1 };
+	struct query_job v = { conf, &maps[0], vkeys, NULL, NULL, NULL, -1 };
+	struct query_job a = { conf, &maps[1], akeys, NULL, NULL, NULL, -1 };
 	pthread_t t;
 	int threaded = maps[0].n > 0 && maps[1].n > 0 &&
 		pthread_create(&t, NULL, query_job_run, &a) == 0;
@@ -231,6 +240,10 @@ resolve_keys(const struct conf *conf, const char *vkeys, const char *akeys,
 
 		*where_r = hit->where;
 		hit->where = NULL;
+		if (key_r != NULL) {
+			*key_r = hit->key;
+			hit->key = NULL;
+		}
 		rc = 1;
 	} else if (v.rc < 0 || a.rc < 0) {
 		struct query_job *bad = v.rc < 0 ? &v : &a;
@@ -239,7 +252,8 @@ resolve_keys(const struct conf *conf, const char *vkeys, const char *akeys,
 		rc = -1;
 	} else
 		rc = 0;
-	free(v.where), free(v.err), free(a.where), free(a.err);
+	free(v.where), free(v.key), free(v.err);
+	free(a.where), free(a.key), free(a.err);
 	strlist_clear(&maps[0]);
 	strlist_clear(&maps[1]);
 	return rc;
@@ -278,28 +292,85 @@ note_health(int rc, const char *err)
 }
 
 int
+postfix_recipient_delimiter(const struct conf *conf, char **delims_r, char **err_r)
+{
+	char *lines[NLINES] = { 0 };
+
+	if (lookup_maps(conf, lines, err_r) < 0)
+		return -1;
+	*delims_r = xstrdup(str_trim(lines[3]));
+	for (int i = 0; i < NLINES; i++)
+		free(lines[i]);
+	return 0;
+}
+
+/* local_user - is local the name of a local user? */
+static int
+local_user(const char *local)
+{
+	struct passwd pw, *res = NULL;
+	char pwbuf[4096];
+
+	return getpwnam_r(local, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res != NULL;
+}
+
+int
 postfix_resolves(const struct conf *conf, const char *address, char **where_r,
 		 char **err_r)
 {
-	struct passwd pw, *res = NULL;
-	char pwbuf[4096], *local, *vkey, *akey, *err = NULL;
+	char *local, *delims = NULL, *base = NULL, *blocal = NULL, *hit = NULL;
+	char *where = NULL, *err = NULL;
+	struct buf vkeys = { 0 }, akeys = { 0 };
 	int rc;
 
-	local = xstrndup(address, strcspn(address, "@"));
-	if (getpwnam_r(local, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res != NULL) {
-		set_error(where_r, "a local user");
-		free(local);
-		return 1;
+	/* Postfix tries user+ext@domain as it is, then user@domain
+	 * (virtual(5), aliases(5), local(8)): either one is a home. */
+	if (postfix_recipient_delimiter(conf, &delims, &err) < 0) {
+		note_health(-1, err);
+		set_error(err_r, "%s", err);
+		free(err);
+		return -1;
 	}
-	vkey = xasprintf("%s\n", address);
-	akey = xasprintf("%s\n", local);
-	rc = resolve_keys(conf, vkey, akey, where_r, &err);
+	local = xstrndup(address, strcspn(address, "@"));
+	if ((base = request_address_base(address, delims)) != NULL)
+		blocal = xstrndup(base, strcspn(base, "@"));
+	if (local_user(local)) {
+		set_error(where_r, "a local user");
+		rc = 1;
+		goto out;
+	}
+	if (blocal != NULL && local_user(blocal)) {
+		set_error(where_r, "an address extension of the local user %s", blocal);
+		rc = 1;
+		goto out;
+	}
+	buf_appendf(&vkeys, "%s\n", address);
+	buf_appendf(&akeys, "%s\n", local);
+	if (base != NULL) {
+		buf_appendf(&vkeys, "%s\n", base);
+		buf_appendf(&akeys, "%s\n", blocal);
+	}
+	rc = resolve_keys(conf, vkeys.data, akeys.data, &where, &hit, &err);
 	note_health(rc, err);
 	if (rc < 0)
 		set_error(err_r, "%s", err);
+	else if (rc > 0 && base != NULL && hit != NULL &&
+		 (strcasecmp(hit, base) == 0 || strcasecmp(hit, blocal) == 0))
+		set_error(where_r, "an address extension of %s, which has %s",
+			  strchr(hit, '@') ? base : blocal, where);
+	else if (rc > 0) {
+		*where_r = where;
+		where = NULL;
+	}
+out:
+	buf_free(&vkeys);
+	buf_free(&akeys);
+	free(where);
+	free(hit);
 	free(err);
-	free(vkey);
-	free(akey);
+	free(base);
+	free(blocal);
+	free(delims);
 	free(local);
 	return rc;
 }
@@ -343,7 +414,7 @@ postfix_check_health(const struct conf *conf, long long max_age_ms, char **err_r
 		int rc;
 
 		probe_keys(conf, &v, &a);
-		rc = resolve_keys(conf, v.data, a.data, &where, &err);
+		rc = resolve_keys(conf, v.data, a.data, &where, NULL, &err);
 		note_health(rc, err);
 		state = rc < 0 ? -1 : 1;
 		if (rc < 0)
@@ -364,7 +435,7 @@ postfix_probe_maps(const struct conf *conf, struct postfix_probe **list_r,
 	static const char *const params[3] = {
 		"virtual_alias_maps", "virtual_mailbox_maps", "alias_maps"
 	};
-	char *lines[3] = { 0 };
+	char *lines[NLINES] = { 0 };
 	struct buf keys[2] = { { 0 }, { 0 } };
 	struct postfix_probe *list = NULL;
 	size_t n = 0, cap = 0;
@@ -391,7 +462,7 @@ postfix_probe_maps(const struct conf *conf, struct postfix_probe **list_r,
 			list[n].params = params[k];
 			list[n].map = xstrdup(maps.v[i]);
 			list[n].ok = query_maps(conf, &one, keys[k == 2].data, &where,
-						&list[n].error) >= 0;
+						NULL, &list[n].error) >= 0;
 			n++;
 			free(where);
 			strlist_clear(&one);
@@ -399,6 +470,7 @@ postfix_probe_maps(const struct conf *conf, struct postfix_probe **list_r,
 		strlist_clear(&maps);
 		free(lines[k]);
 	}
+	free(lines[3]);
 	buf_free(&keys[0]);
 	buf_free(&keys[1]);
 	*list_r = list;

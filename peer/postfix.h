@@ -14,10 +14,17 @@
  * map of virtual_alias_maps, virtual_mailbox_maps and alias_maps except
  * this project's own ("proxy:" dropped: the daemon reads the tables
  * itself, with group postfix), and the local users.  A map that cannot be
- * asked is an error, never "not found".  Returns 1 (with where it was
+ * asked is an error, never "not found".  With a recipient_delimiter, the
+ * address with its extension stripped as Postfix strips it
+ * (request_address_base) is asked too: Postfix delivers user-ext@domain
+ * to user@domain.  Returns 1 (with where it was
  * found in *where_r, caller frees), 0 if not, -1 if it could not tell. */
 int postfix_resolves(const struct conf *conf, const char *address,
 		     char **where_r, char **err_r);
+/* Postfix's recipient_delimiter (postconf, kept until main.cf changes;
+ * "" when none).  0 and a caller-owned *delims_r, or -1 with a reason. */
+int postfix_recipient_delimiter(const struct conf *conf, char **delims_r,
+				char **err_r);
 
 /* Whether the check above works: 0 yes, -1 no (why in *err_r).  The
  * answer of the last check is used if younger than max_age_ms; otherwise

@@ -1,6 +1,15 @@
 /* setup-apply.c - postfix-setup, phase 3: make the planned changes and
- * verify each one; stop at the first that fails, and reload Postfix only
- * when every one succeeded; see setup-private.h. */
+ * verify each one; see setup-private.h.
+ *
+ * The order (sort_changes in setup-plan.c): backups, our maps, main.cf
+ * without the request route, master.cf, then -- once the milter entries
+ * are live (postfix check, reload) -- the main.cf parameters that bring in
+ * the request map and the discard transport, postfix check and reload.
+ * Every smtpd reads main.cf when it starts, but master.cf's -o options
+ * only after a reload: in this order no smtpd discards a request that no
+ * milter sees.  The first step that fails stops the run: main.cf and
+ * master.cf are put back from the backups, byte for byte, and Postfix is
+ * reloaded again if it had been reloaded with the new files. */
 #include "config.h"
 
 #include <errno.h>
@@ -126,10 +135,57 @@ out:
 	return rc;
 }
 
-/* postconf_write - one postconf -e (main) or -P (master) with every change
- * of that kind; then read each value back */
+/* restore - put main.cf and master.cf back from the backups, byte for byte
+ * (each with write, fsync, rename); a file equal to its backup is left */
 static int
-postconf_write(struct setup *s, enum ch_kind kind)
+restore(struct setup *s, char **err_r)
+{
+	const char *files[2] = { s->main_cf, s->master_cf };
+
+	if (s->backups.n != 2) {
+		set_error(err_r, "no backups to restore from");
+		return -1;
+	}
+	for (int i = 0; i < 2; i++) {
+		char *bak = NULL, *cur = NULL;
+		size_t blen = 0, clen = 0;
+		struct stat st;
+		int rc;
+
+		if (stat(s->backups.v[i], &st) < 0 ||
+		    fsutil_read_file(s->backups.v[i], &bak, &blen, 64 * 1024 * 1024,
+				     err_r) != 0) {
+			if (*err_r == NULL)
+				set_error(err_r, "cannot read %s: %s", s->backups.v[i],
+					  strerror(errno));
+			free(bak);
+			return -1;
+		}
+		if (fsutil_read_file(files[i], &cur, &clen, 64 * 1024 * 1024, NULL) == 0 &&
+		    clen == blen && memcmp(cur, bak, blen) == 0)
+			rc = 0;
+		else
+			rc = fsutil_write_atomic(files[i], bak, blen, st.st_mode & 07777, err_r);
+		free(bak);
+		free(cur);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* wanted - the changes one postconf run writes: main.cf's without or with
+ * the request route, or master.cf's */
+static int
+wanted(const struct change *c, enum ch_kind kind, int route)
+{
+	return c->kind == kind && (kind != CH_MAIN || c->route == route);
+}
+
+/* postconf_write - one postconf -e (main) or -P (master) with every change
+ * of that kind (main: with route or without); then read each value back */
+static int
+postconf_write(struct setup *s, enum ch_kind kind, int route)
 {
 	size_t n = 0, nargs = 0;
 	const char **args;
@@ -138,20 +194,20 @@ postconf_write(struct setup *s, enum ch_kind kind)
 	int rc = 0;
 
 	for (size_t i = 0; i < s->nch; i++)
-		n += s->ch[i].kind == kind;
+		n += wanted(&s->ch[i], kind, route);
 	if (n == 0)
 		return 0;
 	args = xcalloc(n + 2, sizeof(*args));
 	args[nargs++] = kind == CH_MAIN ? "-e" : "-P";
 	for (size_t i = 0; i < s->nch; i++)
-		if (s->ch[i].kind == kind)
+		if (wanted(&s->ch[i], kind, route))
 			args[nargs++] = kind == CH_MAIN ?
 				xasprintf("%s = %s", s->ch[i].key, s->ch[i].value) :
 				xasprintf("%s=%s", s->ch[i].key, s->ch[i].value);
 	if (pftool_run(&run, s->dir, "postconf", args, NULL, 0,
 		       kind == CH_MAIN ? "postconf -e" : "postconf -P", &f) < 0) {
 		for (size_t i = 0; i < s->nch; i++)
-			if (s->ch[i].kind == kind) {
+			if (wanted(&s->ch[i], kind, route)) {
 				s->ch[i].status = "failed";
 				s->ch[i].error = xstrdup(f);
 				setup_say(s, "FAILED: ", s->ch[i].text, f);
@@ -165,7 +221,7 @@ postconf_write(struct setup *s, enum ch_kind kind)
 		char *got = NULL, *err = NULL;
 		int r;
 
-		if (c->kind != kind)
+		if (!wanted(c, kind, route))
 			continue;
 		r = kind == CH_MAIN ? setup_pc_get(s, c->key, 0, &got, &err) :
 			setup_pc_master_get(s, c->key, 0, &got, &err);
@@ -216,23 +272,117 @@ mark_rest(struct setup *s)
 		}
 }
 
+/* check_and_reload - postfix check, then postfix reload if Postfix runs;
+ * 0, or -1 with the failed step in s->failed_step */
+static int
+check_and_reload(struct setup *s)
+{
+	static const char *const args[] = { "reload", NULL };
+	struct buf out = { 0 };
+	char *err = NULL, *run_err = NULL;
+	int status;
+
+	if (setup_postfix_check(s, &err) < 0) {
+		s->check = "failed";
+		s->failed_step = "postfix check";
+		setup_say(s, "FAILED: ", "postfix check", err);
+		setup_problem(s, "%s", err);
+		free(err);
+		return -1;
+	}
+	s->check = "clean";
+	setup_say(s, "done: ", "postfix check: clean", NULL);
+	if (!postfix_running(s)) {
+		s->reload = "not running";
+		return 0;
+	}
+	s->reload = "failed";	/* until it is done */
+	status = pftool_run_pty(s->dir, "postfix", args, &out, &run_err);
+	if (status != 0) {
+		char *l = pftool_last_line(&out);
+
+		set_error(&err, "postfix reload failed (exit %d): %s", status,
+			  status < 0 ? run_err : l);
+		s->failed_step = "postfix reload";
+		setup_say(s, "FAILED: ", "postfix reload", err);
+		setup_problem(s, "%s", err);
+		free(l);
+		free(run_err);
+		free(err);
+		buf_free(&out);
+		return -1;
+	}
+	s->reload = "done";
+	s->reloaded++;
+	setup_say(s, "done: ", "postfix reload", NULL);
+	free(run_err);
+	buf_free(&out);
+	return 0;
+}
+
+/* roll_back - after a failed step that may have changed main.cf or
+ * master.cf: the backups back in place, and Postfix reloaded with them if
+ * it had been reloaded (or tried to) with the new files */
+static void
+roll_back(struct setup *s)
+{
+	static const char *const args[] = { "reload", NULL };
+	int tried = s->reloaded > 0 || (s->reload && strcmp(s->reload, "failed") == 0);
+	struct buf out = { 0 };
+	char *err = NULL, *run_err = NULL;
+	int status;
+
+	if (restore(s, &err) < 0) {
+		s->restored = -1;
+		setup_say(s, "FAILED: ", "restoring main.cf and master.cf from the backups", err);
+		setup_problem(s, "restoring main.cf and master.cf from the backups failed: %s", err);
+		free(err);
+		return;
+	}
+	s->restored = 1;
+	setup_say(s, "restored: ", "main.cf and master.cf, from the backups", NULL);
+	if (!tried)
+		return;
+	status = pftool_run_pty(s->dir, "postfix", args, &out, &run_err);
+	if (status != 0) {
+		char *l = pftool_last_line(&out);
+
+		s->reload = "failed";
+		set_error(&err, "postfix reload with the restored files failed (exit %d): %s",
+			  status, status < 0 ? run_err : l);
+		setup_say(s, "FAILED: ", "postfix reload with the restored files", err);
+		setup_problem(s, "%s", err);
+		free(l);
+	} else {
+		s->reload = "restored";
+		setup_say(s, "done: ", "postfix reload with the restored files", NULL);
+	}
+	free(err);
+	free(run_err);
+	buf_free(&out);
+}
+
 int
 setup_apply(struct setup *s)
 {
-	int need_backup = 0;
+	int need_backup = 0, touched = 0, route = 0, before_route = 0;
 	char *err = NULL;
 	struct tm tm;
 	time_t now = time(NULL);
 	char stamp[32];
 
 	umask(022);
-	for (size_t i = 0; i < s->nch; i++)
+	for (size_t i = 0; i < s->nch; i++) {
 		need_backup |= s->ch[i].kind != CH_MAP;
+		route |= s->ch[i].route;
+		before_route |= s->ch[i].kind != CH_MAP && !s->ch[i].route;
+	}
 	gmtime_r(&now, &tm);
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	if (need_backup) {
 		if (backup(s, s->main_cf, stamp, &err) < 0 ||
 		    backup(s, s->master_cf, stamp, &err) < 0) {
+			s->failed_step = "backup";
 			setup_say(s, "FAILED: backup of main.cf and master.cf", "", err);
 			setup_problem(s, "backup failed: %s", err);
 			goto fail;
@@ -249,57 +399,44 @@ setup_apply(struct setup *s)
 			c->status = "failed";
 			c->error = err;
 			err = NULL;
+			s->failed_step = c->text;
 			setup_say(s, "FAILED: ", c->text, c->error);
 			goto fail;
 		}
 		c->status = "done";
 		setup_say(s, "done: ", c->text, NULL);
 	}
-	/* main.cf before master.cf: master.cf may name $mua_milters. */
-	if (postconf_write(s, CH_MAIN) < 0 || postconf_write(s, CH_MASTER) < 0)
-		goto fail;
-	if (setup_postfix_check(s, &err) < 0) {
-		s->check = "failed";
-		setup_say(s, "FAILED: ", "postfix check", err);
-		setup_problem(s, "%s", err);
+	/* From here on main.cf or master.cf may change: a failure restores
+	 * them.  main.cf before master.cf: master.cf may name $mua_milters. */
+	touched = need_backup;
+	if (postconf_write(s, CH_MAIN, 0) < 0) {
+		s->failed_step = "postconf -e (main.cf)";
 		goto fail;
 	}
-	s->check = "clean";
-	setup_say(s, "done: ", "postfix check: clean", NULL);
-	if (!postfix_running(s)) {
-		s->reload = "not running";
+	if (postconf_write(s, CH_MASTER, 0) < 0) {
+		s->failed_step = "postconf -P (master.cf)";
+		goto fail;
+	}
+	/* The milter live everywhere before the request route exists. */
+	if (route && before_route && check_and_reload(s) < 0)
+		goto fail;
+	if (postconf_write(s, CH_MAIN, 1) < 0) {
+		s->failed_step = "postconf -e (main.cf: the request route)";
+		goto fail;
+	}
+	if (check_and_reload(s) < 0)
+		goto fail;
+	if (strcmp(s->reload, "not running") == 0)
 		setup_say(s, "", "Postfix is not running: not started, not reloaded; it "
 		    "uses the new configuration when it starts", NULL);
-	} else {
-		static const char *const args[] = { "reload", NULL };
-		struct buf out = { 0 };
-		char *run_err = NULL;
-		int status = pftool_run_pty(s->dir, "postfix", args, &out, &run_err);
-
-		if (status != 0) {
-			char *l = pftool_last_line(&out);
-
-			s->reload = "failed";
-			set_error(&err, "postfix reload failed (exit %d): %s", status,
-				  status < 0 ? run_err : l);
-			setup_say(s, "FAILED: ", "postfix reload", err);
-			setup_problem(s, "%s", err);
-			free(l);
-			free(run_err);
-			buf_free(&out);
-			goto fail;
-		}
-		s->reload = "done";
-		setup_say(s, "done: ", "postfix reload", NULL);
-		free(run_err);
-		buf_free(&out);
-	}
 	free(err);
 	return SETUP_OK;
 fail:
 	free(err);
 	mark_rest(s);
-	if (s->reload == NULL)
+	if (touched)
+		roll_back(s);
+	if (s->reload == NULL || strcmp(s->reload, "not running") == 0)
 		s->reload = "not done";
 	return SETUP_PENDING;
 }

@@ -614,6 +614,7 @@ ledit_finish(struct setup *s)
 		struct strlist orig = { 0 }, all = { 0 };
 		struct buf val = { 0 }, add = { 0 }, keep = { 0 }, text = { 0 };
 		char *bad = NULL;
+		struct change *ch;
 
 		if (e->front.n == 0 && e->back.n == 0)
 			continue;
@@ -670,8 +671,10 @@ ledit_finish(struct setup *s)
 			setup_problem(s, "%s: the item \"%s\" holds white space inside {}, which "
 				"postconf -P cannot write into master.cf: add %s to that "
 				"list by hand", e->label, bad, add.data);
-		change_add(s, e->master ? CH_MASTER : CH_MAIN, e->key, val.data ? val.data : "",
-			   xstrdup(text.data));
+		ch = change_add(s, e->master ? CH_MASTER : CH_MAIN, e->key,
+				val.data ? val.data : "", xstrdup(text.data));
+		ch->route = !e->master && (strlist_contains(&e->front, s->req_spec, false) ||
+					  strlist_contains(&e->front, s->tr_spec, false));
 		free(bad);
 		strlist_clear(&orig);
 		strlist_clear(&all);
@@ -703,18 +706,28 @@ plan_class(struct setup *s)
 			     *s->class_was ? ")" : ""));
 }
 
-/* sort_changes - the change list in the order of applying: maps, main.cf,
- * master.cf (stable within each) */
+/* sort_changes - the change list in the order of applying (stable within
+ * each group): our maps (nothing uses them yet), main.cf without the
+ * request route, master.cf (its milter entries need a reload), then the
+ * main.cf parameters that bring in the request map and the discard
+ * transport.  Every smtpd started after a main.cf edit reads it, while a
+ * master.cf -o waits for a reload: the route goes last so that no smtpd
+ * ever discards requests that no milter sees. */
 static void
 sort_changes(struct setup *s)
 {
 	struct change *sorted = xcalloc(s->nch ? s->nch : 1, sizeof(*sorted));
 	size_t n = 0;
 
-	for (enum ch_kind k = CH_MAP; k <= CH_MASTER; k++)
-		for (size_t i = 0; i < s->nch; i++)
-			if (s->ch[i].kind == k)
-				sorted[n++] = s->ch[i];
+	for (int g = 0; g < 4; g++)
+		for (size_t i = 0; i < s->nch; i++) {
+			const struct change *c = &s->ch[i];
+			int cg = c->kind == CH_MAP ? 0 : c->kind == CH_MASTER ? 2 :
+				c->route ? 3 : 1;
+
+			if (cg == g)
+				sorted[n++] = *c;
+		}
 	free(s->ch);
 	s->ch = sorted;
 }

@@ -48,6 +48,8 @@ struct change {
 	char *text;		/* the report line */
 	const char *status;	/* pending, done, failed, not done */
 	char *error;
+	int route;		/* main: brings in the request map or the discard
+				 * transport (the request route); applied last */
 };
 
 struct service {
@@ -106,6 +108,10 @@ struct setup {
 	struct strlist backups;
 	const char *check;	/* postfix check: "clean", "failed", "not run" */
 	const char *reload;	/* "done", "not running", "not done", "failed" */
+	const char *failed_step;	/* the step --apply stopped at */
+	int reloaded;		/* reloads done with the new files */
+	int restored;		/* 1: main.cf/master.cf put back from the
+				 * backups, -1: that failed, 0: not needed */
 	const char *result;
 };
 

@@ -108,10 +108,21 @@ setup_report_applied(struct setup *s, int rc)
 			       strcmp(s->reload, "done") == 0 ? "Postfix reloaded" :
 			       "Postfix is not running (not started)");
 		else {
-			fprintf(stderr, "milter-aliasctl: postfix-setup: stopped at the failed "
-				"step; Postfix was NOT reloaded\n");
-			printf("stopped at the failed step; Postfix was NOT reloaded\n");
-			if (s->backups.n == 2)
+			const char *files = s->restored > 0 ? "main.cf and master.cf "
+				"restored from the backups" : s->restored < 0 ?
+				"main.cf and master.cf could NOT be restored" :
+				"main.cf and master.cf were not changed";
+			const char *pf = s->reload && strcmp(s->reload, "restored") == 0 ?
+				"Postfix reloaded with the restored files" :
+				s->reload && strcmp(s->reload, "failed") == 0 ?
+				"Postfix reload FAILED: run \"postfix reload\"" :
+				"Postfix was NOT reloaded";
+
+			fprintf(stderr, "milter-aliasctl: postfix-setup: step \"%s\" failed; "
+				"%s; %s\n", s->failed_step ? s->failed_step : "?", files, pf);
+			printf("stopped at the failed step \"%s\"; %s; %s\n",
+			       s->failed_step ? s->failed_step : "?", files, pf);
+			if (s->restored < 0 && s->backups.n == 2)
 				printf("to undo: cp -p %s %s && cp -p %s %s\n", s->backups.v[0],
 				       s->main_cf, s->backups.v[1], s->master_cf);
 		}

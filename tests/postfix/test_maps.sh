@@ -16,6 +16,8 @@
 #  * recipient_delimiter = +: makealias+x@ and "makealias"@ are the
 #    request address (a request is never answered 250 with nothing done);
 #    unauthenticated clients are still refused.
+#  * recipient_delimiter = +-: "new bob-bank" is refused 5xx while bob@
+#    resolves (Postfix would deliver bob-bank@ to bob@); "new bobbank" works.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -277,6 +279,37 @@ th_swaks $H --port 25 --from stranger@elsewhere.test --to makealias+x@example.or
 th_check_eq "port 25 without AUTH to makealias+x@: 550 at RCPT" 550 "$(th_smtp_reply_code RCPT)"
 th_check "... saying to authenticate" bash -c "grep -q 'Authenticate (SMTP AUTH) before sending alias requests' '${TH_SWAKS_OUT:-$TH_ROOT/swaks.last}'"
 th_check "the unauthenticated requests created nothing" absent variant-sneaky@example.org
+
+# --- 3b. names that are another address's extension --------------------------------
+# With "-" a delimiter, Postfix delivers bob-bank@ to bob@ (virtual(5):
+# user+ext@domain first, then user@domain): a name that is an existing
+# address plus an extension has a home already.  The daemon reads
+# recipient_delimiter again because main.cf changed; the milter is not
+# involved (its delimiters only concern the request address).
+th_postconf $H "recipient_delimiter = +-" || exit 1
+th_reload $H || exit 1
+th_check_eq "bob@example.org is a mailbox (virtual_mailbox_maps)" "example.org/bob/" \
+	"$(th_postmap_q $H bob@example.org "hash:$d/vmailbox")"
+request carol "new bob-bank"
+eom_is "carol asks for bob-bank with recipient_delimiter +-: 5xx" '^5[0-9][0-9] '
+eom_is "... saying it is an address extension of bob@example.org" \
+	'already in use .*address extension of bob@example\.org'
+th_check "... and bob-bank was not created" absent bob-bank@example.org
+request carol "new info-desk"
+eom_is "carol asks for info-desk (info@ lives in SQL only): 5xx" \
+	'^5[0-9][0-9] .*address extension of info@example\.org'
+th_check "... and info-desk was not created" absent info-desk@example.org
+request carol "new bobbank"
+eom_is "carol asks for bobbank (no delimiter in it): 250" '^250 '
+th_check_eq "... and bobbank exists" carol@example.org "$(th_postmap_q $H bobbank@example.org)"
+request carol "new carol-shop"
+eom_is "carol asks for carol-shop (the base carol@ is her own mailbox): 5xx" \
+	'^5[0-9][0-9] .*address extension of carol@example\.org'
+request carol "new zed-shop"
+eom_is "a name with a delimiter whose base is free (zed-shop): 250" '^250 '
+th_check_eq "... and zed-shop exists" carol@example.org "$(th_postmap_q $H zed-shop@example.org)"
+th_postconf $H "recipient_delimiter = +" || exit 1
+th_reload $H || exit 1
 
 # --- 4. SASL for every service (ISPmail's main.cf): port 25 offers AUTH too --------
 # There the milter does not run: postfix-setup makes port 25 refuse the

@@ -7,10 +7,13 @@
 # The harness's own project wiring is removed first, so that postfix-setup
 # does it from scratch.  Checked: the report changes nothing; a missing map,
 # a missing daemon map directory and a dirty "postfix check" make --apply
-# fail with Postfix untouched and not reloaded; --apply wires everything,
-# keeps every existing entry and reloads; a second run has nothing to do;
-# then the whole create flow, ordinary mail, the port-25 restriction and
-# disabled aliases, as a user and a sender see them.
+# fail with Postfix untouched and not reloaded; a step that fails after
+# main.cf was written (master.cf), or after a reload (the request route),
+# puts main.cf and master.cf back byte for byte (and reloads Postfix with
+# them); --apply wires everything in the order milter first, request
+# route last, keeps every existing entry and reloads; a second run has
+# nothing to do; then the whole create flow, ordinary mail, the port-25
+# restriction and disabled aliases, as a user and a sender see them.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -170,11 +173,41 @@ th_check "a step fails midway: the failed step is named with its reason" \
 	grep -q "^FAILED: map: lmdb:$mdir/request_map: .*: rename(.*) failed: Is a directory" "$dir/fail4.out"
 th_check "a step fails midway: the later steps are listed as not done" \
 	grep -q "^not done: main.cf: virtual_alias_maps" "$dir/fail4.out"
-th_check "a step fails midway: says Postfix was not reloaded, and how to undo" \
-	bash -c "grep -q 'Postfix was NOT reloaded' '$dir/fail4.out' && grep -q '^to undo: cp -p ' '$dir/fail4.out'"
+th_check "a step fails midway: says the files were not changed and Postfix was not reloaded" \
+	grep -q 'main.cf and master.cf were not changed; Postfix was NOT reloaded' "$dir/fail4.out"
 th_check_eq "a step fails midway: main.cf and master.cf unchanged, no reload" \
 	"$sum0 $rel0" "$(sums) $(reloads)"
 th_check_eq "a step fails midway: the backups were taken first" 2 "$(nbackups)"
+find "$d" -maxdepth 1 -name '*.milter-alias-backup.*' -delete
+
+# --- failure after main.cf was written: both files restored by themselves ----
+# postconf -P writes master.cf.tmp and renames it; a directory of that name
+# makes the master.cf step fail after the first main.cf step succeeded.
+# --apply must put main.cf back byte for byte (no request route may stay
+# live for new smtpd processes while the milter waits for a reload).
+th_swaks $H --port 25 --from someone@elsewhere.test --to makealias@example.org >/dev/null
+req25_before=$(th_smtp_reply RCPT)
+mkdir "$d/master.cf.tmp"
+rc=0; ctl postfix-setup --apply >"$dir/fail5.out" 2>"$dir/fail5.err" || rc=$?
+rmdir "$d/master.cf.tmp"
+th_check_eq "master.cf step fails: --apply exits 1" 1 "$rc"
+th_check "master.cf step fails: the failed step is named" \
+	grep -q "^FAILED: master.cf: .*postconf -P failed" "$dir/fail5.out"
+th_check "master.cf step fails: main.cf had been changed before (the failure is midway)" \
+	grep -q "^done: main.cf: " "$dir/fail5.out"
+th_check_eq "master.cf step fails: main.cf and master.cf byte-identical to before, no reload" \
+	"$sum0 $rel0" "$(sums) $(reloads)"
+th_check "master.cf step fails: says the backups were restored, naming the step" \
+	grep -q "postfix-setup: step \"postconf -P (master.cf)\" failed; main.cf and master.cf restored from the backups" "$dir/fail5.err"
+th_check_eq "master.cf step fails: the request route is not live (no request map in virtual_alias_maps)" \
+	"hash:$d/virtual" "$(pc -h virtual_alias_maps)"
+th_swaks $H --port 25 --from someone@elsewhere.test --to makealias@example.org >/dev/null
+th_check_eq "master.cf step fails: port 25 answers the request address as before" \
+	"$req25_before" "$(th_smtp_reply RCPT)"
+th_swaks $H --port 25 --from someone@elsewhere.test --to bob@example.org \
+	--header "Subject: after the failed apply" >/dev/null
+th_check "master.cf step fails: Postfix still delivers ordinary mail" \
+	th_wait_mail $H bob 'Subject: after the failed apply' 15
 find "$d" -maxdepth 1 -name '*.milter-alias-backup.*' -delete
 
 # --- apply -------------------------------------------------------------------
@@ -183,7 +216,14 @@ th_check_eq "--apply: exit 0" 0 "$rc"
 [ "$rc" = 0 ] || { cat "$dir/apply.out" "$dir/apply.err"; }
 th_check "--apply: every change done and verified, postfix check clean, reloaded" \
 	bash -c "! grep -qE '^(FAILED|not done)' '$dir/apply.out' && grep -q '^done: postfix check: clean' '$dir/apply.out' && grep -q '^done: postfix reload' '$dir/apply.out'"
-th_check_eq "--apply: Postfix reloaded once" "$((rel0 + 1))" "$(reloads)"
+th_check_eq "--apply: Postfix reloaded twice (milter live, then the request route)" \
+	"$((rel0 + 2))" "$(reloads)"
+# The order of the steps: the milter in master.cf is written and live
+# (reloaded) before the request map and the discard transport enter main.cf.
+order=$(grep -nE '^done: (master\.cf: |postfix reload|main\.cf: (virtual_alias_maps|transport_maps):)' \
+	"$dir/apply.out" | sed -E 's/^[0-9]+:done: (master\.cf|postfix reload|main\.cf: [a-z_]+).*/\1/' | uniq | tr '\n' ' ')
+th_check_eq "--apply: master.cf, reload, then the request route, reload" \
+	"master.cf postfix reload main.cf: virtual_alias_maps main.cf: transport_maps postfix reload " "$order"
 bk_main=$(find "$d" -maxdepth 1 -name 'main.cf.milter-alias-backup.*' | head -n1)
 bk_master=$(find "$d" -maxdepth 1 -name 'master.cf.milter-alias-backup.*' | head -n1)
 th_check_eq "--apply: backups of main.cf and master.cf hold the old files" "$sum0" \
@@ -238,6 +278,33 @@ if id nobody >/dev/null 2>&1 && command -v runuser >/dev/null; then
 		"$rc $(grep -qx 'no changes needed' "$dir/nobody.out" && echo yes)"
 fi
 rm -rf "$NOBODY_DIR"
+
+# --- failure after a reload: the route step fails, Postfix reloaded back -----
+# Only submission's milter and the request map are missing: --apply writes
+# master.cf, reloads (the milter live), then fails to write the route into
+# main.cf (a directory named main.cf.tmp stops postconf -e).  Both files
+# must come back byte for byte and Postfix be reloaded with them.
+pc -P "submission/inet/smtpd_milters=$OTHER_SUB" &&
+	th_postconf $H "virtual_alias_maps = hash:$d/virtual, lmdb:$mdir/aliases" ||
+	{ echo "cannot unwire submission"; exit 1; }
+_th_backdate "$d/main.cf" "$d/master.cf"
+sum2=$(sums); rel2=$(reloads)
+mkdir "$d/main.cf.tmp"
+rc=0; ctl postfix-setup --apply >"$dir/fail6.out" 2>"$dir/fail6.err" || rc=$?
+rmdir "$d/main.cf.tmp"
+th_check_eq "route step fails after a reload: --apply exits 1" 1 "$rc"
+th_check "route step fails after a reload: master.cf was written and Postfix reloaded first" \
+	bash -c "grep -q '^done: master.cf: submission/inet' '$dir/fail6.out' && grep -q '^done: postfix reload\$' '$dir/fail6.out'"
+th_check "route step fails after a reload: the step is named, files restored, Postfix reloaded with them" \
+	grep -q 'step "postconf -e (main.cf: the request route)" failed; main.cf and master.cf restored from the backups; Postfix reloaded with the restored files' "$dir/fail6.err"
+th_check_eq "route step fails after a reload: main.cf and master.cf byte-identical, reloaded twice" \
+	"$sum2 $((rel2 + 2))" "$(sums) $(reloads)"
+th_check_eq "route step fails after a reload: submission has its old milter list again" \
+	"$OTHER_SUB" "$(pc -P -h submission/inet/smtpd_milters)"
+find "$d" -maxdepth 1 -name '*.milter-alias-backup.*' -delete
+rc=0; ctl postfix-setup --apply >"$dir/apply2.out" 2>&1 || rc=$?
+th_check_eq "--apply once more: exit 0, wired again" "0 $sum1" "$rc $(sums)"
+[ "$rc" = 0 ] || cat "$dir/apply2.out"
 
 # --- the full create flow on every SASL service -------------------------------
 request() { # PORT LOGIN SUBJECT

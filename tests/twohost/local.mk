@@ -4,10 +4,12 @@
 EXTRA_DIST += \
 	tests/twohost/CAMPAIGN.md \
 	tests/twohost/campaign_model.py \
+	tests/twohost/holdopen.py \
 	tests/twohost/lib2.sh \
 	tests/twohost/smtp-race.py \
 	tests/twohost/test_basic.sh \
 	tests/twohost/test_campaign.sh \
 	tests/twohost/test_expiry.sh \
 	tests/twohost/test_faults.sh \
+	tests/twohost/test_lockout.sh \
 	tests/twohost/test_races.sh

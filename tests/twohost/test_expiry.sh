@@ -114,7 +114,7 @@ tw_expect_class "new-for 30d * on b: 250" 2xx
 reply=$(th_smtp_reply EOM | head -n1)
 gen=$(tw_log_since "$(th_dir b)/milter.log" "$mark_milter_b" |
 	sed -nE 's/.*request login=alice new -: Alias ([a-z0-9.-]+@example\.org) created.*/\1/p' | head -n1)
-if [[ $gen =~ ^[bdfghjklmnprstvz][aeio]([bdfghjklmnprstvz][aeio]){3}-([bdfghjklmnprstvz][aeio]){4}@example\.org$ ]]; then
+if [[ $gen =~ ^[bdfghjklmnprstvz][aeio]([bdfghjklmnprstvz][aeio]){3}[.]([bdfghjklmnprstvz][aeio]){4}@example\.org$ ]]; then
 	th_pass "the milter's log names the generated address $gen"
 else
 	th_fail "the milter's log names a generated address of 8 syllables (got '$gen')"

@@ -66,6 +66,17 @@ tests_unit_test_tls_CFLAGS = $(UNIT_TEST_CFLAGS)
 tests_unit_test_tls_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD)
 endif
 
+# peer/peers.c: the listener's admission rules and its limit on log lines
+# (pure functions).
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_peers
+TESTS += tests/unit/test_peers
+tests_unit_test_peers_SOURCES = tests/unit/test_peers.c tests/unit/unit.h
+tests_unit_test_peers_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
+tests_unit_test_peers_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_peers_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD)
+endif
+
 # peer/lmdbmap.c (LMDB), checked with Postfix's postmap; skips itself
 # without postmap and postfix-lmdb.
 if HAVE_CRITERION
@@ -104,4 +115,15 @@ tests_unit_test_commit_CFLAGS = $(UNIT_TEST_CFLAGS)
 # A slow or failing fdatasync on demand (decide_acknowledged_only_when_durable).
 tests_unit_test_commit_LDFLAGS = -Wl,--wrap=fdatasync
 tests_unit_test_commit_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
+endif
+
+# peer/notify.c: the composed mails (no sendmail run) and the kept
+# confirmations.
+if HAVE_CRITERION
+check_PROGRAMS += tests/unit/test_notify
+TESTS += tests/unit/test_notify
+tests_unit_test_notify_SOURCES = tests/unit/test_notify.c tests/unit/unit.h
+tests_unit_test_notify_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
+tests_unit_test_notify_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_notify_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
 endif

@@ -94,6 +94,11 @@ struct node {
 
 static struct node nodes[3];
 static size_t nnodes;
+/* Set before add_node: map_format aliases, domains DOMAIN and DOMAIN2. */
+static int aliases_format;
+/* Set before add_node: Postfix's recipient_delimiter (NULL: unset). */
+static const char *delimiter;
+#define DOMAIN2 "example.net"
 
 static void
 setup(void)
@@ -101,6 +106,8 @@ setup(void)
 	log_init("test_commit", getenv("TEST_COMMIT_LOG") != NULL);
 	memset(nodes, 0, sizeof(nodes));
 	nnodes = 0;
+	aliases_format = 0;
+	delimiter = NULL;
 }
 
 static void
@@ -163,6 +170,8 @@ add_node(const char *name, size_t npeers, const char *taken)
 	buf_free(&tk);
 	buf_appendf(&conf, "virtual_alias_maps = texthash:%s/postfix/taken\n"
 		    "virtual_mailbox_maps =\nalias_maps =\nalias_database =\n", n->dir);
+	if (delimiter != NULL)
+		buf_appendf(&conf, "recipient_delimiter = %s\n", delimiter);
 	p = ut_path(n->dir, "postfix");
 	ut_postfix_conf(p, conf.data);
 	free(p);
@@ -175,7 +184,7 @@ add_node(const char *name, size_t npeers, const char *taken)
 	buf_reset(&conf);
 	buf_appendf(&conf,
 		    "node_name = \"%s\"\n"
-		    "domains = {\"" DOMAIN "\"}\n"
+		    "domains = {\"" DOMAIN "\"%s}\n"
 		    "request_address = {\"makealias@" DOMAIN "\"}\n"
 		    "map_file = \"%s/aliases\"\n"
 		    "map_type = \"lmdb\"\n"
@@ -184,7 +193,9 @@ add_node(const char *name, size_t npeers, const char *taken)
 		    "sendmail_path = \"%s/sendmail\"\n"
 		    "control_socket = \"%s/control.sock\"\n"
 		    "expiry_test_seconds = true\n",
-		    name, n->dir, n->dir, n->dir, n->dir, n->dir);
+		    name, aliases_format ? ", \"" DOMAIN2 "\"" : "", n->dir, n->dir, n->dir, n->dir, n->dir);
+	if (aliases_format)
+		buf_appendf(&conf, "map_format = \"aliases\"\n");
 	if (npeers > 0)
 		buf_appendf(&conf, "listen = \"127.0.0.1:1\"\n");
 	for (size_t i = 0, added = 0; i < 3 && added < npeers; i++) {
@@ -640,6 +651,100 @@ Test(commit, standalone)
 	/* COMMITTED -> GONE at once: no peer to tell */
 	cr_assert_str_eq(kinds(a, NULL), "prepare commit done confirmed");
 	cr_assert_eq(status(a, "undelivered"), 0);
+	msg_clear(&resp);
+}
+
+/* ==== 1b. a confirmation sendmail did not take ==== */
+
+/* sendmail_fails - n's sendmail fails the next times runs (exit 75, as
+ * when postdrop cannot write the queue), then takes mail again */
+static void
+sendmail_fails(struct node *n, int times)
+{
+	struct buf sh = { 0 };
+	char cnt[16], *p;
+
+	snprintf(cnt, sizeof(cnt), "%d\n", times);
+	free(ut_write(n->dir, "fails", cnt));
+	buf_appendf(&sh, "#!/bin/sh\nf=%s/fails\nn=$(cat \"$f\")\n"
+		    "if [ \"$n\" -gt 0 ]; then\n  echo $((n - 1)) > \"$f\"\n  cat >/dev/null\n"
+		    "  echo 'sendmail: fatal: queue file write error' >&2\n  exit 75\nfi\n"
+		    "cat >> %s/mail.out\n", n->dir, n->dir);
+	p = ut_write(n->dir, "sendmail", sh.data);
+	cr_assert_eq(chmod(p, 0755), 0);
+	free(p);
+	buf_free(&sh);
+}
+
+/* fails_left - how many more runs n's sendmail fails */
+static int
+fails_left(struct node *n)
+{
+	char *p = ut_path(n->dir, "fails"), *t = ut_slurp(p);
+	int v = t ? atoi(t) : -1;
+
+	free(t);
+	free(p);
+	return v;
+}
+
+Test(commit, confirmation_kept_and_retried_until_sendmail_takes_it)
+{
+	struct node *a = add_node("a.test", 0, NULL);
+	struct msg resp = { 0 };
+
+	sendmail_fails(a, 3);
+	open_node(a);
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	/* the first attempt failed: nothing queued, nothing journaled as sent */
+	cr_assert_eq(fails_left(a), 2);
+	cr_assert_eq(mails(a), 0);
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit done");
+	/* not tried again before its delay */
+	commit_tick(a->e);
+	cr_assert_eq(fails_left(a), 2);
+	/* a restart (whose compaction drops the finished transaction from
+	 * the journal) loses nothing; from here on no delay */
+	reopen(a);
+	a->e->confirm_retry_ms = 0;
+	cr_assert_str_eq(kinds(a, NULL), "");
+	commit_tick(a->e);
+	cr_assert_eq(fails_left(a), 1, "the kept confirmation was not retried after a restart");
+	cr_assert_eq(mails(a), 0);
+	commit_tick(a->e);
+	cr_assert_eq(fails_left(a), 0);
+	cr_assert_eq(mails(a), 0);
+	/* sendmail takes it: delivered once, and then never again */
+	commit_tick(a->e);
+	cr_assert_eq(mails(a), 1, "the confirmation was lost");
+	commit_tick(a->e);
+	reopen(a);
+	commit_tick(a->e);
+	cr_assert_eq(mails(a), 1, "the confirmation was sent twice");
+	msg_clear(&resp);
+}
+
+Test(commit, kept_confirmation_dropped_when_the_alias_is_gone)
+{
+	struct node *a = add_node("a.test", 0, NULL);
+	struct msg resp = { 0 };
+
+	sendmail_fails(a, 1);
+	open_node(a);
+	a->e->confirm_retry_ms = 0;
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	cr_assert_eq(fails_left(a), 0);
+	admin(a, "disable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	cr_assert_eq(mails(a), 0, "a confirmation for a disabled alias");
+	reopen(a);
+	commit_tick(a->e);
+	cr_assert_eq(mails(a), 0, "the dropped confirmation came back after a restart");
 	msg_clear(&resp);
 }
 
@@ -1546,6 +1651,277 @@ Test(commit, prepare_twice_outcome_pending)
 	msg_clear(&d.first);
 	msg_clear(&d.outcome);
 	msg_clear(&resp);
+}
+
+/* ==== map_format aliases: one key for a name in every domain ==== */
+
+/* admin_in - admin() for name@domain */
+static void
+admin_in(struct node *n, const char *verb, const char *name, const char *domain,
+	 const char *owner, struct msg *resp)
+{
+	struct msg req = { 0 };
+
+	msg_set(&req, "op", "admin");
+	msg_set(&req, "verb", verb);
+	msg_set(&req, "name", name);
+	msg_set(&req, "domain", domain);
+	msg_set(&req, "owner", owner);
+	run(n, &req, resp);
+	msg_clear(&req);
+}
+
+/* aliases_of - n's aliases with local part name, in any domain, as
+ * "address=target ..." (the list operation) */
+static const char *
+aliases_of(struct node *n, const char *name)
+{
+	static char out[512];
+	struct aliasmap m;
+	size_t len = strlen(name);
+
+	list(n, &m);
+	out[0] = '\0';
+	for (size_t i = 0; i < m.n; i++)
+		if (strncmp(m.v[i].address, name, len) == 0 && m.v[i].address[len] == '@')
+			snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s=%s",
+				 out[0] ? " " : "", m.v[i].address, m.v[i].target);
+	aliasmap_clear(&m);
+	return out;
+}
+
+/* key_lines - lines of n's map file that start with key ("shop:") */
+static int
+key_lines(struct node *n, const char *key)
+{
+	char *path = ut_path(n->dir, "aliases"), *text = ut_slurp(path);
+	size_t len = strlen(key);
+	int count = 0;
+
+	for (const char *p = text; p != NULL && *p; ) {
+		if (strncmp(p, key, len) == 0)
+			count++;
+		p += strcspn(p, "\n");
+		p += *p == '\n';
+	}
+	free(text);
+	free(path);
+	return count;
+}
+
+/* assert_one_shop - every node holds the one alias "shop" (in want),
+ * its map file has one "shop:" line, and it opens again on that file */
+static void
+assert_one_shop(const char *want)
+{
+	for (size_t i = 0; i < nnodes; i++) {
+		cr_assert_str_eq(aliases_of(&nodes[i], "shop"), want, "on %s", nodes[i].name);
+		cr_assert_eq(key_lines(&nodes[i], "shop:"), 1, "%s's map file", nodes[i].name);
+		reopen(&nodes[i]);
+		cr_assert_str_eq(aliases_of(&nodes[i], "shop"), want, "%s reopened", nodes[i].name);
+	}
+}
+
+Test(commit, aliases_format_second_domain_exists)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	aliases_format = 1;
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin_in(a, "new", "shop", DOMAIN, "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	commit_tick(a->e);
+	/* the same name in the other domain is the same key: refused for
+	 * good, on the coordinator and on a peer alike */
+	admin_in(b, "new", "shop", DOMAIN2, "bob", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "already exists") != NULL, "%s",
+		  msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "shop@" DOMAIN) != NULL,
+		  "the answer names the alias that holds the name: %s", msg_gets(&resp, "text"));
+	ut_assert_reply_safe(msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	admin_in(a, "new", "shop", DOMAIN2, "bob", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	/* a deleted alias keeps its name from the other domain too */
+	admin_in(a, "delete", "shop", DOMAIN, "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	commit_tick(a->e);
+	admin_in(b, "new", "shop", DOMAIN2, "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	cr_assert_eq(status(a, "in_flight") + status(b, "in_flight"), 0);
+	assert_same_maps(a, b);
+}
+
+struct race2 {
+	struct node *a, *b;
+	struct msg b_prepare, b_vote, a_resp, second;
+};
+
+/* second_on_a - while a's prepare for shop@DOMAIN is on its way, a's
+ * other client asks a for shop@DOMAIN2 */
+static int
+second_on_a(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct race2 *r = arg;
+
+	(void)to, (void)req, (void)resp;
+	admin_in(r->a, "new", "shop", DOMAIN2, "bob", &r->second);
+	return 0;
+}
+
+Test(commit, aliases_format_two_domains_at_once_on_one_node)
+{
+	struct race2 r = { 0 };
+	struct msg resp = { 0 };
+
+	aliases_format = 1;
+	pair(NULL);
+	r.a = &nodes[0];
+	r.b = &nodes[1];
+	fake_peers_hook(r.a->peers, "prepare", second_on_a, &r);
+	admin_in(r.a, "new", "shop", DOMAIN, "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	/* the second waits for the first: the name is busy */
+	cr_assert_str_eq(msg_gets(&r.second, "status"), "temp", "%s", msg_gets(&r.second, "text"));
+	ut_assert_reply_safe(msg_gets(&r.second, "text"));
+	commit_tick(r.a->e);
+	commit_tick(r.b->e);
+	assert_same_maps(r.a, r.b);
+	assert_one_shop("shop@" DOMAIN "=alice@" DOMAIN);
+	msg_clear(&r.second);
+	msg_clear(&resp);
+}
+
+/* a_prepares - a's prepare (shop@DOMAIN) is on its way to b: b's
+ * prepare (shop@DOMAIN2), sent first, reaches a now */
+static int
+a_prepares(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct race2 *r = arg;
+
+	(void)to, (void)req, (void)resp;
+	sync_peer_handler(r->a->e, "b.test", &r->b_prepare, &r->b_vote, drop_item, NULL);
+	return 0;
+}
+
+/* b_prepares - as b's prepare leaves, a's client asks a for the name
+ * in the other domain */
+static int
+b_prepares(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct race2 *r = arg;
+
+	(void)to;
+	for (size_t i = 0; i < req->n; i++)
+		msg_set(&r->b_prepare, req->v[i].key, req->v[i].value);
+	fake_peers_hook(r->a->peers, "prepare", a_prepares, r);
+	admin_in(r->a, "new", "shop", DOMAIN, "alice", &r->a_resp);
+	for (size_t i = 0; i < r->b_vote.n; i++)
+		msg_set(resp, r->b_vote.v[i].key, r->b_vote.v[i].value);
+	return 1;
+}
+
+Test(commit, aliases_format_two_domains_at_once_on_two_nodes)
+{
+	struct race2 r = { 0 };
+	struct msg resp = { 0 };
+
+	aliases_format = 1;
+	pair(NULL);
+	r.a = &nodes[0];
+	r.b = &nodes[1];
+	fake_peers_hook(r.b->peers, "prepare", b_prepares, &r);
+	admin_in(r.b, "new", "shop", DOMAIN2, "bob", &resp);
+	/* one conflict, decided as for one address: a (lower) wins */
+	cr_assert_str_eq(msg_gets(&r.b_vote, "status"), "temp", "%s", msg_gets(&r.b_vote, "text"));
+	cr_assert_str_eq(msg_gets(&r.a_resp, "status"), "ok", "%s", msg_gets(&r.a_resp, "text"));
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	commit_tick(r.a->e);
+	commit_tick(r.b->e);
+	assert_same_maps(r.a, r.b);
+	cr_assert_eq(status(r.a, "in_flight") + status(r.b, "in_flight"), 0);
+	assert_one_shop("shop@" DOMAIN "=alice@" DOMAIN);
+	msg_clear(&r.b_prepare);
+	msg_clear(&r.b_vote);
+	msg_clear(&r.a_resp);
+	msg_clear(&resp);
+}
+
+/* ==== address extensions: Postfix delivers name-ext@ to name@ ==== */
+
+Test(commit, extension_of_an_address_postfix_delivers)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	delimiter = "+-";
+	pair("bob@" DOMAIN);		/* b's Postfix delivers bob@ */
+	a = &nodes[0];
+	b = &nodes[1];
+	mail(a, "new", "bob-bank", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "already in use on b.test") != NULL &&
+		  strstr(msg_gets(&resp, "text"), "address extension of bob@" DOMAIN) != NULL,
+		  "%s", msg_gets(&resp, "text"));
+	ut_assert_reply_safe(msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	/* the same from b, the coordinator's own check */
+	mail(b, "new", "bob-x", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "address extension of bob@" DOMAIN) != NULL,
+		  "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	/* no delimiter in it, or one at its start: not an extension */
+	mail(a, "new", "bobbank", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	mail(a, "new", "-bob", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	/* a name with a delimiter whose base is free */
+	mail(a, "new", "carol-bank", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	commit_tick(a->e);
+	assert_same_maps(a, b);
+	cr_assert_str_eq(state_of(b, "bob-bank", NULL, 0), "absent");
+}
+
+Test(commit, extension_of_an_alias_here)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	delimiter = "+-";
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	mail(a, "new", "bob", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	commit_tick(a->e);
+	/* another user would take alice's bob-anything */
+	mail(b, "new", "bob-bank", "mallory", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "address extension") != NULL &&
+		  strstr(msg_gets(&resp, "text"), "bob@" DOMAIN) != NULL,
+		  "%s", msg_gets(&resp, "text"));
+	ut_assert_reply_safe(msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	/* alice herself may */
+	mail(b, "new", "bob-bank", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	commit_tick(b->e);
+	assert_same_maps(a, b);
 }
 
 /* ==== lifetimes and generated names (issue #13) ==== */

@@ -817,6 +817,58 @@ Test(request, recipient_base_unquotes)
 	base_is("nodomain", "+", "nodomain");
 }
 
+/* stripped_is - request_address_base's answer, "-" for NULL (not stripped) */
+static void
+stripped_is(const char *address, const char *delims, const char *want)
+{
+	char *got = request_address_base(address, delims);
+
+	cr_assert_str_eq(got ? got : "-", want, "%s with delimiters \"%s\"", address, delims);
+	free(got);
+}
+
+Test(request, extension_cut_as_postfix_splits)
+{
+	/* "+", Debian's main.cf */
+	stripped_is("bob+bank@example.org", "+", "bob@example.org");
+	stripped_is("bob+bank+x@example.org", "+", "bob@example.org");
+	stripped_is("bob-bank@example.org", "+", "-");
+	stripped_is("bob@example.org", "+", "-");
+	/* one character of several: the first of any of them */
+	stripped_is("bob-bank@example.org", "+-", "bob@example.org");
+	stripped_is("bob.smith-x@example.org", "+-.", "bob@example.org");
+	stripped_is("bob_x+y@example.org", "+_", "bob@example.org");
+	stripped_is("bob-x+y@example.org", "+-", "bob@example.org");
+	/* no delimiter configured */
+	stripped_is("bob+bank@example.org", "", "-");
+	stripped_is("bob+bank@example.org", NULL, "-");
+	/* a delimiter at the start: Postfix keeps the whole local part,
+	 * even when another delimiter follows */
+	stripped_is("+bob@example.org", "+", "-");
+	stripped_is("-bob-x@example.org", "+-", "-");
+	/* ... and at the end: the base is what precedes it */
+	stripped_is("bob-@example.org", "-", "bob@example.org");
+	/* never split (the whole local part compared, as Postfix does) */
+	stripped_is("postmaster+x@example.org", "+", "postmaster@example.org");
+	stripped_is("mailer-daemon@example.org", "-", "-");
+	stripped_is("double-bounce@example.org", "-", "-");
+	/* owner-foo and foo-request with "-" a delimiter only */
+	stripped_is("owner-list@example.org", "+-", "-");
+	stripped_is("list-request@example.org", "-", "-");
+	stripped_is("owner+x@example.org", "+", "owner@example.org");
+	stripped_is("list+request@example.org", "+", "list@example.org");
+	/* no domain: the local part alone */
+	stripped_is("bob-bank", "-", "bob");
+	cr_assert_eq(request_extension_cut("bob-bank", 8, "-"), 3);
+	cr_assert_eq(request_extension_cut("bob-bank", 3, "-"), 3);
+}
+
+Test(request, recipient_base_keeps_a_leading_delimiter_whole)
+{
+	/* Postfix does not split "+x+y" at its second "+" either */
+	base_is("+makealias+x@example.org", "+", "+makealias+x@example.org");
+}
+
 /* ===== lifetimes and generated names (issue #13) ===== */
 
 /* expect_same - subject parses as it did before lifetimes and generated
@@ -1036,26 +1088,20 @@ Test(request, duration_words)
 /* ===== the name generator ===== */
 
 /* A name is 8 consonant-vowel syllables of the documented alphabets with
- * '-' after the fourth: a valid alias name of REQUEST_GEN_LEN characters. */
+ * '.' after the fourth: a valid alias name of REQUEST_GEN_LEN characters. */
 static void
 assert_generated_shape(const char *name)
 {
 	cr_assert_eq(strlen(name), (size_t)REQUEST_GEN_LEN, "\"%s\"", name);
 	cr_assert(request_name_valid(name), "\"%s\" is not a valid alias name", name);
-	for (size_t i = 0, syl = 0; name[i]; ) {
-		if (syl == REQUEST_GEN_SYLLABLES / 2 && name[i] == '-' && i == 8) {
-			i++;
-			syl++;	/* count the hyphen once */
-			continue;
-		}
+	cr_assert_eq(name[8], '.', "\"%s\"", name);
+	for (size_t i = 0; i < (size_t)REQUEST_GEN_LEN; i += 2) {
+		if (i == 8)
+			i++;	/* the separator */
 		cr_assert_not_null(strchr(REQUEST_GEN_ALPHABET_C, name[i]), "\"%s\"[%zu]", name, i);
-		cr_assert_not_null(strchr(REQUEST_GEN_ALPHABET_V, name[i + 1]), "\"%s\"[%zu]", name,
-				   i + 1);
-		cr_assert(name[i] != '\0' && name[i + 1] != '\0');
-		i += 2;
-		syl++;
+		cr_assert_not_null(strchr(REQUEST_GEN_ALPHABET_V, name[i + 1]), "\"%s\"[%zu]",
+				   name, i + 1);
 	}
-	cr_assert_eq(name[8], '-', "\"%s\"", name);
 }
 
 Test(request, generator_entropy_is_at_least_40_bits)
