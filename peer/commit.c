@@ -15,7 +15,13 @@
  * Conflicts: two coordinators preparing the same address each find it
  * locked by the other.  The node with the lower node_name wins: its node
  * votes no on the other's prepare; the higher node votes yes on the
- * lower's and loses its own.  No clocks are involved.
+ * lower's and loses its own.  With three or more, a participant may hold
+ * the address for a higher coordinator's change (it voted yes: that lock
+ * is never taken back) when the lowest one's prepare arrives; its "in
+ * progress" names the holder, and the lowest asks again until that change
+ * is settled there (wait_for_loser): undecided, it needs the lowest's
+ * vote, which it cannot get, so it is aborted; decided already, its
+ * decision is on its way.  No clocks are involved.
  *
  * The state machine.  Every transaction in the table is in one state;
  * txn_begin() enters it and txn_step() performs every other transition,
@@ -54,6 +60,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commit.h"
 #include "crashpoint.h"
@@ -94,6 +101,7 @@ struct txn {
 	struct msg prepare;	/* the prepare record, as journaled */
 	struct alias after;	/* the alias's state if committed */
 	enum txn_state state;
+	int applied;		/* the decision is in the map state here */
 	unsigned long acked;	/* coordinator: peers that have the decision */
 	long long since;	/* now_mono_ms() of the prepare */
 };
@@ -269,6 +277,23 @@ txn_drop(struct engine *e, const char *id)
 			e->txns[i] = e->txns[--e->ntxns];
 			return;
 		}
+}
+
+size_t
+commit_creates_in_flight(const struct engine *e, const char *owner)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < e->ntxns; i++) {
+		const struct txn *t = e->txns[i];
+
+		/* Not yet in the map here, and not aborted. */
+		if (strcmp(msg_gets(&t->prepare, "verb"), "new") == 0 &&
+		    strcmp(t->after.owner, owner) == 0 &&
+		    (decision(t) == 0 || (decision(t) > 0 && !t->applied)))
+			n++;
+	}
+	return n;
 }
 
 /* ---- the transitions ---- */
@@ -712,7 +737,160 @@ commit_compact(struct engine *e, int force, char **err_r)
 	return rc;
 }
 
+/* ---- the map state ---- */
+
+int
+commit_refresh(struct engine *e)
+{
+	int rc;
+
+	/* Only tried: a writer holding the map file lock may be waiting
+	 * for e->lock, and it refreshes itself before it writes. */
+	if (pthread_mutex_trylock(&e->maplock) != 0)
+		return mapstate_broken(e->ms) ? -1 : 0;
+	rc = mapstate_refresh(e->ms);
+	pthread_mutex_unlock(&e->maplock);
+	return rc;
+}
+
+/*
+ * apply_change - put a committed change in place: in memory under both
+ * locks, then the files and Postfix's maps under the map file lock only,
+ * so that nothing waits for e->lock while a Postfix tool runs, an fsync
+ * or a map lock takes its time.  If the files cannot be written, the
+ * change is noted for commit_tick (confirm: queue the confirmation of a
+ * new alias then).  0, or -1 (logged).
+ */
+static int
+apply_change(struct engine *e, const struct alias *after, const char *id,
+	     const char *coord, int confirm)
+{
+	struct mapstate_staged st;
+	struct txn *t;
+	char *err = NULL;
+	int rc;
+
+	pthread_mutex_lock(&e->maplock);
+	pthread_mutex_lock(&e->lock);
+	mapstate_stage(e->ms, after, &st);
+	if ((t = txn_find(e, id)) != NULL)
+		t->applied = 1;
+	pthread_mutex_unlock(&e->lock);
+	rc = mapstate_write(e->ms, after, &st, id, coord, &err);
+	if (rc < 0) {
+		pthread_mutex_lock(&e->lock);
+		strlist_add(&e->unapplied, id);
+		strlist_add(&e->unapplied, after->address);
+		strlist_add(&e->unapplied, confirm ? "confirm" : "");
+		pthread_mutex_unlock(&e->lock);
+		log_err(id, "commit recorded, map files not written: %s; the change "
+			"stands and they are written again in the background", err);
+	}
+	pthread_mutex_unlock(&e->maplock);
+	mapstate_staged_clear(&st);
+	free(err);
+	return rc;
+}
+
+/* retry_unapplied - write the map files in full if a change or a hand
+ * edit left them behind the map state (commit_tick) */
+static void
+retry_unapplied(struct engine *e)
+{
+	struct strlist done = { 0 };
+	char *err = NULL;
+	int rc, failing;
+
+	pthread_mutex_lock(&e->lock);
+	rc = e->unapplied.n == 0 && !mapstate_dirty(e->ms);
+	pthread_mutex_unlock(&e->lock);
+	if (rc)
+		return;
+	pthread_mutex_lock(&e->maplock);
+	rc = mapstate_save_all(e->ms, &err);
+	pthread_mutex_lock(&e->lock);
+	failing = e->retry_failing;
+	e->retry_failing = rc < 0;
+	if (rc == 0) {
+		done = e->unapplied;
+		memset(&e->unapplied, 0, sizeof(e->unapplied));
+	}
+	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_unlock(&e->maplock);
+	if (rc < 0 && !failing)
+		log_err(NULL, "map: the files are still not written: %s; retrying", err);
+	for (size_t i = 0; i + 2 < done.n; i += 3) {
+		struct alias a = { 0 };
+		const struct alias *cur;
+
+		log_info(done.v[i], "applied on retry: address=%s (map files written)",
+			 done.v[i + 1]);
+		if (strcmp(done.v[i + 2], "confirm") != 0)
+			continue;
+		pthread_mutex_lock(&e->lock);
+		if ((cur = aliasmap_find(mapstate_map(e->ms), done.v[i + 1])) != NULL &&
+		    cur->state == ALIAS_ACTIVE)
+			alias_copy(&a, cur);
+		pthread_mutex_unlock(&e->lock);
+		if (a.address != NULL)
+			commit_confirm(e, &a, e->conf->request_addresses.v[0], done.v[i]);
+		alias_clear(&a);
+	}
+	strlist_clear(&done);
+	free(err);
+}
+
 /* ---- coordinator ---- */
+
+/*
+ * wait_for_loser - peer i answered that the address is held there by a
+ * change of a higher node (holder_coord): a third server's, which reached
+ * it first.  Undecided, that change cannot commit while ours is voting (we
+ * refuse every higher node's prepare meanwhile, and it needs our yes), so
+ * it is aborted; decided, its decision is on its way.  Either way the lock
+ * goes soon: ask peer i again, until it answers
+ * otherwise, our change is lost to a lower node, or the vote's time is
+ * up.  Asking again is safe: nothing was recorded for the refused prepare.
+ * So among any number of servers asking at once, the lowest one wins.
+ */
+static void
+wait_for_loser(struct engine *e, struct change *c, size_t i, const struct msg *req,
+	       struct msg *resp, long long until)
+{
+	int pause = 20, tries = 0;
+
+	for (;;) {
+		const char *holder = msg_gets(resp, "holder_coord");
+		char *err = NULL;
+		int voting, rc;
+
+		if (strcmp(msg_gets(resp, "status"), "temp") != 0 || holder[0] == '\0' ||
+		    strcmp(e->conf->node_name, holder) >= 0)
+			return;
+		pthread_mutex_lock(&e->lock);
+		voting = txn_get(e, c->txn)->state == TXN_VOTING;
+		pthread_mutex_unlock(&e->lock);
+		if (!voting || now_mono_ms() + pause >= until || commit_stopping(e))
+			return;
+		if (tries++ == 0)
+			log_info(c->txn, "vote peer=%s: held by a change of %s, which gives way; "
+				 "asking again", peers_name(e->peers, i), holder);
+		usleep((useconds_t)pause * 1000);
+		if (pause < 200)
+			pause *= 2;
+		msg_clear(resp);
+		rc = peers_call(e->peers, i, req, resp, NULL, NULL,
+				(int)(until - now_mono_ms()), &err);
+		free(err);
+		if (rc < 0) {
+			/* Unreachable now: the answer we had stands. */
+			msg_clear(resp);
+			msg_set(resp, "status", "temp");
+			msg_set(resp, "text", "unreachable while asking again");
+			return;
+		}
+	}
+}
 
 /* collect_votes - ask every peer; 0 all yes, 1 a final no, -1 otherwise */
 static int
@@ -725,6 +903,7 @@ collect_votes(struct engine *e, struct change *c, const struct msg *prepare,
 	char **errs = xcalloc(n, sizeof(*errs));
 	long long wait = c->deadline > 0 ? c->deadline - now_mono_ms() :
 		e->conf->commit_timeout * 1000 - 1000;
+	long long until;
 
 	if (wait < MIN_VOTE_WAIT_MS)
 		wait = MIN_VOTE_WAIT_MS;
@@ -732,7 +911,11 @@ collect_votes(struct engine *e, struct change *c, const struct msg *prepare,
 		msg_set(&req, prepare->v[i].key, prepare->v[i].value);
 	msg_set(&req, "op", "prepare");
 	msg_set(&req, "sender", e->conf->node_name);
+	until = now_mono_ms() + wait;
 	peers_call_all(e->peers, &req, resps, rcs, errs, (int)wait);
+	for (size_t i = 0; i < n; i++)
+		if (rcs[i] == 0)
+			wait_for_loser(e, c, i, &req, &resps[i], until);
 	for (size_t i = 0; i < n; i++) {
 		const char *vote = msg_gets(&resps[i], "status");
 		const char *peer = peers_name(e->peers, i);
@@ -808,6 +991,8 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 	msg_set(&rec, "before_state", c->before.address ?
 		alias_state_name(c->before.state) : "none");
 	alias_to_msg(&c->after, &rec);
+	if (c->quota > 0)
+		msg_setf(&rec, "quota", "%ld", c->quota);
 	rc = txn_begin(e, &rec, e->conf->node_name, &c->after, TXN_VOTING, err_r);
 	if (rc < 0) {
 		local_check(e, c, NULL);
@@ -819,7 +1004,18 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 		 c->origin);
 	crash_point("coord-after-prepare");
 
-	if (e->peers != NULL)
+	if (c->quota > 0) {
+		/* The check in do_new once more, now that this create is in
+		 * the table: two at once on this node each see the other. */
+		pthread_mutex_lock(&e->lock);
+		if (aliasmap_count_owner(mapstate_map(e->ms), c->after.owner) +
+		    commit_creates_in_flight(e, c->after.owner) > (size_t)c->quota) {
+			set_error(err_r, "another new alias of %s is in progress", c->after.owner);
+			votes = -1;
+		}
+		pthread_mutex_unlock(&e->lock);
+	}
+	if (e->peers != NULL && votes == 0)
 		votes = collect_votes(e, c, &rec, err_r);
 	/* This node's own "no" counts as a vote like any other. */
 	if ((rc = local_check(e, c, err_r)) > 0 || (rc < 0 && votes == 0))
@@ -854,17 +1050,16 @@ commit_change(struct engine *e, struct change *c, char **err_r)
 	}
 	crash_point("coord-after-commit-record");
 
-	pthread_mutex_lock(&e->lock);
-	rc = mapstate_apply(e->ms, &c->after, c->txn, e->conf->node_name, err_r);
-	pthread_mutex_unlock(&e->lock);
+	/* Decided: from here on the answer is what was decided.  The map
+	 * files are best effort now; the journal has the change and
+	 * commit_tick writes them if this fails. */
+	rc = apply_change(e, &c->after, c->txn, e->conf->node_name,
+			  strcmp(c->verb, "new") == 0);
+	c->unapplied = rc < 0;
 	if (e->peers == NULL)
 		txn_step(e, c->txn, TXN_GONE, NULL);
 	else
 		commit_wake(e);		/* deliver the decision now */
-	if (rc < 0) {
-		log_err(c->txn, "commit recorded but not applied: %s", *err_r);
-		return -1;
-	}
 	crash_point("coord-after-apply");
 	log_info(c->txn, "commit address=%s state=%s target=%s owner=%s",
 		 c->after.address, alias_state_name(c->after.state),
@@ -889,7 +1084,7 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 	struct alias after = { 0 };
 	char *err = NULL, verb[16] = "", coord[256] = "";
 	struct txn *t;
-	int rc;
+	int confirm;
 
 	pthread_mutex_lock(&e->lock);
 	t = txn_find(e, id);
@@ -917,18 +1112,16 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 		return -1;
 	}
 	crash_point("part-after-decision");
+	confirm = decision > 0 && after.state == ALIAS_ACTIVE && strcmp(verb, "new") == 0;
 	if (decision > 0) {
-		pthread_mutex_lock(&e->lock);
-		rc = mapstate_apply(e->ms, &after, id, coord, &err);
-		pthread_mutex_unlock(&e->lock);
-		if (rc < 0)
-			log_err(id, "commit recorded but not applied: %s", err);
+		if (apply_change(e, &after, id, coord, confirm) < 0)
+			confirm = 0;	/* once the files are written */
 		crash_point("part-after-apply");
 	} else {
-		pthread_mutex_lock(&e->lock);
+		pthread_mutex_lock(&e->maplock);
 		if (mapstate_set_pending(e->ms, after.address, 0, &err) < 0)
 			log_err(id, "access map: %s", err);
-		pthread_mutex_unlock(&e->lock);
+		pthread_mutex_unlock(&e->maplock);
 	}
 	log_info(id, "%s address=%s state=%s (%s)", decision > 0 ? "commit" : "abort",
 		 after.address, alias_state_name(after.state), how);
@@ -936,7 +1129,7 @@ finish(struct engine *e, const char *id, int decision, const char *how)
 	commit_busy_release(e, after.address, id);
 	step_locked(e, txn_get(e, id), TXN_GONE);
 	pthread_mutex_unlock(&e->lock);
-	if (decision > 0 && after.state == ALIAS_ACTIVE && strcmp(verb, "new") == 0)
+	if (confirm)
 		commit_confirm(e, &after, e->conf->request_addresses.v[0], id);
 	free(err);
 	alias_clear(&after);
@@ -958,6 +1151,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	struct txn *holder_txn;
 	struct postfix_check *check = NULL;
 	const char *holder;
+	long long quota;
 	int rc;
 
 	if (strlen(id) != TXN_ID_LEN || strcmp(msg_gets(req, "coord"), peer) != 0 ||
@@ -976,7 +1170,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		goto out;
 	}
 	pthread_mutex_lock(&e->lock);
-	if (mapstate_refresh(e->ms) < 0) {
+	if (commit_refresh(e) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", "The alias map on %s needs the postmaster's attention", node);
 		goto out;
@@ -986,6 +1180,25 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "yes", "already prepared");
 		goto out;
+	}
+	/* Busy first: a change in flight here (its decision not yet known)
+	 * may be about to change what the map says, so the map is compared
+	 * only for an address nobody holds. */
+	holder = commit_busy_holder(e, after.address);
+	holder_txn = NULL;
+	if (holder != NULL) {
+		holder_txn = txn_find(e, holder);
+		/* Both of us prepared the address: the lower node_name wins. */
+		if (holder_txn == NULL || !is_self(e, holder_txn->coord) ||
+		    holder_txn->state != TXN_VOTING || strcmp(peer, node) >= 0) {
+			pthread_mutex_unlock(&e->lock);
+			msg_set_status(resp, "temp", "A change to %s is in progress on %s; try again "
+			     "in a minute", after.address, node);
+			/* Whose change: a lower coordinator waits for it to
+			 * give way (wait_for_loser). */
+			msg_set(resp, "holder_coord", holder_txn != NULL ? holder_txn->coord : node);
+			goto out;
+		}
 	}
 	old = strcmp(verb, "new") == 0 ? mapstate_key_holder(e->ms, after.address) :
 		aliasmap_find(mapstate_map(e->ms), after.address);
@@ -1002,6 +1215,26 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 			pthread_mutex_unlock(&e->lock);
 			commit_reply_extension(resp, after.address, old);
 			goto out;
+		}
+		/* The owner's quota, as the coordinator applies it, counting
+		 * the creates still in flight here (prepared on either side):
+		 * two servers creating at once must not both pass it. */
+		if (msg_get_ll(req, "quota", &quota) == 0 && quota > 0) {
+			size_t have = aliasmap_count_owner(mapstate_map(e->ms), after.owner);
+			size_t flying = commit_creates_in_flight(e, after.owner);
+
+			if (have >= (unsigned long long)quota) {
+				pthread_mutex_unlock(&e->lock);
+				msg_set_status(resp, "perm", "Login %s already has %lld aliases, the "
+					       "most allowed", after.owner, quota);
+				goto out;
+			}
+			if (have + flying >= (unsigned long long)quota) {
+				pthread_mutex_unlock(&e->lock);
+				msg_set_status(resp, "temp", "Another new alias of login %s is in "
+					       "progress on %s; try again in a minute", after.owner, node);
+				goto out;
+			}
 		}
 	} else if (strcmp(verb, "expiry") == 0 && old != NULL &&
 		   strcmp(old->owner, after.owner) == 0 &&
@@ -1021,21 +1254,10 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 		     "been told", after.address, node);
 		goto out;
 	}
-	holder = commit_busy_holder(e, after.address);
-	if (holder != NULL) {
-		holder_txn = txn_find(e, holder);
-		/* Both of us prepared the address: the lower node_name wins. */
-		if (holder_txn != NULL && is_self(e, holder_txn->coord) &&
-		    holder_txn->state == TXN_VOTING && strcmp(peer, node) < 0) {
-			step_locked(e, holder_txn, TXN_LOST);
-			log_info(holder, "conflict on %s with %s (txn %s): %s wins",
-				 after.address, peer, id, peer);
-		} else {
-			pthread_mutex_unlock(&e->lock);
-			msg_set_status(resp, "temp", "A change to %s is in progress on %s; try again "
-			     "in a minute", after.address, node);
-			goto out;
-		}
+	if (holder_txn != NULL) {
+		step_locked(e, holder_txn, TXN_LOST);
+		log_info(holder, "conflict on %s with %s (txn %s): %s wins",
+			 after.address, peer, id, peer);
 	}
 	busy_add(e, after.address, id);
 	pthread_mutex_unlock(&e->lock);
@@ -1047,9 +1269,9 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	/* Until the decision arrives, mail to the address is deferred here,
 	 * never refused for good: the coordinator may answer 250 as soon as
 	 * this vote reaches it. */
-	pthread_mutex_lock(&e->lock);
+	pthread_mutex_lock(&e->maplock);
 	rc = mapstate_set_pending(e->ms, after.address, 1, &err);
-	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_unlock(&e->maplock);
 	if (check != NULL) {
 		char *cerr = NULL;
 		int crc = postfix_resolves_finish(check, &where, &cerr);
@@ -1085,9 +1307,11 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	msg_set_status(resp, "yes", "prepared");
 	goto out;
 unpend:
-	pthread_mutex_lock(&e->lock);
+	pthread_mutex_lock(&e->maplock);
 	if (mapstate_set_pending(e->ms, after.address, 0, &err) < 0)
 		log_err(id, "access map: %s", err);
+	pthread_mutex_unlock(&e->maplock);
+	pthread_mutex_lock(&e->lock);
 	commit_busy_release(e, after.address, id);
 	pthread_mutex_unlock(&e->lock);
 out:
@@ -1313,6 +1537,7 @@ commit_tick(struct engine *e)
 		}
 		free(list);
 	}
+	retry_unapplied(e);
 	if (!commit_stopping(e))
 		confirm_retry(e);
 	if (commit_compact(e, 0, &err) < 0) {

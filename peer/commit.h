@@ -25,8 +25,10 @@ struct change;
 #define TXN_ID_LEN 16
 
 /* The commit path for a change checked locally (caller holds the address
- * busy under c->txn, not e->lock).  0 committed and applied; 1 refused
- * for good (c->refusal says why); -1 temporary failure with a reason. */
+ * busy under c->txn, not e->lock).  0 committed (c->unapplied: its map
+ * files are written later, by commit_tick, which then also queues the
+ * confirmation of a new alias); 1 refused for good (c->refusal says
+ * why); -1 not committed, a temporary failure with a reason. */
 int commit_change(struct engine *e, struct change *c, char **err_r);
 /* Serve the peer link's protocol requests (prepare, decide, outcome). */
 void commit_peer_request(struct engine *e, const char *peer,
@@ -67,11 +69,20 @@ void commit_wait(struct engine *e, int ms);
 void commit_stop(struct engine *e);
 int commit_stopping(struct engine *e);
 
+/* Notice a hand edit of the map file (mapstate_refresh), if the map file
+ * lock is free; if a writer holds it, that writer refreshes.  Caller
+ * holds e->lock.  0, or -1 while the map file is unreadable. */
+int commit_refresh(struct engine *e);
+
 /* Address locks (caller holds e->lock).  busy_take fails (-1) if anyone
  * holds address; busy_holder returns the holding transaction or NULL. */
 int commit_busy_take(struct engine *e, const char *address, const char *txn);
 void commit_busy_release(struct engine *e, const char *address, const char *txn);
 const char *commit_busy_holder(struct engine *e, const char *address);
+/* New aliases of owner in flight here: prepared (by this node or a
+ * peer), or committed and not yet in the map state; for the per-owner
+ * quota (caller holds e->lock). */
+size_t commit_creates_in_flight(const struct engine *e, const char *owner);
 /* Changes in flight or not yet settled (caller holds e->lock). */
 size_t commit_live_count(const struct engine *e);
 /* For status (caller holds e->lock): addresses locked by a change in

@@ -9,7 +9,10 @@
  * which has its own lock.  e->jlock orders journal appends (shared) against
  * compaction (exclusive), so a compaction never loses a record whose
  * transaction state it has not seen.  Never hold e->lock across a network
- * call, a Postfix tool or an fsync.
+ * call, a Postfix tool or an fsync.  e->maplock is the map file lock of
+ * mapstate.h: held to write the map files and run Postfix's tools; taken
+ * before e->lock, never waited for while holding it (commit_refresh only
+ * tries it).
  */
 #ifndef MA_ENGINE_PRIVATE_H
 #define MA_ENGINE_PRIVATE_H
@@ -32,10 +35,14 @@ struct rate;
 struct engine {
 	const struct conf *conf;
 	pthread_mutex_t lock;
+	pthread_mutex_t maplock;	/* the map file lock (mapstate.h) */
 	pthread_rwlock_t jlock;
 	struct mapstate *ms;	/* the map state (mapstate.h) */
 	struct journal *journal;
 	struct strlist unconfirmed;	/* start-up only: txn, address pairs */
+	struct strlist unapplied;	/* committed, in memory, the files not
+					 * yet written: txn, address, "confirm"
+					 * or "" triples (commit_tick retries) */
 	struct confirm *confirms;	/* confirmations sendmail did not take,
 					 * retried by commit_tick */
 	size_t nconfirms;
@@ -55,6 +62,7 @@ struct engine {
 				 * 1 ok, -1 failing, 0 unknown */
 	pthread_t bg;
 	int bg_running;
+	int retry_failing;	/* commit_tick's last write of the files failed */
 	pthread_cond_t work;	/* commit_wake: background work to do */
 	int stopping;		/* commit_stop: background loops give way */
 };
@@ -66,10 +74,13 @@ struct change {
 	const char *login;
 	const char *origin;	/* "mail" or "admin" */
 	long long deadline;	/* now_mono_ms() the requester stops waiting; 0 none */
+	long quota;		/* new: the owner's most aliases, checked by every
+				 * node at prepare; 0 none (admin, unlimited) */
 	struct alias before;	/* zeroed (address NULL) when new */
 	struct alias after;
 	char txn[TXN_ID_LEN + 1];
 	char *refusal;		/* a peer's "no" that is final (5xx), or NULL */
+	int unapplied;		/* committed, the map files not yet written */
 	struct postfix_check *check;	/* this node's resolve check, running
 					 * during the vote; commit_change ends it */
 	const char *misconfigured;	/* a node whose resolve check cannot

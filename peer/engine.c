@@ -121,9 +121,16 @@ do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
 	}
 
 	pthread_mutex_lock(&e->lock);
-	if (mapstate_refresh(e->ms) < 0) {
+	if (commit_refresh(e) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
+		goto out_free;
+	}
+	/* A change to the address in flight (a peer's decision not yet
+	 * here): the map is about to change, so it cannot answer yet. */
+	if (commit_busy_holder(e, address) != NULL) {
+		pthread_mutex_unlock(&e->lock);
+		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
 		goto out_free;
 	}
 	old = mapstate_key_holder(e->ms, address);
@@ -149,12 +156,25 @@ do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
 	old = mapstate_key_holder(e->ms, address);
 	if (old != NULL)
 		alias_copy(&c->before, old);
-	if (!admin && conf->max_aliases_per_user > 0 &&
-	    aliasmap_count_owner(mapstate_map(e->ms), c->login) >= (size_t)conf->max_aliases_per_user) {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "perm", "Login %s already has %ld aliases, the most allowed",
-		      c->login, conf->max_aliases_per_user);
-		goto out_free;
+	if (!admin && conf->max_aliases_per_user > 0) {
+		size_t have = aliasmap_count_owner(mapstate_map(e->ms), c->login);
+
+		if (have >= (size_t)conf->max_aliases_per_user) {
+			pthread_mutex_unlock(&e->lock);
+			msg_set_status(resp, "perm", "Login %s already has %ld aliases, the most allowed",
+			      c->login, conf->max_aliases_per_user);
+			goto out_free;
+		}
+		/* Creates in flight count too (here, and at every peer when
+		 * it votes: c->quota goes in the prepare). */
+		if (have + commit_creates_in_flight(e, c->login) >=
+		    (size_t)conf->max_aliases_per_user) {
+			pthread_mutex_unlock(&e->lock);
+			msg_set_status(resp, "temp", "Another new alias of login %s is in progress; "
+				       "try again in a minute", c->login);
+			goto out_free;
+		}
+		c->quota = conf->max_aliases_per_user;
 	}
 	if (commit_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
@@ -222,10 +242,13 @@ do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
 			       c->after.target);
 	msg_set(resp, CTL_KEY_ADDRESS, address);
 	msg_set(resp, CTL_KEY_TXN, c->txn);
-	f->pending = 1;
-	alias_copy(&f->alias, &c->after);
-	f->from = xstrdup(from);
-	memcpy(f->txn, c->txn, sizeof(f->txn));
+	/* Not applied yet: commit_tick confirms once Postfix has it. */
+	if (!c->unapplied) {
+		f->pending = 1;
+		alias_copy(&f->alias, &c->after);
+		f->from = xstrdup(from);
+		memcpy(f->txn, c->txn, sizeof(f->txn));
+	}
 out_release:
 	pthread_mutex_lock(&e->lock);
 	commit_busy_release(e, address, c->txn);
@@ -249,31 +272,30 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	int rc;
 
 	pthread_mutex_lock(&e->lock);
-	if (mapstate_refresh(e->ms) < 0) {
+	if (commit_refresh(e) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out;
 	}
-	old = aliasmap_find(mapstate_map(e->ms), address);
-	if (old == NULL || old->state == ALIAS_DELETED || old->owner[0] == '\0') {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "perm", "There is no alias %s", address);
-		goto out;
-	}
-	if (!admin && strcmp(old->owner, c->login) != 0) {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "perm", "Alias %s belongs to another user", address);
-		goto out;
-	}
-	if (old->state == want) {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "ok", "Alias %s is already %s", address, alias_state_name(want));
-		goto out;
-	}
+	/* Busy first: while a decision is in flight the map may be about
+	 * to change, and no answer may come from it ("already ..."). */
 	if (commit_busy_take(e, address, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
 		goto out;
+	}
+	old = aliasmap_find(mapstate_map(e->ms), address);
+	if (old == NULL || old->state == ALIAS_DELETED || old->owner[0] == '\0') {
+		msg_set_status(resp, "perm", "There is no alias %s", address);
+		goto out_release;
+	}
+	if (!admin && strcmp(old->owner, c->login) != 0) {
+		msg_set_status(resp, "perm", "Alias %s belongs to another user", address);
+		goto out_release;
+	}
+	if (old->state == want) {
+		msg_set_status(resp, "ok", "Alias %s is already %s", address, alias_state_name(want));
+		goto out_release;
 	}
 	alias_copy(&c->before, old);
 	alias_clear(&c->after);
@@ -308,6 +330,7 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	}
 	free(err);
 	pthread_mutex_lock(&e->lock);
+out_release:
 	commit_busy_release(e, address, c->txn);
 	pthread_mutex_unlock(&e->lock);
 out:
@@ -593,7 +616,7 @@ handle_status(struct engine *e, struct msg *resp)
 		access(e->conf->state_dir, W_OK) == 0 ? "yes" : "no");
 
 	pthread_mutex_lock(&e->lock);
-	mapstate_refresh(e->ms);
+	commit_refresh(e);
 	aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
 	n = mapstate_map(e->ms)->n;
 	for (size_t i = 0; i < mapstate_map(e->ms)->n; i++)
@@ -799,7 +822,7 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 	int copied = 0;
 
 	pthread_mutex_lock(&e->lock);
-	mapstate_refresh(e->ms);
+	commit_refresh(e);
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < npeers; i++) {
 		struct aliasmap theirs = { 0 };
@@ -911,6 +934,7 @@ engine_open(const struct conf *conf, struct engine **e_r, char **err_r)
 	e->conf = conf;
 	e->confirm_retry_ms = CONFIRM_RETRY_MS;
 	pthread_mutex_init(&e->lock, NULL);
+	pthread_mutex_init(&e->maplock, NULL);
 	pthread_rwlock_init(&e->jlock, NULL);
 	pthread_cond_init(&e->work, NULL);
 	if (mapstate_open(conf, &e->ms, err_r) < 0)
@@ -957,7 +981,9 @@ engine_close(struct engine **ep)
 	}
 	free(e->rates);
 	strlist_clear(&e->unconfirmed);
+	strlist_clear(&e->unapplied);
 	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->maplock);
 	pthread_rwlock_destroy(&e->jlock);
 	pthread_cond_destroy(&e->work);
 	free(e);

@@ -13,15 +13,27 @@
 
 #define MAX_GROWTH 8	/* doublings per call before giving up */
 
-/* lock - the whole file, as Postfix's readers and postmap expect */
+/* lock - the whole file, as Postfix's readers and postmap expect; never
+ * waits longer than LMDBMAP_LOCK_WAIT_MS (ETIMEDOUT): a reader or postmap
+ * that keeps the file locked must not hold up the commit path */
 static int
 lock(int fd, short type)
 {
 	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+	long long end = now_mono_ms() + LMDBMAP_LOCK_WAIT_MS;
+	useconds_t pause = 1000;
 
-	while (fcntl(fd, F_SETLKW, &fl) < 0)
-		if (errno != EINTR)
+	while (fcntl(fd, F_SETLK, &fl) < 0) {
+		if (errno != EINTR && errno != EAGAIN && errno != EACCES)
 			return -1;
+		if (now_mono_ms() >= end) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		usleep(pause);
+		if (pause < 20000)
+			pause *= 2;
+	}
 	return 0;
 }
 
@@ -71,8 +83,13 @@ lmdbmap_put(const char *path, const char *key, const char *value, char **err_r)
 	if ((rc = mdb_env_get_fd(env, &fd)) != 0)
 		goto fail;
 	if (lock(fd, F_WRLCK) < 0) {
-		rc = errno;
-		goto fail;
+		if (errno == ETIMEDOUT)
+			set_error(err_r, "%s: locked by another process for more than %d ms",
+				  path, LMDBMAP_LOCK_WAIT_MS);
+		else
+			set_error(err_r, "%s: lock: %s", path, strerror(errno));
+		mdb_env_close(env);
+		return -1;
 	}
 	for (int grow = 0; ; grow++) {
 		rc = write_once(env, key, value);

@@ -91,10 +91,17 @@ mapstate_defer(struct mapstate *ms, const char *address)
 	strlist_add(&ms->pending, address);
 }
 
+/* dirty is read without the map file lock (status, compaction) */
+static void
+set_dirty(struct mapstate *ms, int on)
+{
+	__atomic_store_n(&ms->dirty, on, __ATOMIC_SEQ_CST);
+}
+
 int
 mapstate_dirty(const struct mapstate *ms)
 {
-	return ms->dirty;
+	return __atomic_load_n(&ms->dirty, __ATOMIC_SEQ_CST);
 }
 
 /* note_written - remember the map file as we left it */
@@ -141,12 +148,17 @@ mapstate_refresh(struct mapstate *ms)
 	aliasmap_clear(&ms->map);
 	ms->map = fresh;
 	ms->broken = 0;
-	if (mapstate_save_all(ms, &err) < 0) {
-		log_err(NULL, "map: %s", err);
-		free(err);
-		ms->dirty = 1;
-	}
+	ms->st = st;
+	/* The files follow (derived maps, compiled maps) from the next
+	 * writer: no Postfix tool runs here, under the caller's locks. */
+	set_dirty(ms, 1);
 	return 0;
+}
+
+int
+mapstate_broken(const struct mapstate *ms)
+{
+	return ms->broken;
 }
 
 /* save_table - write a table source derived from the alias map, unless
@@ -214,7 +226,7 @@ mapstate_save_all(struct mapstate *ms, char **err_r)
 	    postfix_table_rebuild(ms->conf, senders, err_r) < 0)
 		goto out;
 	note_written(ms);
-	ms->dirty = 0;
+	set_dirty(ms, 0);
 	rc = 0;
 out:
 	free(access);
@@ -326,29 +338,41 @@ mapstate_set_pending(struct mapstate *ms, const char *address, int on, char **er
 		had |= pending_remove(ms, address);
 	rc = save_access(ms, err_r) < 0 || access_sync(ms, address, had, err_r) < 0 ? -1 : 0;
 	if (rc < 0)
-		ms->dirty = 1;
+		set_dirty(ms, 1);
 	return rc;
 }
 
-int
-mapstate_apply(struct mapstate *ms, const struct alias *after, const char *txn,
-	     const char *coord, char **err_r)
+void
+mapstate_stage(struct mapstate *ms, const struct alias *after, struct mapstate_staged *st)
 {
 	const struct alias *cur;
-	struct alias before = { 0 };
-	const struct alias *b;
-	int rc = 0, had_entry;
 
+	memset(st, 0, sizeof(*st));
 	mapstate_refresh(ms);	/* a hand edit must not vanish under this write */
 	cur = aliasmap_find(&ms->map, after->address);
 	if (cur != NULL)
-		alias_copy(&before, cur);
-	b = before.address ? &before : NULL;
+		alias_copy(&st->before, cur);
 	/* The decision is in: the address is no longer pending here. */
-	had_entry = pending_remove(ms, after->address) |
-		(b != NULL && b->state != ALIAS_ACTIVE);
+	st->had_entry = pending_remove(ms, after->address) |
+		(cur != NULL && cur->state != ALIAS_ACTIVE);
 	aliasmap_put(&ms->map, after);
-	if (ms->dirty)
+}
+
+void
+mapstate_staged_clear(struct mapstate_staged *st)
+{
+	alias_clear(&st->before);
+}
+
+int
+mapstate_write(struct mapstate *ms, const struct alias *after,
+	       const struct mapstate_staged *st, const char *txn, const char *coord,
+	       char **err_r)
+{
+	const struct alias *b = st->before.address ? &st->before : NULL;
+	int rc = 0, had_entry = st->had_entry;
+
+	if (mapstate_dirty(ms))
 		rc = mapstate_save_all(ms, err_r);
 	/* A new address is appended (the cost does not grow with the map);
 	 * any other change rewrites the file. */
@@ -369,9 +393,8 @@ mapstate_apply(struct mapstate *ms, const struct alias *after, const char *txn,
 			postfix_map_update(ms->conf, b, after, err_r) < 0 ||
 			senders_sync(ms, after, b == NULL, err_r) < 0 ? -1 : 0;
 	if (rc < 0)
-		ms->dirty = 1;
+		set_dirty(ms, 1);
 	note_history(ms, after, txn, coord);
-	alias_clear(&before);
 	return rc;
 }
 

@@ -9,8 +9,13 @@
  * SQL database that Postfix reads directly): the commit and control
  * layers see only these functions.
  *
- * Not thread-safe by itself: the caller serialises every call (the
- * engine lock).  Calls that write files or run Postfix's tools say so.
+ * Not thread-safe by itself.  Two locks of the caller's: the map file
+ * lock (e->maplock) serialises everything that writes a file or runs a
+ * Postfix tool, and guards the pending set and the file bookkeeping;
+ * the in-memory map is changed only with both that lock and the engine
+ * lock held, so it may be read with either.  Calls that write files or
+ * run Postfix's tools say so and want the map file lock only: never the
+ * engine lock across them.
  */
 #ifndef MA_MAPSTATE_H
 #define MA_MAPSTATE_H
@@ -45,7 +50,7 @@ void mapstate_put(struct mapstate *ms, const struct alias *a);
 void mapstate_defer(struct mapstate *ms, const char *address);
 
 /* Write every source file and rebuild every compiled map (start-up, and
- * after a failed write).  0 or -1 with a reason. */
+ * after a failed write; the map file lock only).  0 or -1 with a reason. */
 int mapstate_save_all(struct mapstate *ms, char **err_r);
 /* 1 while committed state is not yet in the files: the journal is then
  * the only copy of it. */
@@ -53,19 +58,35 @@ int mapstate_dirty(const struct mapstate *ms);
 
 /* Notice a map file changed by someone else: adopt it as this server's
  * state (logged; verify shows how it differs from the peers), or, if it
- * cannot be parsed, refuse changes until it is fixed.  Returns 0, or -1
- * while the file is unreadable. */
+ * cannot be parsed, refuse changes until it is fixed.  Reads the file,
+ * writes none: the derived and compiled maps follow from the next write
+ * (it marks the state dirty).  Both locks.  Returns 0, or -1 while the
+ * file is unreadable. */
 int mapstate_refresh(struct mapstate *ms);
+/* 1 while the map file is unreadable (as the last refresh found it). */
+int mapstate_broken(const struct mapstate *ms);
 
-/* Put a committed alias into memory, the map file and Postfix's maps,
- * and note it in the history (txn, coordinator).  0, or -1 with a reason
- * (the state then stays dirty and is written in full by the next change
- * or at start-up). */
-int mapstate_apply(struct mapstate *ms, const struct alias *after, const char *txn,
-		   const char *coord, char **err_r);
+/* Putting a committed alias in place, in two steps.  mapstate_stage (both
+ * locks): into memory, as the map state from now on; what the second
+ * step needs goes in *st.  mapstate_write (the map file lock only; it
+ * writes files and runs Postfix's tools): into the map file and
+ * Postfix's maps, and a line of history (txn, coordinator).  0, or -1
+ * with a reason: the state then stays dirty, and mapstate_save_all
+ * writes it in full. */
+struct mapstate_staged {
+	struct alias before;	/* as it was (address NULL: absent) */
+	int had_entry;		/* the access map may have an entry for it */
+};
+void mapstate_stage(struct mapstate *ms, const struct alias *after,
+		    struct mapstate_staged *st);
+int mapstate_write(struct mapstate *ms, const struct alias *after,
+		   const struct mapstate_staged *st, const char *txn, const char *coord,
+		   char **err_r);
+void mapstate_staged_clear(struct mapstate_staged *st);
 
 /* Mark address pending (mail to it deferred 4xx: its change is prepared
- * here but not decided), or clear that, in the access map.  0 or -1. */
+ * here but not decided), or clear that, in the access map (the map file
+ * lock only).  0 or -1. */
 int mapstate_set_pending(struct mapstate *ms, const char *address, int on,
 			 char **err_r);
 

@@ -26,7 +26,7 @@ sync_peer_handler(void *arg, const char *peer, const struct msg *req,
 
 	if (strcmp(op, "digest") == 0) {
 		pthread_mutex_lock(&e->lock);
-		mapstate_refresh(e->ms);
+		commit_refresh(e);
 		aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
 		msg_setf(resp, "live", "%zu", commit_live_count(e));
 		msg_setf(resp, "aliases", "%zu", mapstate_map(e->ms)->n);
@@ -69,7 +69,7 @@ anti_entropy(struct engine *e)
 				strcmp(rc, "failing") == 0 ? -1 : 0;
 			pthread_mutex_unlock(&e->lock);
 			pthread_mutex_lock(&e->lock);
-			mapstate_refresh(e->ms);
+			commit_refresh(e);
 			aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
 			live = commit_live_count(e);
 			pthread_mutex_unlock(&e->lock);
@@ -264,7 +264,7 @@ sync_emit_aliases(struct engine *e, mapstate_emit_fn emit, void *arg, const char
 	int more = 1;
 
 	pthread_mutex_lock(&e->lock);
-	mapstate_refresh(e->ms);
+	commit_refresh(e);
 	pthread_mutex_unlock(&e->lock);
 	while (more) {
 		struct aliasmap batch = { 0 };

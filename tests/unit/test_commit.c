@@ -99,6 +99,8 @@ static int aliases_format;
 /* Set before add_node: Postfix's recipient_delimiter (NULL: unset). */
 static const char *delimiter;
 #define DOMAIN2 "example.net"
+/* More configuration for the nodes add_node makes (NULL: none). */
+static const char *extra_conf;
 
 static void
 setup(void)
@@ -108,6 +110,7 @@ setup(void)
 	nnodes = 0;
 	aliases_format = 0;
 	delimiter = NULL;
+	extra_conf = NULL;
 }
 
 static void
@@ -196,6 +199,8 @@ add_node(const char *name, size_t npeers, const char *taken)
 		    name, aliases_format ? ", \"" DOMAIN2 "\"" : "", n->dir, n->dir, n->dir, n->dir, n->dir);
 	if (aliases_format)
 		buf_appendf(&conf, "map_format = \"aliases\"\n");
+	if (extra_conf != NULL)
+		buf_appendf(&conf, "%s", extra_conf);
 	if (npeers > 0)
 		buf_appendf(&conf, "listen = \"127.0.0.1:1\"\n");
 	for (size_t i = 0, added = 0; i < 3 && added < npeers; i++) {
@@ -1922,6 +1927,452 @@ Test(commit, extension_of_an_alias_here)
 	msg_clear(&resp);
 	commit_tick(b->e);
 	assert_same_maps(a, b);
+}
+
+/* ==== 6. an address whose decision is still on its way ==== */
+
+/* a committed "disable shop"; b has it prepared, not decided: b cannot
+ * say "already active" from its map (a 250 for a change that never
+ * happens: shop ends disabled) */
+Test(commit, busy_disable_then_enable_elsewhere)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	msg_clear(&resp);
+	admin(a, "disable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	cr_assert_eq(status(b, "in_doubt"), 1);
+
+	msg_clear(&resp);
+	admin(b, "enable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "b answered from its map while "
+			 "a's disable was undecided there: %s", msg_gets(&resp, "text"));
+	ut_assert_reply_safe(msg_gets(&resp, "text"));
+
+	/* the decision arrives; then the retry does what it says */
+	commit_tick(a->e);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "disabled");
+	msg_clear(&resp);
+	admin(b, "enable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(b->e);
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+}
+
+/* "delete dq" committed on a, undecided on b: "new dq" on b is 4xx, not
+ * "already exists" */
+Test(commit, busy_delete_then_new_elsewhere)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "dq", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	msg_clear(&resp);
+	admin(a, "delete", "dq", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+
+	msg_clear(&resp);
+	admin(b, "new", "dq", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	cr_assert_eq(status(b, "in_flight"), 1, "only a's transaction holds dq on b");
+
+	commit_tick(a->e);
+	cr_assert_str_eq(state_of(b, "dq", NULL, 0), "deleted");
+	msg_clear(&resp);
+	admin(b, "new", "dq", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(b->e);
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+}
+
+/* a's second change reaches b while b still holds a's first, undecided:
+ * b answers "in progress" (4xx) before comparing its map, never "not the
+ * same" (a false drift alarm) */
+Test(commit, busy_participant_checks_busy_first)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "shop", "alice", &resp);
+	commit_tick(a->e);
+	msg_clear(&resp);
+	admin(a, "disable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+
+	msg_clear(&resp);
+	admin(a, "enable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	cr_assert_null(strstr(msg_gets(&resp, "text"), "not the same"), "%s",
+		       msg_gets(&resp, "text"));
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "disabled");
+
+	commit_tick(a->e);
+	msg_clear(&resp);
+	admin(a, "enable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+}
+
+/* ==== 7. the per-owner quota under concurrent creates ==== */
+
+struct quota_race {
+	struct node *b;
+	struct msg b_resp;
+};
+
+/* b_creates_too - while a's create is voting, the same owner asks b */
+static int
+b_creates_too(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct quota_race *r = arg;
+
+	(void)to, (void)req, (void)resp;
+	mail(r->b, "new", "x2", "alice", 20000, &r->b_resp);
+	return 0;		/* then a's prepare goes on to b */
+}
+
+static size_t
+owned(struct node *n, const char *owner)
+{
+	struct aliasmap m;
+	size_t k;
+
+	list(n, &m);
+	k = aliasmap_count_owner(&m, owner);
+	aliasmap_clear(&m);
+	return k;
+}
+
+Test(commit, quota_holds_under_concurrent_creates)
+{
+	struct quota_race r = { 0 };
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	extra_conf = "max_aliases_per_user = 2\n";
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	r.b = b;
+	mail(a, "new", "x0", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+
+	/* alice may have one more: she asks a and b at once */
+	msg_clear(&resp);
+	fake_peers_hook(a->peers, "prepare", b_creates_too, &r);
+	mail(a, "new", "x1", "alice", 20000, &resp);
+	cr_assert(strcmp(msg_gets(&resp, "status"), "ok") != 0 ||
+		  strcmp(msg_gets(&r.b_resp, "status"), "ok") != 0,
+		  "both creates succeeded: a %s, b %s", msg_gets(&resp, "text"),
+		  msg_gets(&r.b_resp, "text"));
+	commit_tick(a->e);
+	commit_tick(b->e);
+	cr_assert_leq(owned(a, "alice"), 2, "a: alice has %zu aliases", owned(a, "alice"));
+	cr_assert_leq(owned(b, "alice"), 2, "b: alice has %zu aliases", owned(b, "alice"));
+	assert_same_maps(a, b);
+	/* one of them got it; a loser's retry is refused for good */
+	cr_assert_eq(owned(a, "alice"), 2);
+	msg_clear(&resp);
+	mail(b, "new", "x3", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	msg_clear(&r.b_resp);
+}
+
+/* the same on one node: two creates by one owner in flight at once */
+static int
+a_creates_again(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct quota_race *r = arg;
+
+	(void)to, (void)req, (void)resp;
+	mail(r->b, "new", "x2", "alice", 20000, &r->b_resp);
+	return 0;
+}
+
+Test(commit, quota_holds_on_one_node)
+{
+	struct quota_race r = { 0 };
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	extra_conf = "max_aliases_per_user = 1\n";
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	r.b = a;
+	fake_peers_hook(a->peers, "prepare", a_creates_again, &r);
+	mail(a, "new", "x1", "alice", 20000, &resp);
+	cr_assert(strcmp(msg_gets(&resp, "status"), "ok") != 0 ||
+		  strcmp(msg_gets(&r.b_resp, "status"), "ok") != 0,
+		  "both creates succeeded: %s / %s", msg_gets(&resp, "text"),
+		  msg_gets(&r.b_resp, "text"));
+	commit_tick(a->e);
+	cr_assert_leq(owned(a, "alice"), 1);
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+	msg_clear(&r.b_resp);
+}
+
+/* ==== 8. after the decision: the answer is what was decided ==== */
+
+/* a's compiled alias map cannot be written when the change is applied:
+ * the change is committed everywhere, so the answer is 250; the files
+ * follow from the background work, and so does the confirmation */
+Test(commit, committed_answers_ok_when_apply_fails)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	char *db, out[256];
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	db = xasprintf("%s/aliases.lmdb", a->dir);
+	cr_assert_eq(unlink(db), 0, "%s", db);
+	cr_assert_eq(mkdir(db, 0700), 0);	/* neither LMDB nor postmap can write it */
+
+	mail(a, "new", "shop", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "committed, answered: %s",
+			 msg_gets(&resp, "text"));
+	cr_assert_str_eq(kinds(a, NULL), "prepare commit");
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	cr_assert_eq(status(a, "map_dirty"), 1);
+	cr_assert_eq(mails(a), 0, "confirmed before Postfix has the alias");
+
+	/* still failing: a tick changes nothing, and delivers the decision */
+	commit_tick(a->e);
+	cr_assert_eq(status(a, "map_dirty"), 1);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "active");
+
+	/* fixed: the next tick writes the files and confirms */
+	cr_assert_eq(rmdir(db), 0);
+	commit_tick(a->e);
+	cr_assert_eq(status(a, "map_dirty"), 0);
+	cr_assert_eq(ut_run(out, sizeof(out), "postmap -c %s/postfix -q shop@" DOMAIN
+			    " lmdb:%s/aliases", a->dir, a->dir), 0, "not in a's compiled map");
+	cr_assert_str_eq(out, "alice@" DOMAIN);
+	cr_assert_eq(mails(a), 1);
+	commit_tick(a->e);
+	cr_assert_eq(mails(a), 1, "confirmed once");
+	assert_same_maps(a, b);
+	free(db);
+	msg_clear(&resp);
+}
+
+struct slow_apply {
+	struct node *n;
+	struct msg resp;
+	int done;
+};
+
+static void *
+new_shop(void *arg)
+{
+	struct slow_apply *s = arg;
+
+	admin(s->n, "new", "shop", "alice", &s->resp);
+	__atomic_store_n(&s->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* the compiled map is locked by another process (postmap, a reader)
+ * while a committed change is applied: the engine lock stays free, so
+ * status, prepares and other requests go on meanwhile */
+Test(commit, apply_does_not_hold_engine_lock)
+{
+	struct slow_apply s = { 0 };
+	struct node *a;
+	struct ut_locker l;
+	pthread_t th;
+	char *db, *src;
+	long long end;
+	int free_lock = 0;
+
+	pair(NULL);
+	a = &nodes[0];
+	s.n = a;
+	db = xasprintf("%s/aliases.lmdb", a->dir);
+	src = xasprintf("%s/aliases", a->dir);
+	l = ut_lock_file(db);
+	cr_assert_eq(pthread_create(&th, NULL, new_shop, &s), 0);
+	/* the apply has begun once the source has the alias */
+	end = now_mono_ms() + 10000;
+	for (;;) {
+		char *text = ut_slurp(src);
+		int begun = text != NULL && strstr(text, "shop@" DOMAIN) != NULL;
+
+		free(text);
+		if (begun)
+			break;
+		cr_assert_lt(now_mono_ms(), end, "the apply never began");
+		usleep(10 * 1000);
+	}
+	/* the apply now waits for the compiled map's lock */
+	for (int i = 0; i < 30 && !free_lock; i++) {
+		if (pthread_mutex_trylock(&a->e->lock) == 0) {
+			pthread_mutex_unlock(&a->e->lock);
+			free_lock = 1;
+		} else
+			usleep(10 * 1000);
+	}
+	cr_assert(free_lock, "e->lock is held while the apply waits for the map");
+	cr_assert_eq(status(a, "in_flight"), 1);
+	/* the map stays locked: the answer comes anyway, within a bound
+	 * (the lock wait's), and says what was decided */
+	end = now_mono_ms() + 8000;
+	while (!__atomic_load_n(&s.done, __ATOMIC_SEQ_CST) && now_mono_ms() < end)
+		usleep(20 * 1000);
+	cr_assert(__atomic_load_n(&s.done, __ATOMIC_SEQ_CST),
+		  "no answer while another process keeps the compiled map locked");
+	ut_unlock_file(&l);
+	pthread_join(th, NULL);
+	cr_assert_str_eq(msg_gets(&s.resp, "status"), "ok", "%s", msg_gets(&s.resp, "text"));
+	commit_tick(a->e);
+	cr_assert_eq(status(a, "map_dirty"), 0);
+	assert_same_maps(a, &nodes[1]);
+	free(db);
+	free(src);
+	msg_clear(&s.resp);
+}
+
+/* ==== 9. three servers, one name: the lowest wins ==== */
+
+#define TXN_B "b0b0b0b0b0b0b0b0"
+
+struct three {
+	struct node *a, *b, *c;
+	struct msg b_prepare;	/* b's prepare for the same name */
+	struct msg b_vote_at_a;	/* a's answer to it */
+	int retried;
+};
+
+static int a_retries_c(void *arg, const char *to, const struct msg *req, struct msg *resp);
+
+/* a_to_c_first - a's first prepare to c: c holds the name for b and
+ * answers "in progress" */
+static int
+a_to_c_first(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct three *t = arg;
+
+	(void)req, (void)resp;
+	cr_assert_str_eq(to, "c.test");
+	fake_peers_hook(t->a->peers, "prepare", a_retries_c, t);
+	return 0;
+}
+
+/* a_to_b - b's prepare reaches a while a votes (a refuses it: b is
+ * higher); then a's own prepare goes on to b */
+static int
+a_to_b(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct three *t = arg;
+
+	(void)req, (void)resp;
+	cr_assert_str_eq(to, "b.test");
+	sync_peer_handler(t->a->e, "b.test", &t->b_prepare, &t->b_vote_at_a, drop_item, NULL);
+	fake_peers_hook(t->a->peers, "prepare", a_to_c_first, t);
+	return 0;
+}
+
+/* a_retries_c - a asks c again: by now b has given up (a refused it)
+ * and told c */
+static int
+a_retries_c(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct three *t = arg;
+	struct msg r = { 0 };
+
+	(void)req, (void)resp;
+	cr_assert_str_eq(to, "c.test");
+	t->retried++;
+	ask(t->c, "b.test", "decide", TXN_B, "abort", &r);
+	cr_assert_str_eq(msg_gets(&r, "status"), "ok", "%s", msg_gets(&r, "text"));
+	msg_clear(&r);
+	return 0;
+}
+
+/* a, b and c ask for shop at once; b's prepare reached c first (c gave
+ * way to it), a's reaches c while c holds it for b.  b cannot win (a,
+ * voting, refuses it), so a, the lowest, must not give up either:
+ * before, all three answered 4xx */
+Test(commit, three_nodes_lowest_wins)
+{
+	struct three t = { 0 };
+	struct msg resp = { 0 }, v = { 0 };
+	char target[256];
+
+	add_node("a.test", 2, NULL);
+	add_node("b.test", 2, NULL);
+	add_node("c.test", 2, NULL);
+	for (size_t i = 0; i < 3; i++)
+		open_node(&nodes[i]);
+	link_all();
+	t.a = &nodes[0];
+	t.b = &nodes[1];
+	t.c = &nodes[2];
+
+	msg_set(&t.b_prepare, "op", "prepare");
+	msg_set(&t.b_prepare, "sender", "b.test");
+	msg_set(&t.b_prepare, "txn", TXN_B);
+	msg_set(&t.b_prepare, "coord", "b.test");
+	msg_set(&t.b_prepare, "id", "admin");
+	msg_set(&t.b_prepare, "verb", "new");
+	msg_set(&t.b_prepare, "before_state", "none");
+	msg_set(&t.b_prepare, "address", "shop@" DOMAIN);
+	msg_set(&t.b_prepare, "target", "bob@" DOMAIN);
+	msg_set(&t.b_prepare, "owner", "bob");
+	msg_set(&t.b_prepare, "state", "active");
+	msg_set(&t.b_prepare, "created", "1700000000");
+	msg_set(&t.b_prepare, "updated", "1700000000");
+	msg_set(&t.b_prepare, "node", "b.test");
+	msg_set(&t.b_prepare, "note", "");
+	sync_peer_handler(t.c->e, "b.test", &t.b_prepare, &v, drop_item, NULL);
+	cr_assert_str_eq(msg_gets(&v, "status"), "yes", "%s", msg_gets(&v, "text"));
+
+	fake_peers_hook(t.a->peers, "prepare", a_to_b, &t);
+	admin(t.a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&t.b_vote_at_a, "status"), "temp", "a let b's prepare in: %s",
+			 msg_gets(&t.b_vote_at_a, "text"));
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "the lowest node lost: %s",
+			 msg_gets(&resp, "text"));
+	cr_assert_eq(t.retried, 1);
+
+	commit_tick(t.a->e);
+	for (size_t i = 0; i < 3; i++) {
+		cr_assert_str_eq(state_of(&nodes[i], "shop", target, sizeof(target)), "active");
+		cr_assert_str_eq(target, "alice@" DOMAIN, "%s has b's version", nodes[i].name);
+		cr_assert_eq(status(&nodes[i], "in_flight"), 0);
+		cr_assert_eq(status(&nodes[i], "in_doubt"), 0);
+	}
+	assert_same_maps(t.a, t.b);
+	assert_same_maps(t.b, t.c);
+	msg_clear(&t.b_prepare);
+	msg_clear(&t.b_vote_at_a);
+	msg_clear(&resp);
+	msg_clear(&v);
 }
 
 /* ==== lifetimes and generated names (issue #13) ==== */

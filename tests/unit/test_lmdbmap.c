@@ -27,7 +27,7 @@ teardown(void)
 	ut_rmtree(&dir);
 }
 
-TestSuite(lmdbmap, .init = setup, .fini = teardown);
+TestSuite(lmdbmap, .init = setup, .fini = teardown, .timeout = 60);
 
 /* make_map - a postmap-built lmdb: map "m" in dir with the given source
  * text, under a main.cf of our own (lmdb_map_size as given); returns the
@@ -178,5 +178,29 @@ Test(lmdbmap, not_an_lmdb_file_is_an_error_and_unchanged)
 	free(before);
 	free(after);
 	free(err);
+	free(path);
+}
+
+/* a process keeping the map locked makes a put fail within a bound, the
+ * file unchanged; never an endless wait on the commit path */
+Test(lmdbmap, lock_wait_is_bounded)
+{
+	char *path = make_map("old@example.org t@example.net\n", 16L << 20), *err = NULL;
+	struct ut_locker l = ut_lock_file(path);
+	long long start = now_mono_ms(), took;
+	char out[256];
+	int rc;
+
+	rc = lmdbmap_put(path, "new@example.org", "alice@example.net", &err);
+	took = now_mono_ms() - start;
+	ut_unlock_file(&l);
+	cr_assert_lt(rc, 0, "put while locked by another process");
+	cr_assert_not_null(strstr(err, "locked by another process"), "%s", err);
+	cr_assert_lt(took, 5000, "waited %lld ms", took);
+	cr_assert_eq(q("new@example.org", out, sizeof(out)), 1, "written anyway: %s", out);
+	free(err);
+	err = NULL;
+	/* once free, it works */
+	cr_assert_eq(lmdbmap_put(path, "new@example.org", "alice@example.net", &err), 0, "%s", err);
 	free(path);
 }

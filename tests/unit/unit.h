@@ -179,4 +179,58 @@ ut_assert_reply_safe(const char *err)
 			  "byte 0x%02x in error text: %s", *p, err);
 }
 
+/* ut_lock_file - a child process holds an exclusive fcntl lock on path
+ * (as postmap or a Postfix reader would) until ut_unlock_file; returns
+ * once the lock is held.  fcntl locks are per process: a thread of the
+ * test could not make the code under test wait. */
+struct ut_locker {
+	pid_t pid;
+	int release;	/* write end: closing it lets the child go */
+};
+
+static inline struct ut_locker
+ut_lock_file(const char *path)
+{
+	struct ut_locker l;
+	int ready[2], release[2];
+	char c;
+
+	cr_assert_eq(pipe(ready), 0);
+	cr_assert_eq(pipe(release), 0);
+	l.pid = fork();
+	cr_assert_geq(l.pid, 0);
+	if (l.pid == 0) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+		int fd = open(path, O_RDWR);
+
+		close(ready[0]);
+		close(release[1]);
+		if (fd < 0 || fcntl(fd, F_SETLKW, &fl) < 0)
+			_exit(1);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(1);
+		while (read(release[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(release[0]);
+	cr_assert_eq(read(ready[0], &c, 1), 1, "the child could not lock %s", path);
+	close(ready[0]);
+	l.release = release[1];
+	return l;
+}
+
+static inline void
+ut_unlock_file(struct ut_locker *l)
+{
+	int status;
+
+	if (l->pid <= 0)
+		return;
+	close(l->release);
+	waitpid(l->pid, &status, 0);
+	l->pid = 0;
+}
+
 #endif
