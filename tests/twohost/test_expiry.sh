@@ -8,7 +8,9 @@
 #     lifetime; "expire NAME never" takes the lifetime away;
 #   - "new-for 30d * NOTE" (a generated name) on b: 250; the same name in
 #     the request's log line and both confirmations; it resolves and
-#     delivers on both hosts.
+#     delivers on both hosts;
+#   - an alias whose lifetime runs out while b's daemon is down keeps
+#     delivering on both hosts, and expires on both once b is back.
 # Lifetimes in seconds and a sweep every second come from the test-only
 # knobs expiry_test_seconds and expiry_check_interval (milter-alias.conf(5)).
 set -uo pipefail
@@ -133,6 +135,35 @@ if [ -n "$gen" ]; then
 	th_check_eq "list --json on a: note and 30-day lifetime of $gen" "newsletter signup 2592000" \
 		"$(tw_ctl a list --json | $TW_PY -c 'import json,sys; a=[x for x in json.load(sys.stdin) if x["address"] == sys.argv[1]][0]; print(a["note"], a["lifetime"])' "$gen")"
 fi
+
+# --- a peer down: the expiry waits, never refused on one host only ---------
+tw_request a alice "new-for ${LIFETIME}s while-down"
+created=$(date +%s)
+tw_expect_class "new-for ${LIFETIME}s while-down on a: 250" 2xx
+th_check "b's sync daemon stops" tw_stop_peer b
+_clock_past() { [ "$(date +%s)" -gt "$1" ]; }
+# time has to pass here (not an assertion): its lifetime and 3 sweeps
+_th_poll $((LIFETIME + 15)) _clock_past $((created + LIFETIME + 3)) || :
+for h in a b; do
+	th_check_eq "while b's daemon is down, port 25 of $h still accepts while-down" 250 \
+		"$(tw_mail_to $h while-down@example.org "while b is down")"
+done
+th_check "b's sync daemon starts again" tw_start_peer b
+th_check "the pair reconnects" tw_wait_recovered 30
+_while_down_refused() {
+	[ "$(tw_mail_to a while-down@example.org x | cut -c1)" = 5 ] &&
+		[ "$(tw_mail_to b while-down@example.org x | cut -c1)" = 5 ]
+}
+t_back=$(date +%s)
+if _th_poll 20 _while_down_refused; then
+	th_pass "once b is back, while-down expires on both hosts ($(( $(date +%s) - t_back )) s after the pair reconnected)"
+else
+	th_fail "once b is back, while-down expires on both hosts within 20 s"
+fi
+for h in a b; do
+	th_check "... the refusal on $h says it expired" \
+		grep -q 'This alias has expired' "$(th_dir $h)/mail_to.last"
+done
 th_check "the maps of both hosts are identical at the end (verify on b)" test "$(tw_verify b)" = 0
 
 echo "test_expiry: $(awk -v s="$t_start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }') s"
