@@ -440,8 +440,13 @@ parse_entry(char *line, enum map_format fmt, char **key_r, char **value_r)
 		return -1;
 	key = line;
 	if (fmt == MAP_FORMAT_ALIASES) {
-		if (*p != ':')
+		/* "key: value", "key : value" (postalias reads both) */
+		char *colon = p + strspn(p, " \t");
+
+		if (*colon != ':')
 			return -1;
+		*p = '\0';
+		p = colon;
 	}
 	*p++ = '\0';
 	*key_r = key;
@@ -483,6 +488,13 @@ struct parser {
 		int line;
 	} *keys;		/* aliases format: every key, for unique_keys */
 	size_t nkeys, capkeys;
+	struct buf entry;	/* the logical entry line gathered so far */
+	int entry_line;		/* the line it starts on; 0: none */
+	struct held {
+		char *text;
+		int line;
+	} *held;		/* "#@" lines inside that logical line */
+	size_t nheld, capheld;
 };
 
 /* push - append a parsed alias (copied), remembering its line */
@@ -502,16 +514,16 @@ push(struct parser *p, const struct alias *a, int lineno)
  * disabled or deleted alias; an active one lost its entry by hand, which
  * must be reported, not quietly written back */
 static int
-put_pending(struct parser *p, char **err_r)
+put_pending(struct parser *p, int lineno, char **err_r)
 {
 	if (!p->have_pending)
 		return 0;
 	if (p->pending.state == ALIAS_ACTIVE) {
 		set_error(err_r, "line %d: alias %s is active but its entry line is missing",
-			  p->lineno, p->pending.address);
+			  lineno, p->pending.address);
 		return -1;
 	}
-	push(p, &p->pending, p->lineno);
+	push(p, &p->pending, lineno);
 	alias_clear(&p->pending);
 	p->have_pending = 0;
 	return 0;
@@ -605,53 +617,36 @@ sort_unique(struct parser *p, char **err_r)
 	return rc;
 }
 
-/* parse_line - one line (NUL-terminated, without its newline; modified) */
+/* parse_meta - a "#@" metadata line (modified) at line lineno */
 static int
-parse_line(struct parser *p, char *line, char **err_r)
+parse_meta(struct parser *p, char *line, int lineno, char **err_r)
+{
+	char *body = str_trim(line + 2), *err = NULL;
+
+	if (put_pending(p, lineno, err_r) < 0)
+		return -1;
+	if (msg_decode_line(body, strlen(body), &p->rec, &err) < 0 ||
+	    alias_from_msg(&p->rec, &p->pending, &err) < 0) {
+		set_error(err_r, "line %d: bad metadata: %s", lineno, err);
+		free(err);
+		return -1;
+	}
+	p->have_pending = 1;
+	return 0;
+}
+
+/* parse_entry_line - one logical entry line (continuations joined;
+ * modified) that starts on line lineno */
+static int
+parse_entry_line(struct parser *p, char *line, int lineno, char **err_r)
 {
 	enum map_format fmt = p->fmt;
-	char *key, *value, *err = NULL, *address;
+	char *key, *value, *address;
 	struct alias a = { 0 };
-	int lineno = ++p->lineno;
 
-	if (line[0] == '#' && line[1] == '@') {
-		char *body = str_trim(line + 2);
-
-		if (put_pending(p, err_r) < 0)
-			return -1;
-		if (msg_decode_line(body, strlen(body), &p->rec, &err) < 0 ||
-		    alias_from_msg(&p->rec, &p->pending, &err) < 0) {
-			set_error(err_r, "line %d: bad metadata: %s", lineno, err);
-			free(err);
-			return -1;
-		}
-		p->have_pending = 1;
-		return 0;
-	}
-	/* A hand edit may end lines with CRLF; a CR anywhere else would let
-	 * "\r# x" pass for an entry here and for a comment once trimmed. */
-	if (*line != '\0' && line[strlen(line) - 1] == '\r')
-		line[strlen(line) - 1] = '\0';
-	if (strchr(line, '\r') != NULL) {
-		set_error(err_r, "line %d: a carriage return inside a line", lineno);
-		return -1;
-	}
-	if (line[0] == '#')
-		return 0;
-	/* Test for a continuation before str_trim removes the indent; like
-	 * Postfix, an indented comment or blank line is none. */
-	if (line[0] == ' ' || line[0] == '\t') {
-		const char *t = str_trim(line);
-
-		if (*t == '\0' || *t == '#')
-			return 0;
-		set_error(err_r, "line %d: continuation lines are not supported", lineno);
-		return -1;
-	}
-	if (str_trim(line)[0] == '\0')
-		return 0;
 	if (parse_entry(line, fmt, &key, &value) < 0) {
-		set_error(err_r, "line %d: not a \"key value\" entry", lineno);
+		set_error(err_r, "line %d: not a \"%s\" entry", lineno,
+			  fmt == MAP_FORMAT_ALIASES ? "key: value" : "key value");
 		return -1;
 	}
 	/* aliases(5) keys are local parts: "a@b" and "a@c" would both
@@ -691,7 +686,7 @@ parse_line(struct parser *p, char *line, char **err_r)
 		p->have_pending = 0;
 		return 0;
 	}
-	if (put_pending(p, err_r) < 0) {
+	if (put_pending(p, lineno, err_r) < 0) {
 		free(address);
 		return -1;
 	}
@@ -703,11 +698,89 @@ parse_line(struct parser *p, char *line, char **err_r)
 	return 0;
 }
 
+/* flush_entry - the logical line gathered so far is complete: parse it,
+ * then the "#@" lines that stood between its continuation lines */
+static int
+flush_entry(struct parser *p, char **err_r)
+{
+	int rc = 0;
+
+	if (p->entry_line > 0) {
+		buf_append(&p->entry, "", 0);	/* NUL-terminated */
+		rc = parse_entry_line(p, p->entry.data, p->entry_line, err_r);
+		buf_reset(&p->entry);
+		p->entry_line = 0;
+	}
+	for (size_t i = 0; i < p->nheld; i++) {
+		if (rc == 0)
+			rc = parse_meta(p, p->held[i].text, p->held[i].line, err_r);
+		free(p->held[i].text);
+	}
+	p->nheld = 0;
+	return rc;
+}
+
+/*
+ * parse_line - one physical line (NUL-terminated, without its newline;
+ * modified).  Lines are read as Postfix's postmap and postalias read them
+ * (readlline): a line starting with '#' after optional blanks is a
+ * comment, a blank line is nothing, a line starting with a blank continues
+ * the logical line before it, even across comments and blank lines (so a
+ * "#@" line there waits until that logical line is complete).
+ */
+static int
+parse_line(struct parser *p, char *line, char **err_r)
+{
+	int lineno = ++p->lineno;
+	const char *t;
+
+	if (line[0] == '#' && line[1] == '@') {
+		if (p->entry_line == 0)
+			return parse_meta(p, line, lineno, err_r);
+		if (p->nheld == p->capheld) {
+			p->capheld = p->capheld ? 2 * p->capheld : 4;
+			p->held = xrealloc(p->held, p->capheld * sizeof(*p->held));
+		}
+		p->held[p->nheld].text = xstrdup(line);
+		p->held[p->nheld++].line = lineno;
+		return 0;
+	}
+	/* A hand edit may end lines with CRLF; a CR anywhere else would let
+	 * "\r# x" pass for an entry here and for a comment once trimmed. */
+	if (*line != '\0' && line[strlen(line) - 1] == '\r')
+		line[strlen(line) - 1] = '\0';
+	if (strchr(line, '\r') != NULL) {
+		set_error(err_r, "line %d: a carriage return inside a line", lineno);
+		return -1;
+	}
+	t = line + strspn(line, " \t\v\f");
+	if (*t == '\0' || *t == '#')
+		return 0;
+	if (t != line) {
+		/* Postfix warns and drops such a line; refused here, so that an
+		 * administrator's text is never dropped without a word. */
+		if (p->entry_line == 0) {
+			set_error(err_r, "line %d: a continuation line (it starts with a "
+				  "blank) without an entry before it", lineno);
+			return -1;
+		}
+		/* Joined as readlline joins: the text as it is, blanks and all. */
+		buf_append(&p->entry, line, strlen(line));
+		return 0;
+	}
+	if (flush_entry(p, err_r) < 0)
+		return -1;
+	buf_append(&p->entry, line, strlen(line));
+	p->entry_line = lineno;
+	return 0;
+}
+
 /* parse_finish - after the last line; 0 or -1 with a reason */
 static int
 parse_finish(struct parser *p, char **err_r)
 {
-	if (put_pending(p, err_r) < 0 || unique_keys(p->keys, p->nkeys, err_r) < 0)
+	if (flush_entry(p, err_r) < 0 || put_pending(p, p->lineno, err_r) < 0 ||
+	    unique_keys(p->keys, p->nkeys, err_r) < 0)
 		return -1;
 	return sort_unique(p, err_r);
 }
@@ -719,6 +792,10 @@ parser_free(struct parser *p, int failed)
 		free(p->keys[i].key);
 	free(p->keys);
 	free(p->lines);
+	for (size_t i = 0; i < p->nheld; i++)
+		free(p->held[i].text);
+	free(p->held);
+	buf_free(&p->entry);
 	alias_clear(&p->pending);
 	msg_clear(&p->rec);
 	if (failed)

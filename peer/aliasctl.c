@@ -304,7 +304,8 @@ verb_status(struct ctl *c)
 	healthy = r.status == CTL_OK &&
 		strcmp(msg_gets(&resp, "map_dirty"), "0") == 0 &&
 		strcmp(msg_gets(&resp, "map_writable"), "yes") == 0 &&
-		strcmp(msg_gets(&resp, "resolve_check"), "ok") == 0;
+		strcmp(msg_gets(&resp, "resolve_check"), "ok") == 0 &&
+		msg_get(&resp, "map_error") == NULL;
 	/* Healthy: every peer answers and no map differs. */
 	for (long long i = 0; i < npeers; i++) {
 		char k[PEER_KEYS][64];
@@ -333,6 +334,8 @@ verb_status(struct ctl *c)
 		json_print_string(stdout, msg_gets(&resp, "resolve_check"));
 		printf(", \"resolve_error\": ");
 		json_print_string(stdout, msg_gets(&resp, "resolve_error"));
+		printf(", \"map_error\": ");
+		json_print_string(stdout, msg_gets(&resp, "map_error"));
 		for (size_t i = 0; i < N_ELEMENTS(numbers); i++) {
 			long long v = 0;
 
@@ -368,6 +371,9 @@ verb_status(struct ctl *c)
 		if (msg_get(&resp, "resolve_error") != NULL)
 			printf("%-14s %s (milter-aliasctl postfix-setup names the map "
 			       "and the fix)\n", "resolve_error", msg_gets(&resp, "resolve_error"));
+		if (msg_get(&resp, "map_error") != NULL)
+			printf("%-14s %s (changes are refused until the file is fixed; "
+			       "it is not rewritten)\n", "map_error", msg_gets(&resp, "map_error"));
 		for (long long i = 0; i < npeers; i++) {
 			char k[PEER_KEYS][64];
 
@@ -398,6 +404,7 @@ verb_verify(struct ctl *c)
 	struct msg resp = { 0 };
 	struct ctl_reply r;
 	size_t ndiff = 0, nunreach = 0;
+	const char *map_error;
 	int rc;
 
 	call(c, &req, &resp, &r);
@@ -431,12 +438,19 @@ verb_verify(struct ctl *c)
 			nunreach++;
 		}
 	}
-	if (c->json)
-		printf("%s], \"unreachable\": %zu, \"identical\": %s}\n", ndiff ? "\n" : "",
-		       nunreach, ndiff == 0 && nunreach == 0 ? "true" : "false");
+	map_error = msg_get(&resp, "map_error");
+	if (c->json) {
+		printf("%s], \"unreachable\": %zu, \"identical\": %s, \"map_error\": ",
+		       ndiff ? "\n" : "", nunreach,
+		       ndiff == 0 && nunreach == 0 && map_error == NULL ? "true" : "false");
+		json_print_string(stdout, map_error ? map_error : "");
+		printf("}\n");
+	} else if (map_error != NULL)
+		printf("this node's map file cannot be read, so what it holds differs "
+		       "from what it compared: %s\n", map_error);
 	else if (ndiff == 0 && nunreach == 0)
 		printf("identical: this node and every peer hold the same aliases\n");
-	rc = nunreach > 0 ? 2 : ndiff > 0 ? 1 : 0;
+	rc = nunreach > 0 ? 2 : ndiff > 0 || map_error != NULL ? 1 : 0;
 	msg_clear(&resp);
 	return rc;
 }

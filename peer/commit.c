@@ -807,7 +807,12 @@ retry_unapplied(struct engine *e)
 	if (rc)
 		return;
 	pthread_mutex_lock(&e->maplock);
-	rc = mapstate_save_all(e->ms, &err);
+	/* A file fixed after a hand edit is taken up first, with the
+	 * committed changes that waited for it. */
+	pthread_mutex_lock(&e->lock);
+	mapstate_refresh(e->ms);
+	pthread_mutex_unlock(&e->lock);
+	rc = mapstate_save_dirty(e->ms, &err);
 	pthread_mutex_lock(&e->lock);
 	failing = e->retry_failing;
 	e->retry_failing = rc < 0;
@@ -1171,6 +1176,8 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	}
 	pthread_mutex_lock(&e->lock);
 	if (commit_refresh(e) < 0) {
+		log_warnx(id, "prepare from %s refused address=%s: %s", peer, after.address,
+			  mapstate_problem(e->ms));
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", "The alias map on %s needs the postmaster's attention", node);
 		goto out;

@@ -122,6 +122,7 @@ do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
 
 	pthread_mutex_lock(&e->lock);
 	if (commit_refresh(e) < 0) {
+		log_warnx(c->id, "refused address=%s: %s", address, mapstate_problem(e->ms));
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out_free;
@@ -273,6 +274,7 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 
 	pthread_mutex_lock(&e->lock);
 	if (commit_refresh(e) < 0) {
+		log_warnx(c->id, "refused address=%s: %s", address, mapstate_problem(e->ms));
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out;
@@ -349,7 +351,7 @@ do_lifetime(struct engine *e, struct change *c, long long lifetime, int admin,
 	int rc;
 
 	pthread_mutex_lock(&e->lock);
-	if (mapstate_refresh(e->ms) < 0) {
+	if (commit_refresh(e) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
 		goto out;
@@ -616,7 +618,8 @@ handle_status(struct engine *e, struct msg *resp)
 		access(e->conf->state_dir, W_OK) == 0 ? "yes" : "no");
 
 	pthread_mutex_lock(&e->lock);
-	commit_refresh(e);
+	if (commit_refresh(e) < 0)
+		msg_set(resp, "map_error", mapstate_problem(e->ms));
 	aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
 	n = mapstate_map(e->ms)->n;
 	for (size_t i = 0; i < mapstate_map(e->ms)->n; i++)
@@ -822,7 +825,10 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 	int copied = 0;
 
 	pthread_mutex_lock(&e->lock);
-	commit_refresh(e);
+	/* The comparison is of what this node holds in memory, which is not
+	 * what its file says while the file cannot be read: say so. */
+	if (commit_refresh(e) < 0)
+		msg_set(resp, "map_error", mapstate_problem(e->ms));
 	pthread_mutex_unlock(&e->lock);
 	for (size_t i = 0; i < npeers; i++) {
 		struct aliasmap theirs = { 0 };

@@ -20,6 +20,9 @@ struct mapstate {
 	struct aliasmap map;
 	int dirty;		/* committed state not yet in the files */
 	int broken;		/* someone else's edit made the file unreadable */
+	char *problem;		/* while broken: "file: line N: reason" */
+	struct strlist unsaved;	/* addresses changed in memory since the file was
+				 * last written in full: kept over a hand edit */
 	struct stat st;		/* the map file as this daemon last wrote it */
 	unsigned char access_sum[32];	/* SHA-256 of the access source last written */
 	int access_sum_set;
@@ -52,6 +55,8 @@ mapstate_close(struct mapstate **msp)
 		return;
 	aliasmap_clear(&ms->map);
 	strlist_clear(&ms->pending);
+	strlist_clear(&ms->unsaved);
+	free(ms->problem);
 	free(ms);
 	*msp = NULL;
 }
@@ -104,6 +109,12 @@ mapstate_dirty(const struct mapstate *ms)
 	return __atomic_load_n(&ms->dirty, __ATOMIC_SEQ_CST);
 }
 
+const char *
+mapstate_problem(const struct mapstate *ms)
+{
+	return ms->broken ? ms->problem : NULL;
+}
+
 /* note_written - remember the map file as we left it */
 static void
 note_written(struct mapstate *ms)
@@ -121,36 +132,94 @@ same_file(const struct stat *a, const struct stat *b)
 }
 
 
+/* pending_remove - forget that address is pending; 1 if it was */
+static int
+pending_remove(struct mapstate *ms, const char *address)
+{
+	for (size_t i = 0; i < ms->pending.n; i++)
+		if (strcmp(ms->pending.v[i], address) == 0) {
+			free(ms->pending.v[i]);
+			ms->pending.v[i] = ms->pending.v[--ms->pending.n];
+			ms->pending.v[ms->pending.n] = NULL;
+			return 1;
+		}
+	return 0;
+}
+
+/* keep_unsaved - put into fresh (the file as it is now) the committed
+ * changes that never reached the file; they are decided on every server
+ * and win over an edit of the same address.  Returns how many. */
+static size_t
+keep_unsaved(struct mapstate *ms, struct aliasmap *fresh)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < ms->unsaved.n; i++) {
+		const char *address = ms->unsaved.v[i];
+		const struct alias *mine = aliasmap_find(&ms->map, address);
+		const struct alias *theirs = aliasmap_find(fresh, address);
+
+		if (mine == NULL)
+			continue;
+		if (theirs != NULL && (strcmp(theirs->target, mine->target) != 0 ||
+				       theirs->state != mine->state))
+			log_warnx(NULL, "map: %s: the edit of %s is replaced by its committed "
+				  "change (state=%s target=%s)", ms->conf->map_file, address,
+				  alias_state_name(mine->state), mine->target);
+		aliasmap_put(fresh, mine);
+		/* Mail to it was deferred until the file holds the change. */
+		pending_remove(ms, address);
+		n++;
+	}
+	return n;
+}
+
+static int save_files(struct mapstate *ms, int source, char **err_r);
+
 int
 mapstate_refresh(struct mapstate *ms)
 {
 	struct aliasmap fresh;
 	struct stat st;
 	char *err = NULL;
+	size_t kept;
 
 	if (stat(ms->conf->map_file, &st) < 0 || same_file(&st, &ms->st))
 		return ms->broken ? -1 : 0;
 	if (aliasmap_load(ms->conf->map_file, ms->conf->map_format, &fresh, &err) < 0) {
-		if (!ms->broken)
-			log_err(NULL, "map: %s was changed outside milter-alias-peer and "
-				"cannot be read (%s); changes are refused until it is fixed",
-				ms->conf->map_file, err);
+		/* Said once per edit; status shows it as long as it lasts. */
+		log_err(NULL, "map: %s was changed outside milter-alias-peer and "
+			"cannot be read (%s); it is not rewritten, and changes are "
+			"refused until it is fixed", ms->conf->map_file, err);
+		free(ms->problem);
+		ms->problem = err;
 		ms->broken = 1;
-		ms->st = st;		/* say it once per edit */
-		free(err);
+		ms->st = st;
 		return -1;
 	}
+	if (ms->broken)
+		log_notice(NULL, "map: %s can be read again; changes are accepted again",
+			   ms->conf->map_file);
 	/* Never silently overwritten: the edit becomes this node's state, the
 	 * digest changes, and anti-entropy and verify show the difference. */
 	log_warnx(NULL, "map: %s was changed outside milter-alias-peer; using it as "
 		  "it is now (%zu aliases, were %zu); milter-aliasctl verify compares "
 		  "it with the peers", ms->conf->map_file, fresh.n, ms->map.n);
+	kept = keep_unsaved(ms, &fresh);
 	aliasmap_clear(&ms->map);
 	ms->map = fresh;
 	ms->broken = 0;
 	ms->st = st;
-	/* The files follow (derived maps, compiled maps) from the next
-	 * writer: no Postfix tool runs here, under the caller's locks. */
+	free(ms->problem);
+	ms->problem = NULL;
+	/* The files follow from the next writer (commit_tick's at the
+	 * latest): the derived tables and compiled maps always, the source
+	 * only if it lacks a committed change (kept); no Postfix tool runs
+	 * here, under the caller's locks. */
+	if (kept > 0)
+		log_info(NULL, "map: %zu committed changes %s not in %s yet; it is "
+			 "written again with them", kept, kept == 1 ? "is" : "are",
+			 ms->conf->map_file);
 	set_dirty(ms, 1);
 	return 0;
 }
@@ -213,25 +282,58 @@ save_senders(struct mapstate *ms, char **err_r)
 	return rc;
 }
 
-int
-mapstate_save_all(struct mapstate *ms, char **err_r)
+/* save_files - write the map source (if source) and the derived tables,
+ * and rebuild every compiled map */
+static int
+save_files(struct mapstate *ms, int source, char **err_r)
 {
 	char *access = conf_access_file(ms->conf), *senders = conf_senders_file(ms->conf);
 	int rc = -1;
 
-	if (aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map, err_r) < 0 ||
+	if ((source && aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map,
+				     err_r) < 0) ||
 	    save_access(ms, err_r) < 0 || save_senders(ms, err_r) < 0 ||
 	    postfix_map_rebuild(ms->conf, err_r) < 0 ||
 	    postfix_table_rebuild(ms->conf, access, err_r) < 0 ||
 	    postfix_table_rebuild(ms->conf, senders, err_r) < 0)
 		goto out;
 	note_written(ms);
-	set_dirty(ms, 0);
+	if (source)
+		strlist_clear(&ms->unsaved);
+	set_dirty(ms, ms->unsaved.n > 0);
 	rc = 0;
 out:
 	free(access);
 	free(senders);
 	return rc;
+}
+
+/* refuse_broken - -1 (with the reason) while the map file cannot be read:
+ * it is never rewritten then */
+static int
+refuse_broken(const struct mapstate *ms, char **err_r)
+{
+	if (!ms->broken)
+		return 0;
+	set_error(err_r, "%s is not rewritten while it cannot be read: %s",
+		  ms->conf->map_file, ms->problem ? ms->problem : "unreadable");
+	return -1;
+}
+
+int
+mapstate_save_all(struct mapstate *ms, char **err_r)
+{
+	if (refuse_broken(ms, err_r) < 0)
+		return -1;
+	return save_files(ms, 1, err_r);
+}
+
+int
+mapstate_save_dirty(struct mapstate *ms, char **err_r)
+{
+	if (refuse_broken(ms, err_r) < 0)
+		return -1;
+	return save_files(ms, ms->unsaved.n > 0, err_r);
 }
 
 /* note_history - one line per applied change, for "show"; best effort:
@@ -312,20 +414,6 @@ senders_sync(struct mapstate *ms, const struct alias *after, int is_new, char **
 	return rc;
 }
 
-/* pending_remove - forget that address is pending; 1 if it was */
-static int
-pending_remove(struct mapstate *ms, const char *address)
-{
-	for (size_t i = 0; i < ms->pending.n; i++)
-		if (strcmp(ms->pending.v[i], address) == 0) {
-			free(ms->pending.v[i]);
-			ms->pending.v[i] = ms->pending.v[--ms->pending.n];
-			ms->pending.v[ms->pending.n] = NULL;
-			return 1;
-		}
-	return 0;
-}
-
 int
 mapstate_set_pending(struct mapstate *ms, const char *address, int on, char **err_r)
 {
@@ -348,7 +436,23 @@ mapstate_stage(struct mapstate *ms, const struct alias *after, struct mapstate_s
 	const struct alias *cur;
 
 	memset(st, 0, sizeof(*st));
-	mapstate_refresh(ms);	/* a hand edit must not vanish under this write */
+	/* A hand edit must not vanish under this write: read it first.  If
+	 * it cannot be read, the file is left alone (mapstate_write): the
+	 * change waits in memory and in the journal (dirty: never compacted
+	 * away), mail to the address stays deferred, and the first refresh
+	 * that can read the file again keeps the change over it
+	 * (keep_unsaved). */
+	st->unreadable = mapstate_refresh(ms) < 0;
+	/* the file lacks a committed change other than this one */
+	st->source_stale = ms->unsaved.n > 0;
+	/* (after the refresh: kept over the file from now on) */
+	if (!strlist_contains(&ms->unsaved, after->address, false))
+		strlist_add(&ms->unsaved, after->address);
+	if (st->unreadable) {
+		st->was_pending = strlist_contains(&ms->pending, after->address, false);
+		aliasmap_put(&ms->map, after);
+		return;
+	}
 	cur = aliasmap_find(&ms->map, after->address);
 	if (cur != NULL)
 		alias_copy(&st->before, cur);
@@ -372,14 +476,34 @@ mapstate_write(struct mapstate *ms, const struct alias *after,
 	const struct alias *b = st->before.address ? &st->before : NULL;
 	int rc = 0, had_entry = st->had_entry;
 
-	if (mapstate_dirty(ms))
+	if (st->unreadable) {
+		char *err = NULL;
+
+		/* Mail to it deferred until the file holds the change. */
+		if (!st->was_pending && mapstate_set_pending(ms, after->address, 1, &err) < 0) {
+			log_err(txn, "access map: %s", err);
+			free(err);
+		}
+		set_dirty(ms, 1);
+		note_history(ms, after, txn, coord);
+		refuse_broken(ms, err_r);
+		return -1;
+	}
+	/* The files first follow what is in memory (a hand edit taken up,
+	 * an earlier failure): with a committed change the file lacks, the
+	 * source is written in full, this change included; else only the
+	 * derived tables and compiled maps, and this change goes on below. */
+	if (mapstate_dirty(ms) && st->source_stale)
 		rc = mapstate_save_all(ms, err_r);
+	else if (mapstate_dirty(ms) && save_files(ms, 0, err_r) < 0)
+		rc = -1;
 	/* A new address is appended (the cost does not grow with the map);
 	 * any other change rewrites the file. */
 	else if ((b == NULL ?
 		  aliasmap_append(ms->conf->map_file, ms->conf->map_format, after, err_r) :
 		  aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map, err_r)) < 0 ||
-		 (note_written(ms), save_access(ms, err_r) < 0))
+		 (note_written(ms), strlist_clear(&ms->unsaved),
+		  save_access(ms, err_r) < 0))
 		rc = -1;
 	/* Never deliverable by accident: an alias becoming active gets its
 	 * entry before its refusal goes; one going inactive is refused
@@ -392,8 +516,8 @@ mapstate_write(struct mapstate *ms, const struct alias *after,
 		rc = access_sync(ms, after->address, had_entry, err_r) < 0 ||
 			postfix_map_update(ms->conf, b, after, err_r) < 0 ||
 			senders_sync(ms, after, b == NULL, err_r) < 0 ? -1 : 0;
-	if (rc < 0)
-		set_dirty(ms, 1);
+	/* what the files lack now: nothing, unless this failed */
+	set_dirty(ms, rc < 0 || ms->unsaved.n > 0);
 	note_history(ms, after, txn, coord);
 	return rc;
 }

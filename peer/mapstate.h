@@ -49,33 +49,49 @@ const struct alias *mapstate_extension_holder(const struct mapstate *ms, const c
 void mapstate_put(struct mapstate *ms, const struct alias *a);
 void mapstate_defer(struct mapstate *ms, const char *address);
 
-/* Write every source file and rebuild every compiled map (start-up, and
- * after a failed write; the map file lock only).  0 or -1 with a reason. */
+/* Write every source file and rebuild every compiled map (start-up; the
+ * map file lock only).  0 or -1 with a reason; -1 while the map file
+ * cannot be read (it is never rewritten then). */
 int mapstate_save_all(struct mapstate *ms, char **err_r);
+/* Bring the files in line with the map state after a failed write or a
+ * hand edit taken up: the derived tables and compiled maps, and the map
+ * source only if it lacks a committed change (a hand edit keeps its
+ * layout otherwise).  The map file lock only; 0 or -1 as above. */
+int mapstate_save_dirty(struct mapstate *ms, char **err_r);
 /* 1 while committed state is not yet in the files: the journal is then
  * the only copy of it. */
 int mapstate_dirty(const struct mapstate *ms);
 
 /* Notice a map file changed by someone else: adopt it as this server's
- * state (logged; verify shows how it differs from the peers), or, if it
- * cannot be parsed, refuse changes until it is fixed.  Reads the file,
- * writes none: the derived and compiled maps follow from the next write
- * (it marks the state dirty).  Both locks.  Returns 0, or -1 while the
- * file is unreadable. */
+ * state (logged; verify shows how it differs from the peers), keeping
+ * committed changes that never reached the file (the next write puts
+ * them there).  If it cannot be parsed, it is never rewritten and changes
+ * are refused until it is fixed; the first refresh after the fix works
+ * again.  Reads the file, writes none: the derived tables and compiled
+ * maps follow from the next write (it marks the state dirty).  Both
+ * locks.  Returns 0, or -1 while the file is unreadable. */
 int mapstate_refresh(struct mapstate *ms);
 /* 1 while the map file is unreadable (as the last refresh found it). */
 int mapstate_broken(const struct mapstate *ms);
+/* While the file cannot be read: "path: line N: reason" (borrowed);
+ * NULL otherwise. */
+const char *mapstate_problem(const struct mapstate *ms);
 
 /* Putting a committed alias in place, in two steps.  mapstate_stage (both
  * locks): into memory, as the map state from now on; what the second
  * step needs goes in *st.  mapstate_write (the map file lock only; it
  * writes files and runs Postfix's tools): into the map file and
  * Postfix's maps, and a line of history (txn, coordinator).  0, or -1
- * with a reason: the state then stays dirty, and mapstate_save_all
- * writes it in full. */
+ * with a reason: the state then stays dirty, and mapstate_save_dirty
+ * writes it.  A map file that cannot be read is not written: the change
+ * stays in memory, mail to the address stays deferred, and the first
+ * write after the file can be read again puts the change there. */
 struct mapstate_staged {
 	struct alias before;	/* as it was (address NULL: absent) */
 	int had_entry;		/* the access map may have an entry for it */
+	int unreadable;		/* the map file cannot be read: not written */
+	int was_pending;	/* (unreadable) mail to it deferred already */
+	int source_stale;	/* the file lacks another committed change */
 };
 void mapstate_stage(struct mapstate *ms, const struct alias *after,
 		    struct mapstate_staged *st);

@@ -15,6 +15,7 @@
 #define ANTI_ENTROPY_EVERY_MS 15000
 #define BG_TICK_MS 1000
 #define RECONNECT_EVERY_MS 2000
+#define MAP_CHECK_EVERY_MS 5000
 
 void
 sync_peer_handler(void *arg, const char *peer, const struct msg *req,
@@ -203,7 +204,11 @@ sync_expire_due(struct engine *e, int *waiting)
 		long long now = now_wall();
 
 		pthread_mutex_lock(&e->lock);
-		mapstate_refresh(e->ms);
+		if (commit_refresh(e) < 0) {
+			/* the map file needs the postmaster: nothing commits */
+			pthread_mutex_unlock(&e->lock);
+			return failed;
+		}
 		for (size_t i = 0; i < mapstate_map(e->ms)->n && due.n < EXPIRY_BATCH; i++) {
 			const struct alias *a = &mapstate_map(e->ms)->v[i];
 
@@ -237,11 +242,20 @@ static void *
 bg_thread(void *arg)
 {
 	struct engine *e = arg;
-	long long next_check = 0, next_expiry = 0;
+	long long next_check = 0, next_map_check = 0, next_expiry = 0;
 	int expiry_waiting = 0;
 
 	while (!commit_stopping(e)) {
 		commit_tick(e);
+		if (now_mono_ms() >= next_map_check) {
+			/* A hand edit is noticed, and a file fixed after one is
+			 * taken up (with changes that waited for it), without a
+			 * request: a stat() unless the file changed. */
+			pthread_mutex_lock(&e->lock);
+			commit_refresh(e);
+			pthread_mutex_unlock(&e->lock);
+			next_map_check = now_mono_ms() + MAP_CHECK_EVERY_MS;
+		}
 		if (e->peers != NULL && now_mono_ms() >= next_check)
 			/* An unreachable peer is looked for again soon. */
 			next_check = now_mono_ms() + (anti_entropy(e) ?

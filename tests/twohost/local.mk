@@ -11,5 +11,6 @@ EXTRA_DIST += \
 	tests/twohost/test_campaign.sh \
 	tests/twohost/test_expiry.sh \
 	tests/twohost/test_faults.sh \
+	tests/twohost/test_handedit.sh \
 	tests/twohost/test_lockout.sh \
 	tests/twohost/test_races.sh

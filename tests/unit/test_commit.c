@@ -69,6 +69,7 @@
 #include "journal.h"
 #include "log.h"
 #include "msg.h"
+#include "replies.h"
 #include "request.h"
 #include "sync.h"
 /* Only to hand an engine the fake peers without sync_start's background
@@ -1655,6 +1656,209 @@ Test(commit, prepare_twice_outcome_pending)
 	assert_same_maps(d.a, d.b);
 	msg_clear(&d.first);
 	msg_clear(&d.outcome);
+	msg_clear(&resp);
+}
+
+/* ==== hand edits of the map file (issue #12 item 4) ==== */
+
+/* An entry an administrator adds by hand: continued on an indented
+ * line, which postmap accepts and Postfix resolves. */
+#define HAND_ENTRY "# added by hand\nhand2@" DOMAIN " bob@" DOMAIN ",\n\talice@" DOMAIN "\n"
+/* A line postmap warns about and skips, and the parser refuses. */
+#define BAD_LINE "keyonly@" DOMAIN "\n"
+
+static char *
+map_text(struct node *n)
+{
+	char *path = ut_path(n->dir, "aliases"), *text = ut_slurp(path);
+
+	cr_assert_not_null(text, "no map file %s", path);
+	free(path);
+	return text;
+}
+
+/* edit_map - what an administrator's editor does: the whole file anew */
+static void
+edit_map(struct node *n, const char *text)
+{
+	free(ut_write(n->dir, "aliases", text));
+}
+
+/* add_to_map - the file with text appended; returns the new content */
+static char *
+add_to_map(struct node *n, const char *text)
+{
+	char *old = map_text(n), *new = xasprintf("%s%s", old, text);
+
+	edit_map(n, new);
+	free(old);
+	return new;
+}
+
+/* assert_hand_entry - n's file holds hand2 as Postfix reads it, and
+ * Postfix's compiled map resolves it to both of its addresses */
+static void
+assert_hand_entry(struct node *n)
+{
+	char *path = ut_path(n->dir, "aliases"), *err = NULL, out[512];
+	struct aliasmap m;
+	const struct alias *a;
+
+	cr_assert_eq(aliasmap_load(path, MAP_FORMAT_VIRTUAL, &m, &err), 0, "%s", err);
+	a = aliasmap_find(&m, "hand2@" DOMAIN);
+	cr_assert_not_null(a, "%s: the hand edit is gone from the file", n->name);
+	cr_assert_str_eq(a->target, "bob@" DOMAIN ",\talice@" DOMAIN);
+	cr_assert_eq(ut_run(out, sizeof(out), "postmap -c %s/postfix -q hand2@" DOMAIN
+			    " lmdb:%s", n->dir, path), 0, "%s: postmap -q finds no hand2", n->name);
+	cr_assert_str_eq(out, "bob@" DOMAIN ",\talice@" DOMAIN);
+	aliasmap_clear(&m);
+	free(path);
+}
+
+/* status_text - one key of n's status answer (copied), "" if absent */
+static char *
+status_text(struct node *n, const char *key)
+{
+	struct msg req = { 0 }, resp = { 0 };
+	struct engine_followup f;
+	char *v;
+
+	msg_set(&req, "op", "status");
+	handle(n, &req, &resp, drop_item, NULL, &f);
+	v = xstrdup(msg_gets(&resp, key));
+	msg_clear(&req);
+	msg_clear(&resp);
+	return v;
+}
+
+Test(commit, hand_edit_with_continuation_survives_changes)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	char *text;
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	mail(a, "new", "shop", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	text = add_to_map(b, HAND_ENTRY);
+
+	/* a new alias: b takes part, and appends it after the edit */
+	mail(a, "new", "sales", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	cr_assert_str_eq(state_of(b, "sales", NULL, 0), "active");
+	free(text);
+	text = map_text(b);
+	cr_assert_not_null(strstr(text, HAND_ENTRY), "the edit is not kept as written:\n%s", text);
+	assert_hand_entry(b);
+
+	/* a change of an existing alias: b writes its file anew */
+	admin(a, "disable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "disabled");
+	assert_hand_entry(b);
+	cr_assert_eq(status(b, "map_dirty"), 0);
+	free(text);
+	msg_clear(&resp);
+}
+
+Test(commit, unreadable_map_is_refused_then_recovers_without_restart)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	char *good, *bad, *now, *problem;
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	mail(a, "new", "shop", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	good = add_to_map(b, HAND_ENTRY);
+	bad = add_to_map(b, BAD_LINE);
+
+	/* b cannot read its file: the change is answered 4xx everywhere */
+	mail(a, "new", "sales", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	mail(b, "new", "promo", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+	cr_assert_str_eq(msg_gets(&resp, "text"), REPLY_MAP_BROKEN);
+	now = map_text(b);
+	cr_assert_str_eq(now, bad, "the unreadable file was rewritten");
+	free(now);
+	problem = status_text(b, "map_error");
+	cr_assert_not_null(strstr(problem, "/aliases: line "), "status: \"%s\"", problem);
+	free(problem);
+
+	/* fixed by the administrator: the next request works, no restart */
+	edit_map(b, good);
+	mail(a, "new", "sales", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	cr_assert_str_eq(state_of(b, "sales", NULL, 0), "active");
+	problem = status_text(b, "map_error");
+	cr_assert_str_eq(problem, "", "the problem is over");
+	free(problem);
+	mail(b, "new", "promo", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	assert_hand_entry(b);
+	free(good);
+	free(bad);
+	msg_clear(&resp);
+}
+
+Test(commit, decision_while_map_unreadable_keeps_the_file)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	struct aliasmap m;
+	char *good, *bad, *now, *path;
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	mail(a, "new", "shop", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	good = add_to_map(b, HAND_ENTRY);
+
+	/* b votes yes; the file breaks before the decision arrives */
+	admin(a, "disable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	bad = add_to_map(b, BAD_LINE);
+	commit_tick(a->e);
+	now = map_text(b);
+	cr_assert_str_eq(now, bad, "the decision rewrote the unreadable file");
+	free(now);
+	cr_assert(pending_here(b, "shop"), "mail to it is deferred until the file has it");
+	cr_assert_eq(status(b, "map_dirty"), 1);
+
+	/* fixed: b's next look at its file (the background thread's tick)
+	 * puts the change in, edit and all */
+	edit_map(b, good);
+	commit_tick(b->e);
+	cr_assert_eq(status(b, "map_dirty"), 0);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "disabled");
+	cr_assert_not(pending_here(b, "shop"));
+	assert_hand_entry(b);
+	path = ut_path(b->dir, "aliases");
+	cr_assert_eq(aliasmap_load(path, MAP_FORMAT_VIRTUAL, &m, NULL), 0);
+	cr_assert_not_null(aliasmap_find(&m, "shop@" DOMAIN));
+	cr_assert_eq(aliasmap_find(&m, "shop@" DOMAIN)->state, ALIAS_DISABLED,
+		     "the committed change is in the file");
+	aliasmap_clear(&m);
+	free(path);
+	path = conf_access_file(b->conf);
+	now = ut_slurp(path);
+	cr_assert_not_null(strstr(now, "shop@" DOMAIN " 550 "), "not refused: %s", now);
+	free(now);
+	free(path);
+	free(good);
+	free(bad);
 	msg_clear(&resp);
 }
 
