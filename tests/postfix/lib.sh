@@ -660,7 +660,8 @@ _th_kill_pids() {
 #   field 22 of /proc/PID/stat): with the pid, it names one process
 _th_starttime() {
     local s
-    read -r s < "/proc/$1/stat" 2>/dev/null || return 1
+    # (the group: a vanished pid's "No such file" goes to /dev/null too)
+    { read -r s < "/proc/$1/stat"; } 2>/dev/null || return 1
     s=${s##*) }
     # shellcheck disable=SC2086
     set -- $s
