@@ -54,6 +54,8 @@ alias_copy(struct alias *dst, const struct alias *src)
 	dst->node = xstrdup(src->node ? src->node : "");
 	dst->updated = src->updated;
 	dst->note = xstrdup(src->note ? src->note : "");
+	dst->expires = src->expires;
+	dst->lifetime = src->lifetime;
 }
 
 void
@@ -78,6 +80,12 @@ alias_to_msg(const struct alias *a, struct msg *m)
 	msg_set(m, "node", a->node);
 	msg_setf(m, "updated", "%lld", a->updated);
 	msg_set(m, "note", a->note);
+	/* Only when set: the metadata, and so the digest, of an alias
+	 * without a lifetime are what they always were. */
+	if (a->expires > 0)
+		msg_setf(m, "expires", "%lld", a->expires);
+	if (a->lifetime > 0)
+		msg_setf(m, "lifetime", "%lld", a->lifetime);
 }
 
 int
@@ -108,6 +116,10 @@ alias_from_msg(const struct msg *m, struct alias *a, char **err_r)
 	a->owner = xstrdup(msg_gets(m, "owner"));
 	a->state = state;
 	a->node = xstrdup(msg_gets(m, "node"));
+	if (msg_get_ll(m, "expires", &a->expires) < 0 || a->expires < 0)
+		a->expires = 0;
+	if (msg_get_ll(m, "lifetime", &a->lifetime) < 0 || a->lifetime < 0)
+		a->lifetime = 0;
 	a->note = xstrdup(msg_gets(m, "note"));
 	return 0;
 }
@@ -137,13 +149,22 @@ alias_entry_line(const struct alias *a, enum map_format fmt, struct buf *out)
 }
 
 int
+alias_expired(const struct alias *a)
+{
+	return a->state == ALIAS_DISABLED && a->expires > 0 && a->expires <= a->updated;
+}
+
+int
 alias_access_line(const struct alias *a, struct buf *out)
 {
 	if (a->owner[0] == '\0' || a->state == ALIAS_ACTIVE)
 		return 0;
 	/* Postfix puts "<address>: Recipient address rejected:" in front. */
-	buf_appendf(out, "%s 550 5.1.1 This alias was %s by its owner\n", a->address,
-		    a->state == ALIAS_DISABLED ? "disabled" : "deleted");
+	if (alias_expired(a))
+		buf_appendf(out, "%s 550 5.1.1 This alias has expired\n", a->address);
+	else
+		buf_appendf(out, "%s 550 5.1.1 This alias was %s by its owner\n", a->address,
+			    a->state == ALIAS_DISABLED ? "disabled" : "deleted");
 	return 1;
 }
 
@@ -343,6 +364,8 @@ pack(struct aliasmap *m, struct alias *dst, const struct alias *src)
 	dst->state = src->state;
 	dst->created = src->created;
 	dst->updated = src->updated;
+	dst->expires = src->expires;
+	dst->lifetime = src->lifetime;
 }
 
 static void

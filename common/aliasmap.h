@@ -32,6 +32,11 @@ struct alias {
 	char *node;		/* node_name that created it */
 	long long updated;	/* last state change */
 	char *note;
+	long long expires;	/* seconds since the epoch it is disabled at
+				 * (the expiry sweep, sync.c); 0: never */
+	long long lifetime;	/* seconds it was given when its expiry was
+				 * last set; enabling an expired alias
+				 * extends it by this much; 0: none */
 };
 
 struct strpool;
@@ -69,9 +74,14 @@ char *alias_map_key(const struct alias *a, enum map_format fmt);
 /* "key value\n" ("key: value\n" for aliases) as postmap -i reads it. */
 void alias_entry_line(const struct alias *a, enum map_format fmt, struct buf *out);
 
+/* 1 if a is disabled because its lifetime ran out: disabled, with an
+ * expiry that had passed when it was disabled. */
+int alias_expired(const struct alias *a);
+
 /* The access(5) line that makes Postfix refuse mail to a disabled or
- * deleted alias with its reason ("address 550 5.1.1 This alias was ..."), or
- * nothing for an active one.  Appended to out; returns 1 if it wrote one. */
+ * deleted alias with its reason ("address 550 5.1.1 This alias was ...",
+ * "... This alias has expired" when alias_expired), or nothing for an
+ * active one.  Appended to out; returns 1 if it wrote one. */
 int alias_access_line(const struct alias *a, struct buf *out);
 /* The sender-login line "address login" that lets the owner send as an
  * active alias where reject_sender_login_mismatch is enforced; nothing for

@@ -71,6 +71,8 @@ static cfg_opt_t root_opts[] = {
 	CFG_INT("max_requests_per_hour", 30, CFGF_NONE),
 	CFG_STR_LIST("reserved", "{postmaster,abuse,hostmaster,webmaster,admin,"
 		     "administrator,root,mailer-daemon,noc,security}", CFGF_NONE),
+	CFG_INT("expiry_check_interval", 60, CFGF_NONE),
+	CFG_BOOL("expiry_test_seconds", cfg_false, CFGF_NONE),
 	CFG_STR("listen", NULL, CFGF_NODEFAULT),
 	CFG_STR("user", "milter-alias", CFGF_NONE),
 	CFG_SEC("tls", tls_opts, CFGF_NONE),
@@ -213,6 +215,9 @@ validate_opt(cfg_t *cfg, cfg_opt_t *opt)
 			    (v < 1 || v > 240))
 				return bad_value(cfg, opt, "must be between 1 and 240 seconds "
 						 "(Postfix's milter_content_timeout is 300s)");
+			if (strcmp(opt->name, "expiry_check_interval") == 0 &&
+			    (v < 1 || v > 3600))
+				return bad_value(cfg, opt, "must be between 1 and 3600 seconds");
 			if (v < 0)
 				return bad_value(cfg, opt, "must not be negative");
 			continue;
@@ -483,6 +488,8 @@ load_locked(const char *path, struct conf **conf_r, char **err_r)
 	c->max_aliases_per_user = cfg_getint(cfg, "max_aliases_per_user");
 	c->max_requests_per_hour = cfg_getint(cfg, "max_requests_per_hour");
 	copy_list(cfg, "reserved", &c->reserved, true);
+	c->expiry_check_interval = cfg_getint(cfg, "expiry_check_interval");
+	c->expiry_test_seconds = cfg_getbool(cfg, "expiry_test_seconds") == cfg_true;
 	c->listen = cfg_getstr(cfg, "listen") ? xstrdup(cfg_getstr(cfg, "listen")) : NULL;
 	c->user = xstrdup(cfg_getstr(cfg, "user"));
 	cfg_t *tls = cfg_getsec(cfg, "tls");

@@ -38,6 +38,8 @@ struct conf {
 	long max_aliases_per_user;
 	long max_requests_per_hour;
 	struct strlist reserved;		/* lowercase */
+	long expiry_check_interval;	/* seconds between expiry sweeps */
+	int expiry_test_seconds;	/* test only: lifetimes in seconds */
 	char *listen;
 	char *tls_key_file;
 	char *tls_cert_file;

@@ -82,8 +82,13 @@ ctlproto_request_encode(const struct ctl_request *r, struct msg *m)
 	}
 	if (change || r->op == CTL_OP_LIST)
 		set_opt(m, CTL_KEY_OWNER, r->owner);
-	if (change)
+	if (change) {
 		set_opt(m, CTL_KEY_NOTE, r->note);
+		if (r->generate)
+			msg_set(m, CTL_KEY_GENERATE, "1");
+		if (r->lifetime != 0)
+			msg_setf(m, CTL_KEY_LIFETIME, "%lld", r->lifetime);
+	}
 	if (r->op == CTL_OP_LIST) {
 		set_opt(m, CTL_KEY_ADDRESS, r->address);
 		if (r->history)
@@ -164,13 +169,33 @@ decode_change(const struct msg *m, struct ctl_request *r, char **err_r)
 	/* The milter parsed this already; a second look costs nothing and
 	 * the control socket is a trust boundary of its own.  list works on
 	 * the login and has no name. */
+	r->generate = strcmp(msg_gets(m, CTL_KEY_GENERATE), "1") == 0;
+	if (r->generate && r->verb != VERB_NEW) {
+		set_error(err_r, "Only new can choose a name");
+		return -1;
+	}
 	if (r->verb != VERB_LIST) {
-		r->name = msg_gets(m, CTL_KEY_NAME);
+		r->name = r->generate ? NULL : msg_gets(m, CTL_KEY_NAME);
 		r->domain = msg_gets(m, CTL_KEY_DOMAIN);
-		if (!request_name_valid(r->name) || !request_domain_valid(r->domain)) {
+		if ((r->name != NULL && !request_name_valid(r->name)) ||
+		    !request_domain_valid(r->domain)) {
 			set_error(err_r, REPLY_INVALID_ADDRESS);
 			return -1;
 		}
+	}
+	if (msg_get(m, CTL_KEY_LIFETIME) != NULL &&
+	    (msg_get_ll(m, CTL_KEY_LIFETIME, &r->lifetime) < 0 ||
+	     !(r->lifetime == REQUEST_LIFETIME_NEVER ||
+	       (r->lifetime >= 1 && r->lifetime <= REQUEST_LIFETIME_MAX)) ||
+	     (r->verb != VERB_NEW && r->verb != VERB_EXPIRE) ||
+	     (r->verb == VERB_NEW && r->lifetime < 0))) {
+		set_error(err_r, "The lifetime is not a number of seconds between 1 and "
+			  "365 days");
+		return -1;
+	}
+	if (r->verb == VERB_EXPIRE && r->lifetime == 0) {
+		set_error(err_r, "expire needs a lifetime or never");
+		return -1;
 	}
 	if (admin && r->verb == VERB_NEW && (r->owner == NULL || *r->owner == '\0')) {
 		set_error(err_r, "An owner login is required");

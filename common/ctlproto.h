@@ -7,9 +7,12 @@
  * msg.h frames.  Requests, by operation (keys in wire order):
  *
  *   op=request  the milter, for a request mail:
- *               id deadline login request_address verb [name domain] [note]
- *   op=admin    milter-aliasctl add/disable/enable/delete:
- *               verb name domain [owner] [note]
+ *               id deadline login request_address verb [name] [domain]
+ *               [note] [generate=1] [lifetime]
+ *   op=admin    milter-aliasctl add/disable/enable/delete/expire:
+ *               verb name domain [owner] [note] [lifetime]
+ *               (generate=1: new without a name, the server picks one;
+ *               lifetime: seconds, -1 = never, for new and expire)
  *   op=list     milter-aliasctl list/show: [owner] [address history=1]
  *               items: item=alias (alias_to_msg keys), then with history
  *               item=history (time address state target txn coord)
@@ -52,6 +55,8 @@
 #define CTL_KEY_DOMAIN		"domain"
 #define CTL_KEY_OWNER		"owner"
 #define CTL_KEY_NOTE		"note"
+#define CTL_KEY_LIFETIME	"lifetime"
+#define CTL_KEY_GENERATE	"generate"
 #define CTL_KEY_ADDRESS		"address"
 #define CTL_KEY_HISTORY		"history"
 /* Reply keys every operation may use; ITEM marks an item record. */
@@ -91,6 +96,9 @@ struct ctl_request {
 	const char *name;	/* a valid alias name; NULL for list */
 	const char *domain;	/* a valid domain name; NULL for list */
 	const char *note;	/* printable, at most REQUEST_NOTE_MAX */
+	int generate;		/* new without a name (name NULL) */
+	long long lifetime;	/* new: 0 or 1..REQUEST_LIFETIME_MAX seconds;
+				 * expire: that or REQUEST_LIFETIME_NEVER */
 	/* admin: the owner of the alias (required by new); list: only this
 	 * owner's aliases */
 	const char *owner;

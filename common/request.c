@@ -17,6 +17,7 @@ static const char *const verb_names[] = {
 	[VERB_ENABLE] = "enable",
 	[VERB_DELETE] = "delete",
 	[VERB_LIST] = "list",
+	[VERB_EXPIRE] = "expire",
 };
 
 const char *
@@ -392,14 +393,102 @@ fail:
 	return -1;
 }
 
+/* A unit word of a lifetime and its length in seconds. */
+static const struct {
+	const char *word;
+	long long seconds;
+} duration_units[] = {
+	{ "d", REQUEST_DAY }, { "day", REQUEST_DAY }, { "days", REQUEST_DAY },
+	{ "w", 7 * REQUEST_DAY }, { "week", 7 * REQUEST_DAY }, { "weeks", 7 * REQUEST_DAY },
+	{ "m", 30 * REQUEST_DAY }, { "month", 30 * REQUEST_DAY },
+	{ "months", 30 * REQUEST_DAY },
+	{ "y", 365 * REQUEST_DAY }, { "year", 365 * REQUEST_DAY },
+	{ "s", 1 }, { "sec", 1 }, { "second", 1 }, { "seconds", 1 },
+};
+
+int
+request_duration_parse(const char *word, long long *seconds, char **err_r)
+{
+	size_t n = strspn(word, "0123456789");
+	long long v = 0;
+	char *shown;
+
+	for (size_t i = 0; i < n && i < 9; i++)
+		v = v * 10 + (word[i] - '0');
+	if (n > 0 && n < 9 && word[n] != '\0')
+		for (size_t i = 0; i < N_ELEMENTS(duration_units); i++)
+			if (strcasecmp(word + n, duration_units[i].word) == 0) {
+				v *= duration_units[i].seconds;
+				if (v < 1 || v > REQUEST_LIFETIME_MAX) {
+					set_error(err_r, "a lifetime is at least 1 day and at "
+						  "most 365 days");
+					return -1;
+				}
+				*seconds = v;
+				return 0;
+			}
+	shown = shorten(word);
+	set_error(err_r, "\"%s\" is not a lifetime: write a number and d, w or m "
+		  "(days, weeks, months), e.g. 30d", shown);
+	free(shown);
+	return -1;
+}
+
+void
+request_duration_format(long long s, char *out, size_t size)
+{
+	if (s % (7 * REQUEST_DAY) == 0 && s % (30 * REQUEST_DAY) != 0)
+		snprintf(out, size, "%lld week%s", s / (7 * REQUEST_DAY),
+			 s == 7 * REQUEST_DAY ? "" : "s");
+	else if (s % REQUEST_DAY == 0)
+		snprintf(out, size, "%lld day%s", s / REQUEST_DAY, s == REQUEST_DAY ? "" : "s");
+	else
+		snprintf(out, size, "%lld second%s", s, s == 1 ? "" : "s");
+}
+
+void
+request_name_from_random(const unsigned char rnd[REQUEST_GEN_BYTES], char *out)
+{
+	static const char cons[] = REQUEST_GEN_ALPHABET_C, vow[] = REQUEST_GEN_ALPHABET_V;
+	unsigned long long bits = 0;
+	char *o = out;
+
+	for (size_t i = 0; i < REQUEST_GEN_BYTES; i++)
+		bits = bits << 8 | rnd[i];
+	/* 6 bits a syllable: 4 pick the consonant, 2 the vowel. */
+	for (int k = 0; k < REQUEST_GEN_SYLLABLES; k++) {
+		unsigned v = (unsigned)(bits >> (6 * k)) & 63;
+
+		if (k == REQUEST_GEN_SYLLABLES / 2)
+			*o++ = REQUEST_GEN_SEP;
+		*o++ = cons[v >> 2];
+		*o++ = vow[v & 3];
+	}
+	*o = '\0';
+}
+
+/* next_word - cut the first word off *rest (NUL-terminated in place) */
+static char *
+next_word(char **rest)
+{
+	char *w = *rest, *r = w + strcspn(w, " \t");
+
+	if (*r != '\0')
+		*r++ = '\0';
+	*rest = str_trim(r);
+	return w;
+}
+
+/* The placeholder for "a name chosen for you" where a name goes. */
+#define GENERATE_WORD "*"
+
 int
 request_parse(const char *subject, const char *default_domain,
 	      const struct strlist *domains, struct request *req, char **err_r)
 {
 	char *copy = xstrdup(subject);
 	char *s = str_trim(copy), *rest, *arg;
-	size_t wlen;
-	int rc = -1;
+	int rc = -1, new_for = 0;
 
 	memset(req, 0, sizeof(*req));
 	if (*s == '\0') {
@@ -407,19 +496,22 @@ request_parse(const char *subject, const char *default_domain,
 			  "\"enable NAME\", \"delete NAME\" or \"list\"");
 		goto out;
 	}
-	wlen = strcspn(s, " \t");
-	rest = s + wlen;
-	if (*rest != '\0')
-		*rest++ = '\0';
-	rest = str_trim(rest);
-
-	if (request_verb_parse(s, &req->verb) < 0) {
+	rest = s;
+	s = next_word(&rest);
+	/* "new-for" is "new" with a lifetime; both later verbs, alone, are
+	 * still what they always were: a name. */
+	if (strcasecmp(s, "new-for") == 0) {
+		new_for = 1;
+		req->verb = VERB_NEW;
+	}
+	if ((!new_for && request_verb_parse(s, &req->verb) < 0) ||
+	    ((new_for || req->verb == VERB_EXPIRE) && *rest == '\0')) {
 		char *shown;
 
 		if (*rest != '\0') {
 			shown = shorten(s);
-			set_error(err_r, "unknown command \"%s\": use new, disable, enable, "
-				  "delete or list", shown);
+			set_error(err_r, "unknown command \"%s\": use new, new-for, disable, "
+				  "enable, delete, expire or list", shown);
 			free(shown);
 			goto out;
 		}
@@ -438,17 +530,43 @@ request_parse(const char *subject, const char *default_domain,
 		rc = 0;
 		goto out;
 	}
+	if (new_for) {
+		/* new-for LIFETIME NAME|* [note] */
+		if (request_duration_parse(next_word(&rest), &req->lifetime, err_r) < 0)
+			goto out;
+		if (*rest == '\0') {
+			set_error(err_r, "\"new-for\" needs a lifetime and an alias name "
+				  "(or * for a name chosen for you)");
+			goto out;
+		}
+	}
 	if (*rest == '\0') {
+		if (req->verb == VERB_NEW) {
+			/* "new" alone: a name chosen for you. */
+			req->generate = 1;
+			req->domain = str_lower(xstrdup(default_domain));
+			req->note = xstrdup("");
+			rc = 0;
+			goto out;
+		}
 		set_error(err_r, "\"%s\" needs an alias name", request_verb_name(req->verb));
 		goto out;
 	}
-	arg = rest;
-	wlen = strcspn(arg, " \t");
-	rest = arg + wlen;
-	if (*rest != '\0')
-		*rest++ = '\0';
-	rest = str_trim(rest);
-	if (req->verb != VERB_NEW && *rest != '\0') {
+	arg = next_word(&rest);
+	if (req->verb == VERB_EXPIRE) {
+		/* expire NAME LIFETIME|never */
+		char *when = *rest != '\0' ? next_word(&rest) : NULL;
+
+		if (when == NULL || *rest != '\0') {
+			set_error(err_r, "write \"expire NAME 30d\" (d, w or m: days, weeks, "
+				  "months) or \"expire NAME never\"");
+			goto out;
+		}
+		if (strcasecmp(when, "never") == 0)
+			req->lifetime = REQUEST_LIFETIME_NEVER;
+		else if (request_duration_parse(when, &req->lifetime, err_r) < 0)
+			goto out;
+	} else if (req->verb != VERB_NEW && *rest != '\0') {
 		set_error(err_r, "\"%s\" takes exactly one alias name",
 			  request_verb_name(req->verb));
 		goto out;
@@ -457,7 +575,10 @@ request_parse(const char *subject, const char *default_domain,
 		set_error(err_r, "the note is longer than %d characters", REQUEST_NOTE_MAX);
 		goto out;
 	}
-	if (parse_target(arg, default_domain, domains, req, err_r) < 0)
+	if (req->verb == VERB_NEW && strcmp(arg, GENERATE_WORD) == 0) {
+		req->generate = 1;
+		req->domain = str_lower(xstrdup(default_domain));
+	} else if (parse_target(arg, default_domain, domains, req, err_r) < 0)
 		goto out;
 	if (req->verb == VERB_NEW)
 		req->note = xstrdup(rest);
@@ -476,6 +597,8 @@ request_clear(struct request *req)
 	free(req->domain);
 	free(req->note);
 	req->name = req->domain = req->note = NULL;
+	req->generate = 0;
+	req->lifetime = 0;
 }
 
 size_t

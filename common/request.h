@@ -20,13 +20,35 @@ enum request_verb {
 	VERB_ENABLE,
 	VERB_DELETE,
 	VERB_LIST,
+	VERB_EXPIRE,		/* set or clear an alias's lifetime */
 };
+
+/* Lifetimes, in seconds.  NEVER clears one ("expire NAME never"). */
+#define REQUEST_LIFETIME_NEVER (-1LL)
+#define REQUEST_DAY 86400LL
+#define REQUEST_LIFETIME_MAX (365 * REQUEST_DAY)
+
+/* A generated name: REQUEST_GEN_SYLLABLES consonant-vowel syllables from
+ * 16 consonants and 4 vowels (6 bits each), a '.' after the first half
+ * (not '-' or '+': those are common recipient_delimiter values, and
+ * Postfix would read the second half as an address extension): 48 bits
+ * from REQUEST_GEN_BYTES random bytes, e.g. "bakodemi.lorafuze". */
+#define REQUEST_GEN_SEP '.'
+#define REQUEST_GEN_SYLLABLES 8
+#define REQUEST_GEN_BYTES 6
+#define REQUEST_GEN_LEN (2 * REQUEST_GEN_SYLLABLES + 1)
+#define REQUEST_GEN_ALPHABET_C "bdfghjklmnprstvz"
+#define REQUEST_GEN_ALPHABET_V "aeio"
 
 struct request {
 	enum request_verb verb;
 	char *name;		/* lowercase local part; NULL for list */
 	char *domain;		/* lowercase served domain; NULL for list */
 	char *note;		/* new only; "" when none */
+	int generate;		/* new: no name given, the server picks one
+				 * (name NULL, domain set) */
+	long long lifetime;	/* new: seconds, 0 none; expire: seconds or
+				 * REQUEST_LIFETIME_NEVER */
 };
 
 /* Unfold and RFC 2047-decode a raw Subject value.  Returns 0 and a
@@ -70,6 +92,19 @@ char *request_address_base(const char *address, const char *delimiters);
  * and "\"makealias\"@d" compare equal to the request address they reach.
  * rcpt is lowercase without <>.  Caller frees. */
 char *request_recipient_base(const char *rcpt, const char *delimiters);
+
+/* A lifetime word: N followed by d/day/days, w/week/weeks, m/month/months
+ * (30 days), y/year (365 days), or s/sec/seconds (accepted here; the sync
+ * daemon refuses it unless expiry_test_seconds is set).  1..REQUEST_
+ * LIFETIME_MAX.  0 and *seconds, or -1 and a reason. */
+int request_duration_parse(const char *word, long long *seconds, char **err_r);
+/* "30 days", "2 weeks", "90 seconds": a lifetime for people. */
+void request_duration_format(long long seconds, char *out, size_t size);
+
+/* The generated name for REQUEST_GEN_BYTES random bytes (out holds at
+ * least REQUEST_GEN_LEN + 1 bytes).  Pure: the caller draws the bytes
+ * from the system's CSPRNG (getrandom). */
+void request_name_from_random(const unsigned char rnd[REQUEST_GEN_BYTES], char *out);
 
 const char *request_verb_name(enum request_verb verb);
 /* Parse "new", "disable", ... into *verb; 0 on success, -1 unknown. */

@@ -284,3 +284,13 @@ json_print_string(FILE *f, const char *s)
 	}
 	putc('"', f);
 }
+
+void
+utc_date(long long t, char *out, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, len, "%Y-%m-%d %H:%M UTC", &tm);
+}

@@ -70,6 +70,8 @@ void set_error(char **err_r, const char *fmt, ...) ATTR_PRINTF(2, 3);
 
 /* Seconds since the epoch, from the wall clock. */
 long long now_wall(void);
+/* t as "2026-12-04 20:18 UTC" (at most 21 bytes with NUL). */
+void utc_date(long long t, char *out, size_t len);
 /* Milliseconds from a monotonic clock, for timeouts. */
 long long now_mono_ms(void);
 

@@ -251,8 +251,10 @@ ask_peer(SMFICTX *ctx, struct mctx *m, const char *qid, const struct request *re
 		.request_address = m->request_rcpt,
 		.verb = req->verb,
 		.name = req->name,
-		.domain = req->name != NULL ? req->domain : NULL,
+		.domain = req->name != NULL || req->generate ? req->domain : NULL,
 		.note = req->note,
+		.generate = req->generate,
+		.lifetime = req->lifetime,
 	};
 	struct ctlsock_opts o = {
 		.timeout_ms = (int)wait_ms,

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "conf.h"
@@ -45,8 +46,9 @@ usage(void)
 		"  status\n"
 		"  list [--owner LOGIN]\n"
 		"  show ADDRESS\n"
-		"  add ADDRESS --owner LOGIN [--note TEXT]\n"
+		"  add ADDRESS --owner LOGIN [--note TEXT] [--expires LIFETIME]\n"
 		"  disable ADDRESS | enable ADDRESS | delete ADDRESS\n"
+		"  expire ADDRESS LIFETIME|never   (LIFETIME: 30d, 4w, 2m)\n"
 		"  verify | journal | keygen | pin\n"
 		"  postfix-setup [--apply]\n");
 	exit(2);
@@ -128,7 +130,25 @@ finish(struct ctl *c, const struct ctl_reply *r)
 
 static const char *const alias_keys[] = {
 	"address", "target", "owner", "state", "created", "node", "note", "updated",
+	"expires", "lifetime",
 };
+
+/* expires_cell - when the alias expires (ISO), "expired ..." once it has,
+ * or "-" */
+static void
+expires_cell(const struct msg *m, char *out, size_t len)
+{
+	char when[32];
+
+	if (msg_gets(m, "expires")[0] == '\0') {
+		snprintf(out, len, "-");
+		return;
+	}
+	iso_time(msg_gets(m, "expires"), when, sizeof(when));
+	snprintf(out, len, "%s%s", when, strcmp(msg_gets(m, "state"), "disabled") == 0 &&
+		 strtoll(msg_gets(m, "expires"), NULL, 10) <=
+		 strtoll(msg_gets(m, "updated"), NULL, 10) ? " (expired)" : "");
+}
 
 /* alias_json - one alias as a JSON object */
 static void
@@ -141,7 +161,18 @@ alias_json(const struct msg *m)
 		const char *v = msg_gets(m, alias_keys[k]);
 
 		printf("%s\"%s\": ", k ? ", " : "", alias_keys[k]);
-		if (strcmp(alias_keys[k], "created") == 0 ||
+		if (strcmp(alias_keys[k], "expires") == 0 ||
+		    strcmp(alias_keys[k], "lifetime") == 0) {
+			/* null: the alias does not expire */
+			if (*v == '\0')
+				printf("null");
+			else if (strcmp(alias_keys[k], "lifetime") == 0)
+				printf("%lld", strtoll(v, NULL, 10));
+			else {
+				iso_time(v, when, sizeof(when));
+				json_print_string(stdout, when);
+			}
+		} else if (strcmp(alias_keys[k], "created") == 0 ||
 		    strcmp(alias_keys[k], "updated") == 0) {
 			iso_time(v, when, sizeof(when));
 			json_print_string(stdout, when);
@@ -154,7 +185,7 @@ alias_json(const struct msg *m)
 static void
 print_aliases(struct ctl *c)
 {
-	char created[32];
+	char created[32], expires[48];
 
 	if (c->json) {
 		printf("[");
@@ -165,15 +196,16 @@ print_aliases(struct ctl *c)
 		printf("%s]\n", c->nitems ? "\n" : "");
 		return;
 	}
-	printf("%-36s %-28s %-12s %-8s %-20s %-20s %s\n", "ADDRESS", "TARGET",
-	       "OWNER", "STATE", "CREATED", "NODE", "NOTE");
+	printf("%-36s %-28s %-12s %-8s %-20s %-20s %-20s %s\n", "ADDRESS", "TARGET",
+	       "OWNER", "STATE", "CREATED", "EXPIRES", "NODE", "NOTE");
 	for (size_t i = 0; i < c->nitems; i++) {
 		const struct msg *m = &c->items[i];
 
 		iso_time(msg_gets(m, "created"), created, sizeof(created));
-		printf("%-36s %-28s %-12s %-8s %-20s %-20s %s\n", msg_gets(m, "address"),
+		expires_cell(m, expires, sizeof(expires));
+		printf("%-36s %-28s %-12s %-8s %-20s %-20s %-20s %s\n", msg_gets(m, "address"),
 		       msg_gets(m, "target"), msg_gets(m, "owner"), msg_gets(m, "state"),
-		       created, msg_gets(m, "node"), msg_gets(m, "note"));
+		       created, expires, msg_gets(m, "node"), msg_gets(m, "note"));
 	}
 }
 
@@ -183,7 +215,7 @@ print_show(struct ctl *c)
 {
 	static const char *const hkeys[] = { "time", "state", "target", "txn", "coord" };
 	size_t nhist = c->nitems - 1;
-	char when[32];
+	char when[32], until[32];
 
 	c->nitems = 1;
 	if (c->json) {
@@ -198,6 +230,8 @@ print_show(struct ctl *c)
 		const struct msg *m = &c->items[i];
 
 		iso_time(msg_gets(m, "time"), when, sizeof(when));
+		if (*msg_gets(m, "expires") != '\0')
+			iso_time(msg_gets(m, "expires"), until, sizeof(until));
 		if (c->json) {
 			printf("%s{", i > 1 ? ", " : "");
 			for (size_t k = 0; k < N_ELEMENTS(hkeys); k++) {
@@ -207,11 +241,22 @@ print_show(struct ctl *c)
 				else
 					json_print_string(stdout, msg_gets(m, hkeys[k]));
 			}
-			printf("}");
+			/* expires: the lifetime's end after this change (null:
+			 * none); expired: this change was the expiry */
+			printf(", \"expires\": ");
+			if (*msg_gets(m, "expires") != '\0')
+				json_print_string(stdout, until);
+			else
+				printf("null");
+			printf(", \"expired\": %s}", strcmp(msg_gets(m, "expired"), "1") == 0 ?
+			       "true" : "false");
 		} else
-			printf("%s  %-8s -> %s  txn %s (coordinator %s)\n", when,
+			printf("%s  %-8s -> %s  txn %s (coordinator %s)%s%s\n", when,
+			       strcmp(msg_gets(m, "expired"), "1") == 0 ? "expired" :
 			       msg_gets(m, "state"), msg_gets(m, "target"),
-			       msg_gets(m, "txn"), msg_gets(m, "coord"));
+			       msg_gets(m, "txn"), msg_gets(m, "coord"),
+			       *msg_gets(m, "expires") != '\0' ? "  expires " : "",
+			       *msg_gets(m, "expires") != '\0' ? until : "");
 	}
 	if (c->json)
 		printf("]}\n");
@@ -476,11 +521,12 @@ verb_list(struct ctl *c, const char *owner, const char *address)
 
 static int
 verb_change(struct ctl *c, enum request_verb verb, const char *address,
-	    const char *owner, const char *note)
+	    const char *owner, const char *note, long long lifetime)
 {
 	char *copy = str_lower(xstrdup(address)), *at = strchr(copy, '@');
 	struct ctl_request req = {
 		.op = CTL_OP_ADMIN, .verb = verb, .owner = owner, .note = note,
+		.lifetime = lifetime,
 	};
 	struct msg resp = { 0 };
 	struct ctl_reply r;
@@ -568,12 +614,14 @@ main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "owner", required_argument, NULL, 'o' },
 		{ "note", required_argument, NULL, 'n' },
+		{ "expires", required_argument, NULL, 'e' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "apply", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config_file = DEFAULT_CONFIG_FILE, *owner = NULL, *note = NULL;
-	const char *verb, *arg = NULL;
+	const char *verb, *arg = NULL, *arg2 = NULL, *expires = NULL;
+	long long lifetime = 0;
 	struct ctl c = { 0 };
 	char *err = NULL;
 	int ch, rc, apply = 0;
@@ -592,6 +640,9 @@ main(int argc, char **argv)
 		case 'n':
 			note = optarg;
 			break;
+		case 'e':
+			expires = optarg;
+			break;
 		case 'a':
 			apply = 1;
 			break;
@@ -604,8 +655,20 @@ main(int argc, char **argv)
 	verb = argv[optind++];
 	if (optind < argc)
 		arg = argv[optind++];
+	if (optind < argc && strcmp(verb, "expire") == 0)
+		arg2 = argv[optind++];
 	if (optind < argc)
 		die(2, "%s: unexpected argument \"%s\"", verb, argv[optind]);
+	if (expires != NULL && strcmp(verb, "add") != 0)
+		die(2, "--expires belongs to add only (use expire ADDRESS LIFETIME)");
+	if (expires != NULL || arg2 != NULL) {
+		const char *w = expires ? expires : arg2;
+
+		if (arg2 != NULL && strcasecmp(arg2, "never") == 0)
+			lifetime = REQUEST_LIFETIME_NEVER;
+		else if (request_duration_parse(w, &lifetime, &err) < 0)
+			die(2, "%s", err);
+	}
 	if (note != NULL && strlen(note) > REQUEST_NOTE_MAX)
 		die(2, "--note is longer than %d characters", REQUEST_NOTE_MAX);
 
@@ -627,7 +690,11 @@ main(int argc, char **argv)
 	else if (strcmp(verb, "add") == 0) {
 		if (arg == NULL || owner == NULL)
 			die(2, "add needs ADDRESS and --owner LOGIN");
-		rc = verb_change(&c, VERB_NEW, arg, owner, note ? note : "");
+		rc = verb_change(&c, VERB_NEW, arg, owner, note ? note : "", lifetime);
+	} else if (strcmp(verb, "expire") == 0) {
+		if (arg == NULL || arg2 == NULL)
+			die(2, "expire needs ADDRESS and a LIFETIME (30d, 4w, 2m) or never");
+		rc = verb_change(&c, VERB_EXPIRE, arg, NULL, NULL, lifetime);
 	} else if ((strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0 ||
 		    strcmp(verb, "delete") == 0)) {
 		enum request_verb v = VERB_DISABLE;
@@ -635,7 +702,7 @@ main(int argc, char **argv)
 		if (arg == NULL)
 			die(2, "%s needs an alias address", verb);
 		(void)request_verb_parse(verb, &v);
-		rc = verb_change(&c, v, arg, NULL, NULL);
+		rc = verb_change(&c, v, arg, NULL, NULL, 0);
 	} else if (strcmp(verb, "verify") == 0 && arg == NULL)
 		rc = verb_verify(&c);
 	else if (strcmp(verb, "journal") == 0 && arg == NULL)

@@ -1243,6 +1243,15 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 				goto out;
 			}
 		}
+	} else if (strcmp(verb, "expiry") == 0 && old != NULL &&
+		   strcmp(old->owner, after.owner) == 0 &&
+		   (old->state != ALIAS_ACTIVE || old->expires != after.expires)) {
+		/* Expired here already (two servers' sweeps met), or its owner
+		 * changed it meanwhile: one outcome, no divergence. */
+		pthread_mutex_unlock(&e->lock);
+		msg_set_status(resp, "perm", "Alias %s is no longer due to expire on %s",
+			       after.address, node);
+		goto out;
 	} else if (old == NULL || strcmp(old->owner, after.owner) != 0 ||
 		   strcmp(alias_state_name(old->state), msg_gets(req, "before_state")) != 0) {
 		pthread_mutex_unlock(&e->lock);

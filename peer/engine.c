@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +27,11 @@
 #include "sync.h"
 
 #define RATE_WINDOW 3600
+/* Draws of a generated name before giving up (4xx): with 48 bits, even a
+ * map of a million aliases makes one collision a 1-in-280-million event. */
+#define GENERATE_TRIES 16
+#define REPLY_GENERATED_TAKEN "The name chosen for you was taken meanwhile; send the " \
+	"request again"
 #define ANTI_ENTROPY_EVERY_MS 15000
 #define BG_TICK_MS 1000
 #define RECONNECT_EVERY_MS 2000
@@ -74,8 +80,9 @@ rate_count_and_note(struct engine *e, const char *login)
 
 /* do_new - create name@domain for login */
 static void
-do_new(struct engine *e, struct change *c, const char *note, int admin,
-       struct msg *resp, struct engine_followup *f, const char *from)
+do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
+       int generated, int admin, struct msg *resp, struct engine_followup *f,
+       const char *from)
 {
 	const struct conf *conf = e->conf;
 	const char *address = c->after.address;
@@ -132,13 +139,19 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 			     strcmp(old->owner, c->login) == 0 &&
 			     strcmp(old->address, address) == 0)) {
 		pthread_mutex_unlock(&e->lock);
-		commit_reply_exists(resp, address, old);
+		if (generated)	/* taken since it was picked: a retry picks anew */
+			msg_set_status(resp, "temp", REPLY_GENERATED_TAKEN);
+		else
+			commit_reply_exists(resp, address, old);
 		goto out_free;
 	}
 	old = mapstate_extension_holder(e->ms, address, delims);
 	if (old != NULL && strcmp(old->owner, c->login) != 0) {
 		pthread_mutex_unlock(&e->lock);
-		commit_reply_extension(resp, address, old);
+		if (generated)
+			msg_set_status(resp, "temp", REPLY_GENERATED_TAKEN);
+		else
+			commit_reply_extension(resp, address, old);
 		goto out_free;
 	}
 	old = mapstate_key_holder(e->ms, address);
@@ -182,7 +195,9 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 		if (rc < 0) {
 			log_warnx(c->id, "resolve check address=%s failed: %s", address, err);
 			commit_reply_misconfigured(resp, conf->node_name);
-		} else
+		} else if (generated)
+			msg_set_status(resp, "temp", REPLY_GENERATED_TAKEN);
+		else
 			msg_set_status(resp, "perm", "Address %s is already in use (%s)", address, where);
 		goto out_release;
 	}
@@ -194,9 +209,17 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 	c->after.created = c->after.updated = now_wall();
 	c->after.node = xstrdup(conf->node_name);
 	c->after.note = xstrdup(note ? note : "");
+	if (lifetime > 0) {
+		c->after.lifetime = lifetime;
+		c->after.expires = c->after.created + lifetime;
+	}
 	rc = commit_change(e, c, &err);
 	if (rc > 0) {
-		msg_set_status(resp, "perm", "%s", c->refusal);
+		/* A peer knows the generated name already: pick anew. */
+		if (generated && strstr(c->refusal, "already") != NULL)
+			msg_set_status(resp, "temp", REPLY_GENERATED_TAKEN);
+		else
+			msg_set_status(resp, "perm", "%s", c->refusal);
 		goto out_release;
 	}
 	if (rc < 0) {
@@ -208,7 +231,17 @@ do_new(struct engine *e, struct change *c, const char *note, int admin,
 		log_warnx(c->id, "new address=%s: %s", address, err);
 		goto out_release;
 	}
-	msg_set_status(resp, "ok", "Alias %s created; it delivers to %s", address, c->after.target);
+	if (c->after.expires > 0) {
+		char until[64], span[64];
+
+		utc_date(c->after.expires, until, sizeof(until));
+		request_duration_format(lifetime, span, sizeof(span));
+		msg_set_status(resp, "ok", "Alias %s created; it delivers to %s until %s (%s)",
+			       address, c->after.target, until, span);
+	} else
+		msg_set_status(resp, "ok", "Alias %s created; it delivers to %s", address,
+			       c->after.target);
+	msg_set(resp, CTL_KEY_ADDRESS, address);
 	msg_set(resp, CTL_KEY_TXN, c->txn);
 	/* Not applied yet: commit_tick confirms once Postfix has it. */
 	if (!c->unapplied) {
@@ -273,6 +306,12 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 
 	c->after.state = want;
 	c->after.updated = now_wall();
+	/* Enabling an alias whose lifetime ran out gives it the same
+	 * lifetime again, from now. */
+	if (want == ALIAS_ACTIVE && c->after.expires > 0 &&
+	    c->after.expires <= c->after.updated)
+		c->after.expires = c->after.lifetime > 0 ?
+			c->after.updated + c->after.lifetime : 0;
 	rc = commit_change(e, c, &err);
 	if (rc > 0)
 		msg_set_status(resp, "perm", "%s", c->refusal);
@@ -280,6 +319,13 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 		msg_set_status(resp, "temp", "The change could not be stored on every server; "
 		      "try again later");
 		log_warnx(c->id, "%s address=%s: %s", c->verb, address, err);
+	} else if (want == ALIAS_ACTIVE && c->after.expires > 0) {
+		char until[64];
+
+		utc_date(c->after.expires, until, sizeof(until));
+		msg_set_status(resp, "ok", "Alias %s is now %s until %s", address,
+			       alias_state_name(want), until);
+		msg_set(resp, CTL_KEY_TXN, c->txn);
 	} else {
 		msg_set_status(resp, "ok", "Alias %s is now %s", address, alias_state_name(want));
 		msg_set(resp, CTL_KEY_TXN, c->txn);
@@ -291,6 +337,119 @@ out_release:
 	pthread_mutex_unlock(&e->lock);
 out:
 	free(address);
+}
+
+/* do_lifetime - set or clear an alias's lifetime (expire NAME 30d|never);
+ * the state stays: an expired alias is enabled with "enable" */
+static void
+do_lifetime(struct engine *e, struct change *c, long long lifetime, int admin,
+	    struct msg *resp)
+{
+	char *address = xstrdup(c->after.address), *err = NULL, until[64];
+	const struct alias *old;
+	long long now = now_wall();
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	if (commit_refresh(e) < 0) {
+		pthread_mutex_unlock(&e->lock);
+		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
+		goto out;
+	}
+	old = aliasmap_find(mapstate_map(e->ms), address);
+	if (old == NULL || old->state == ALIAS_DELETED || old->owner[0] == '\0') {
+		pthread_mutex_unlock(&e->lock);
+		msg_set_status(resp, "perm", "There is no alias %s", address);
+		goto out;
+	}
+	if (!admin && strcmp(old->owner, c->login) != 0) {
+		pthread_mutex_unlock(&e->lock);
+		msg_set_status(resp, "perm", "Alias %s belongs to another user", address);
+		goto out;
+	}
+	if (lifetime == REQUEST_LIFETIME_NEVER && old->expires == 0) {
+		pthread_mutex_unlock(&e->lock);
+		msg_set_status(resp, "ok", "Alias %s does not expire", address);
+		goto out;
+	}
+	if (commit_busy_take(e, address, c->txn) < 0) {
+		pthread_mutex_unlock(&e->lock);
+		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
+		goto out;
+	}
+	alias_copy(&c->before, old);
+	alias_clear(&c->after);
+	alias_copy(&c->after, old);
+	pthread_mutex_unlock(&e->lock);
+
+	if (lifetime == REQUEST_LIFETIME_NEVER)
+		c->after.expires = c->after.lifetime = 0;
+	else {
+		c->after.lifetime = lifetime;
+		c->after.expires = now + lifetime;
+	}
+	/* An expired alias keeps the time it expired at (its refusal says
+	 * "expired") until it is enabled; the new lifetime counts from then. */
+	if (alias_expired(&c->before) && lifetime != REQUEST_LIFETIME_NEVER)
+		c->after.expires = c->before.expires;
+	rc = commit_change(e, c, &err);
+	if (rc > 0)
+		msg_set_status(resp, "perm", "%s", c->refusal);
+	else if (rc < 0) {
+		msg_set_status(resp, "temp", "The change could not be stored on every server; "
+			       "try again later");
+		log_warnx(c->id, "%s address=%s: %s", c->verb, address, err);
+	} else {
+		if (lifetime == REQUEST_LIFETIME_NEVER)
+			msg_set_status(resp, "ok", "Alias %s no longer expires%s", address,
+				       c->after.state == ALIAS_ACTIVE ? "" :
+				       "; enable it to use it again");
+		else if (alias_expired(&c->before)) {
+			request_duration_format(lifetime, until, sizeof(until));
+			msg_set_status(resp, "ok", "Alias %s has expired; enable it to use it "
+				       "again for %s", address, until);
+		} else {
+			utc_date(c->after.expires, until, sizeof(until));
+			msg_set_status(resp, "ok", "Alias %s now expires at %s", address, until);
+		}
+		msg_set(resp, CTL_KEY_TXN, c->txn);
+	}
+	free(err);
+	pthread_mutex_lock(&e->lock);
+	commit_busy_release(e, address, c->txn);
+	pthread_mutex_unlock(&e->lock);
+out:
+	free(address);
+}
+
+/* pick_name - a fresh generated name in domain that no alias (in any
+ * state), reserved name or request address has; NULL when every draw
+ * collided or the system's CSPRNG failed (the request is retried) */
+static char *
+pick_name(struct engine *e, const char *domain)
+{
+	const struct conf *conf = e->conf;
+
+	for (int tries = 0; tries < GENERATE_TRIES; tries++) {
+		unsigned char rnd[REQUEST_GEN_BYTES];
+		char name[REQUEST_GEN_LEN + 1], *address;
+		int taken;
+
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return NULL;	/* never guess from a weaker source */
+		request_name_from_random(rnd, name);
+		address = xasprintf("%s@%s", name, domain);
+		pthread_mutex_lock(&e->lock);
+		taken = aliasmap_find(mapstate_map(e->ms), address) != NULL ||
+			aliasmap_find_local(mapstate_map(e->ms), name) != NULL;
+		pthread_mutex_unlock(&e->lock);
+		taken = taken || strlist_contains(&conf->reserved, name, false) ||
+			conf_is_request_address(conf, address);
+		free(address);
+		if (!taken)
+			return xstrdup(name);
+	}
+	return NULL;
 }
 
 /* do_list_mail - "list" by mail: send the owner their aliases */
@@ -353,7 +512,7 @@ handle_change(struct engine *e, const struct ctl_request *req,
 	const char *id = req->id ? req->id : "admin";
 	const char *from = req->request_address;
 	struct change c = { .id = id, .login = login, .origin = admin ? "admin" : "mail" };
-	char *address = NULL;
+	char *address = NULL, *generated = NULL;
 
 	c.verb = request_verb_name(req->verb);
 	if (from == NULL || !conf_is_request_address(conf, from))
@@ -393,12 +552,29 @@ handle_change(struct engine *e, const struct ctl_request *req,
 		msg_set_status(resp, "perm", REPLY_INVALID_ADDRESS);
 		return;
 	}
-	address = str_lower(xasprintf("%s@%s", req->name, req->domain));
+	if (req->lifetime > 0 && req->lifetime % REQUEST_DAY != 0 &&
+	    !conf->expiry_test_seconds) {
+		msg_set_status(resp, "perm", "A lifetime is a number of days, weeks or months");
+		return;
+	}
+	if (req->generate) {
+		if ((generated = pick_name(e, req->domain)) == NULL) {
+			msg_set_status(resp, "temp", REPLY_GENERATED_TAKEN);
+			log_warnx(id, "no free generated name in %d tries", GENERATE_TRIES);
+			return;
+		}
+	}
+	address = str_lower(xasprintf("%s@%s", generated ? generated : req->name,
+				      req->domain));
 	c.after.address = xstrdup(address);
 	commit_new_id(c.txn);
 	switch (req->verb) {
 	case VERB_NEW:
-		do_new(e, &c, req->note, admin, resp, f, from);
+		do_new(e, &c, req->note, req->lifetime, generated != NULL, admin, resp, f,
+		       from);
+		break;
+	case VERB_EXPIRE:
+		do_lifetime(e, &c, req->lifetime, admin, resp);
 		break;
 	case VERB_DISABLE:
 		do_state(e, &c, ALIAS_DISABLED, admin, resp);
@@ -419,6 +595,7 @@ handle_change(struct engine *e, const struct ctl_request *req,
 	alias_clear(&c.after);
 	free(c.refusal);
 	free(address);
+	free(generated);
 }
 
 /* How old an answer of the resolve check status may show (ms). */

@@ -353,6 +353,10 @@ note_history(struct mapstate *ms, const struct alias *after, const char *txn,
 	msg_set(&rec, "target", after->target);
 	msg_set(&rec, "txn", txn);
 	msg_set(&rec, "coord", coord);
+	if (after->expires > 0)
+		msg_setf(&rec, "expires", "%lld", after->expires);
+	if (alias_expired(after))
+		msg_set(&rec, "expired", "1");
 	msg_encode_line(&rec, &b);
 	if ((f = fopen(path, "a")) == NULL || fprintf(f, "%s\n", b.data) < 0 ||
 	    fclose(f) != 0)

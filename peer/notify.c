@@ -90,6 +90,14 @@ notify_compose_confirm(const struct conf *conf, const struct alias *a,
 	buf_appendf(b, "Created: %s on %s\n", created, a->node);
 	if (a->note[0] != '\0')
 		buf_appendf(b, "Note:    %s\n", a->note);
+	if (a->expires > 0) {
+		char until[64];
+
+		utc_date(a->expires, until, sizeof(until));
+		buf_appendf(b, "Expires: %s; then mail to it is refused.\n"
+			    "         \"expire %s 30d\" sets a new lifetime, \"expire %s "
+			    "never\" removes it.\n", until, a->address, a->address);
+	}
 	buf_appendf(b, "\nTo switch it off, send a message to %s with the subject\n"
 		    "\"disable %s\" (or \"delete %s\").\n", from, a->address, a->address);
 	free(subject);
@@ -114,7 +122,7 @@ notify_compose_list(const struct conf *conf, const struct aliasmap *map,
 		    const char *login, const char *owner_address, const char *from,
 		    struct buf *b, char **err_r)
 {
-	char created[64], id[64];
+	char created[64], expires[64] = "", id[64];
 	size_t n = 0;
 
 	/* Both end up in the header of a mail sendmail -t reads its
@@ -137,8 +145,12 @@ notify_compose_list(const struct conf *conf, const struct aliasmap *map,
 		if (strcmp(a->owner, login) != 0)
 			continue;
 		iso_date(a->created, created, sizeof(created));
-		buf_appendf(b, "%-40s %-8s %s  %s\n", a->address,
-			    alias_state_name(a->state), created, a->note);
+		if (a->expires > 0)
+			utc_date(a->expires, expires, sizeof(expires));
+		buf_appendf(b, "%-40s %-8s %s  %s%s%s%s\n", a->address,
+			    alias_expired(a) ? "expired" : alias_state_name(a->state), created,
+			    a->expires > 0 ? (alias_expired(a) ? "expired " : "expires ") : "",
+			    a->expires > 0 ? expires : "", a->expires > 0 ? "  " : "", a->note);
 		n++;
 	}
 	if (n == 0)

@@ -101,11 +101,149 @@ anti_entropy(struct engine *e)
 	return all_reached;
 }
 
+/* ---- expiry ---- */
+
+/* Aliases collected under the lock at once, and batches in one sweep at
+ * most (the rest wait for the next sweep). */
+#define EXPIRY_BATCH 16
+#define EXPIRY_MAX_BATCHES 256
+
+/* expire_one - disable address through the commit path if its lifetime
+ * has run out.  0 done or nothing to do (another server disabled it
+ * first, or its owner changed it meanwhile: the same outcome, not an
+ * error), -1 a temporary failure (tried again at the next sweep). */
+static int
+expire_one(struct engine *e, const char *address)
+{
+	struct change c = { .id = "expiry", .verb = "expiry", .origin = "expiry" };
+	const struct alias *old;
+	char *err = NULL, until[64];
+	int rc;
+
+	commit_new_id(c.txn);
+	pthread_mutex_lock(&e->lock);
+	old = aliasmap_find(mapstate_map(e->ms), address);
+	if (old == NULL || old->state != ALIAS_ACTIVE || old->expires <= 0 ||
+	    old->expires > now_wall() || commit_busy_take(e, address, c.txn) < 0) {
+		/* Gone, changed, or a change in flight (perhaps another
+		 * server's expiry): the next sweep looks again. */
+		pthread_mutex_unlock(&e->lock);
+		return 0;
+	}
+	alias_copy(&c.before, old);
+	alias_copy(&c.after, old);
+	pthread_mutex_unlock(&e->lock);
+
+	c.login = c.before.owner;
+	c.after.state = ALIAS_DISABLED;
+	c.after.updated = now_wall();
+	c.deadline = now_mono_ms() + e->conf->commit_timeout * 1000;
+	utc_date(c.before.expires, until, sizeof(until));
+	rc = commit_change(e, &c, &err);
+	pthread_mutex_lock(&e->lock);
+	commit_busy_release(e, address, c.txn);
+	if (rc < 0) {
+		/* Lost to another server's change of the same alias (its
+		 * transaction holds the address here now, or has already
+		 * changed it): that one decides, nothing failed. */
+		old = aliasmap_find(mapstate_map(e->ms), address);
+		if (commit_busy_holder(e, address) != NULL || old == NULL ||
+		    old->state != ALIAS_ACTIVE || old->expires != c.before.expires)
+			rc = 1;
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (rc == 0)
+		log_info(c.txn, "expired address=%s owner=%s: its lifetime ended %s",
+			 address, c.before.owner, until);
+	else if (rc > 0) {
+		log_info(c.txn, "expiry of %s left to another server: %s", address,
+			 c.refusal ? c.refusal : err ? err : "a change in flight");
+		rc = 0;
+	} else
+		log_notice(c.txn, "expiry of %s not committed, tried again later: %s",
+			   address, err ? err : "error");
+	alias_clear(&c.before);
+	alias_clear(&c.after);
+	free(c.refusal);
+	free(err);
+	return rc < 0 ? -1 : 0;
+}
+
+/* peers_down - the name of a peer not connected now, or NULL */
+static const char *
+peers_down(struct engine *e)
+{
+	for (size_t i = 0; e->peers != NULL && i < peers_count(e->peers); i++) {
+		long long last;
+		int connected;
+		char *err = NULL;
+
+		peers_state(e->peers, i, &connected, &last, &err);
+		free(err);
+		if (!connected)
+			return peers_name(e->peers, i);
+	}
+	return NULL;
+}
+
+/* sync_expire_due (sync.h) - disable every active alias whose lifetime
+ * has run out, each in an ordinary transaction, a batch at a time (the
+ * lock is not held across a commit).  With a peer unreachable nothing can
+ * commit: the sweep waits, and the aliases keep delivering everywhere,
+ * never refused on one server and delivered on another. */
+size_t
+sync_expire_due(struct engine *e, int *waiting)
+{
+	size_t failed = 0;
+	const char *down;
+
+	/* Aliases in flight are skipped and stay due: a bounded number of
+	 * batches keeps them from being looked at forever. */
+	for (int batch = 0; batch < EXPIRY_MAX_BATCHES && !commit_stopping(e); batch++) {
+		struct strlist due = { 0 };
+		long long now = now_wall();
+
+		pthread_mutex_lock(&e->lock);
+		if (commit_refresh(e) < 0) {
+			/* the map file needs the postmaster: nothing commits */
+			pthread_mutex_unlock(&e->lock);
+			return failed;
+		}
+		for (size_t i = 0; i < mapstate_map(e->ms)->n && due.n < EXPIRY_BATCH; i++) {
+			const struct alias *a = &mapstate_map(e->ms)->v[i];
+
+			if (a->owner[0] != '\0' && a->state == ALIAS_ACTIVE && a->expires > 0 &&
+			    a->expires <= now)
+				strlist_add(&due, a->address);
+		}
+		pthread_mutex_unlock(&e->lock);
+		if (due.n > 0 && (down = peers_down(e)) != NULL) {
+			if (!*waiting)
+				log_notice(NULL, "expiry: aliases are due but peer %s is not "
+					   "connected; they expire once it is", down);
+			*waiting = 1;
+			failed = due.n;
+			strlist_clear(&due);
+			return failed;
+		}
+		*waiting = 0;
+		for (size_t i = 0; i < due.n && !commit_stopping(e); i++)
+			if (expire_one(e, due.v[i]) < 0) {
+				failed = due.n - i;	/* the rest would fail alike */
+				break;
+			}
+		batch = failed > 0 || due.n < EXPIRY_BATCH ? EXPIRY_MAX_BATCHES : batch;
+		strlist_clear(&due);
+	}
+	return failed;
+}
+
 static void *
 bg_thread(void *arg)
 {
 	struct engine *e = arg;
-	long long next_check = 0, next_map_check = 0;
+	long long next_check = 0, next_map_check = 0, next_expiry = 0;
+	int expiry_waiting = 0;
 
 	while (!commit_stopping(e)) {
 		commit_tick(e);
@@ -122,6 +260,10 @@ bg_thread(void *arg)
 			/* An unreachable peer is looked for again soon. */
 			next_check = now_mono_ms() + (anti_entropy(e) ?
 						      ANTI_ENTROPY_EVERY_MS : RECONNECT_EVERY_MS);
+		if (now_mono_ms() >= next_expiry) {
+			(void)sync_expire_due(e, &expiry_waiting);
+			next_expiry = now_mono_ms() + e->conf->expiry_check_interval * 1000;
+		}
 		commit_wait(e, BG_TICK_MS);
 	}
 	return NULL;

@@ -2,7 +2,8 @@
  * peer link's entry point.
  *
  * The background thread delivers decisions and resolves doubts (commit.h,
- * commit_tick) and every 15 seconds, when neither side has a change in
+ * commit_tick), disables aliases whose lifetime ran out (sync_expire_due)
+ * and every 15 seconds, when neither side has a change in
  * flight, compares map digests with each peer (anti-entropy): a
  * difference is logged and shown by status, never overwritten.  The peer
  * link's requests arrive here: the digest exchange and the map dump are
@@ -44,6 +45,15 @@ size_t sync_emit_aliases(struct engine *e, void (*emit)(void *, const struct msg
  * holds the engine lock): "yes"/"no"/"unknown", "ok"/"failing"/"unknown". */
 void sync_peer_view(struct engine *e, size_t i, const char **digest_equal,
 		    const char **resolve_check);
+/* The expiry sweep (the background thread runs it every
+ * expiry_check_interval seconds): every active alias whose lifetime has
+ * run out is disabled through the commit path, as "expiry", a transaction
+ * of its own.  Another server expiring the same alias at the same moment
+ * is the same outcome, not a failure.  While a peer is not connected
+ * nothing is tried (a notice once: *waiting remembers it).  Takes the
+ * locks itself.  Returns how many due aliases were left for a later
+ * sweep. */
+size_t sync_expire_due(struct engine *e, int *waiting);
 /* What verify found for peer i counts at once (caller holds the lock). */
 void sync_note_verified(struct engine *e, size_t i, int equal);
 

@@ -9,6 +9,7 @@ EXTRA_DIST += \
 	tests/twohost/smtp-race.py \
 	tests/twohost/test_basic.sh \
 	tests/twohost/test_campaign.sh \
+	tests/twohost/test_expiry.sh \
 	tests/twohost/test_faults.sh \
 	tests/twohost/test_handedit.sh \
 	tests/twohost/test_lockout.sh \

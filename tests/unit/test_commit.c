@@ -70,6 +70,7 @@
 #include "log.h"
 #include "msg.h"
 #include "replies.h"
+#include "request.h"
 #include "sync.h"
 /* Only to hand an engine the fake peers without sync_start's background
  * thread (e->peers and the per-peer arrays that sync_start allocates and
@@ -194,7 +195,8 @@ add_node(const char *name, size_t npeers, const char *taken)
 		    "postfix_config_dir = \"%s/postfix\"\n"
 		    "state_dir = \"%s/state\"\n"
 		    "sendmail_path = \"%s/sendmail\"\n"
-		    "control_socket = \"%s/control.sock\"\n",
+		    "control_socket = \"%s/control.sock\"\n"
+		    "expiry_test_seconds = true\n",
 		    name, aliases_format ? ", \"" DOMAIN2 "\"" : "", n->dir, n->dir, n->dir, n->dir, n->dir);
 	if (aliases_format)
 		buf_appendf(&conf, "map_format = \"aliases\"\n");
@@ -2575,4 +2577,396 @@ Test(commit, three_nodes_lowest_wins)
 	msg_clear(&t.b_vote_at_a);
 	msg_clear(&resp);
 	msg_clear(&v);
+}
+
+/* ==== lifetimes and generated names (issue #13) ==== */
+
+/* admin_lifetime - milter-aliasctl add --expires / expire: verb
+ * name@DOMAIN with a lifetime in seconds (-1: never) */
+static void
+admin_lifetime(struct node *n, const char *verb, const char *name, const char *owner,
+	       long long lifetime, struct msg *resp)
+{
+	struct msg req = { 0 };
+
+	msg_set(&req, "op", "admin");
+	msg_set(&req, "verb", verb);
+	msg_set(&req, "name", name);
+	msg_set(&req, "domain", DOMAIN);
+	if (owner != NULL)
+		msg_set(&req, "owner", owner);
+	msg_setf(&req, "lifetime", "%lld", lifetime);
+	run(n, &req, resp);
+	msg_clear(&req);
+}
+
+/* alias_on - name@DOMAIN as n lists it (must exist); caller clears */
+static void
+alias_on(struct node *n, const char *name, struct alias *out)
+{
+	struct aliasmap m;
+	char *address = xasprintf("%s@" DOMAIN, name);
+	const struct alias *a;
+
+	list(n, &m);
+	a = aliasmap_find(&m, address);
+	cr_assert_not_null(a, "%s has no %s", n->name, address);
+	alias_copy(out, a);
+	aliasmap_clear(&m);
+	free(address);
+}
+
+/* access_has - n's access map holds line */
+static int
+access_has(struct node *n, const char *line)
+{
+	char *path = conf_access_file(n->conf), *text = ut_slurp(path);
+	int found = text != NULL && strstr(text, line) != NULL;
+
+	free(text);
+	free(path);
+	return found;
+}
+
+/* wait_past - until the wall clock is past t (bounded) */
+static void
+wait_past(long long t)
+{
+	long long end = now_mono_ms() + 5000;
+
+	while (now_wall() <= t) {
+		cr_assert_lt(now_mono_ms(), end, "the clock does not pass %lld", t);
+		usleep(50 * 1000);
+	}
+}
+
+/* new_expiring - pair, and shop@ of alice created on a with a lifetime
+ * of 1 second, on both; returns its expiry */
+static long long
+new_expiring(void)
+{
+	struct msg resp = { 0 };
+	struct alias x;
+	long long expires;
+
+	pair(NULL);
+	admin_lifetime(&nodes[0], "new", "shop", "alice", 1, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "until") != NULL, "%s",
+		  msg_gets(&resp, "text"));
+	commit_tick(nodes[0].e);
+	alias_on(&nodes[1], "shop", &x);
+	cr_assert_eq(x.lifetime, 1);
+	cr_assert_eq(x.expires, x.created + 1);
+	expires = x.expires;
+	alias_clear(&x);
+	assert_same_maps(&nodes[0], &nodes[1]);
+	msg_clear(&resp);
+	return expires;
+}
+
+Test(commit, expiry_disables_on_every_server)
+{
+	struct node *a, *b;
+	struct alias x;
+	long long expires = new_expiring();
+	int waiting = 0;
+
+	a = &nodes[0];
+	b = &nodes[1];
+	/* not yet due: nothing happens */
+	if (now_wall() < expires) {
+		cr_assert_eq(sync_expire_due(b->e, &waiting), 0);
+		cr_assert_str_eq(state_of(b, "shop", NULL, 0), "active");
+	}
+	wait_past(expires);
+	/* b starts it; a learns it as a participant */
+	cr_assert_eq(sync_expire_due(b->e, &waiting), 0);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "disabled");
+	commit_tick(b->e);
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "disabled");
+	assert_same_maps(a, b);
+	alias_on(a, "shop", &x);
+	cr_assert(alias_expired(&x));
+	alias_clear(&x);
+	cr_assert(access_has(a, "shop@" DOMAIN " 550 5.1.1 This alias has expired"));
+	cr_assert(access_has(b, "shop@" DOMAIN " 550 5.1.1 This alias has expired"));
+	/* a second sweep anywhere has nothing to do */
+	cr_assert_eq(sync_expire_due(a->e, &waiting), 0);
+	cr_assert_eq(sync_expire_due(b->e, &waiting), 0);
+	cr_assert_eq(fake_peers_delivered(a->peers, "prepare"), 1, "only a's new");
+	cr_assert_eq(fake_peers_delivered(b->peers, "prepare"), 1, "only b's expiry");
+}
+
+Test(commit, owner_enables_and_extends)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	struct alias x;
+	long long expires = new_expiring();
+	int waiting = 0;
+
+	a = &nodes[0];
+	b = &nodes[1];
+	wait_past(expires);
+	cr_assert_eq(sync_expire_due(a->e, &waiting), 0);
+	commit_tick(a->e);
+	/* a new lifetime for an expired alias waits for enable */
+	admin_lifetime(b, "expire", "shop", NULL, 3600, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	cr_assert(strstr(msg_gets(&resp, "text"), "enable it") != NULL, "%s",
+		  msg_gets(&resp, "text"));
+	commit_tick(b->e);
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "disabled");
+	msg_clear(&resp);
+	/* the owner enables it by mail: it runs for its lifetime again */
+	mail(b, "enable", "shop", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(b->e);
+	alias_on(a, "shop", &x);
+	cr_assert_eq(x.state, ALIAS_ACTIVE);
+	cr_assert_eq(x.lifetime, 3600);
+	cr_assert_geq(x.expires, x.updated + 3600);
+	cr_assert_not(access_has(a, "shop@" DOMAIN " 550"));
+	alias_clear(&x);
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+	/* and "expire never" takes the lifetime away */
+	admin_lifetime(a, "expire", "shop", NULL, -1, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	alias_on(b, "shop", &x);
+	cr_assert_eq(x.expires, 0);
+	cr_assert_eq(x.lifetime, 0);
+	alias_clear(&x);
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+}
+
+/* Both servers' sweeps at once.  exp_race: b's prepare is on its way;
+ * before it reaches a, a's own sweep runs (its prepare reaches b while
+ * b is voting), like conflict_concurrent. */
+struct exp_race {
+	struct node *a, *b;
+	struct msg b_prepare, b_vote;
+	size_t a_failed;
+	int late;	/* a's whole change first, then b's prepare arrives */
+};
+
+static int
+exp_a_sends_prepare(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct exp_race *r = arg;
+
+	(void)to, (void)req, (void)resp;
+	sync_peer_handler(r->a->e, "b.test", &r->b_prepare, &r->b_vote, drop_item, NULL);
+	return 0;
+}
+
+static int
+exp_b_sends_prepare(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct exp_race *r = arg;
+	int waiting = 0;
+
+	(void)to;
+	for (size_t i = 0; i < req->n; i++)
+		msg_set(&r->b_prepare, req->v[i].key, req->v[i].value);
+	if (!r->late)
+		fake_peers_hook(r->a->peers, "prepare", exp_a_sends_prepare, r);
+	r->a_failed = sync_expire_due(r->a->e, &waiting);
+	if (r->late)
+		sync_peer_handler(r->a->e, "b.test", &r->b_prepare, &r->b_vote, drop_item, NULL);
+	for (size_t i = 0; i < r->b_vote.n; i++)
+		msg_set(resp, r->b_vote.v[i].key, r->b_vote.v[i].value);
+	return 1;
+}
+
+static void
+expiry_race(int late)
+{
+	struct exp_race r = { 0 };
+	long long expires = new_expiring();
+	int waiting = 0;
+
+	r.a = &nodes[0];
+	r.b = &nodes[1];
+	r.late = late;
+	wait_past(expires);
+	fake_peers_hook(r.b->peers, "prepare", exp_b_sends_prepare, &r);
+	/* neither sweep counts a failure: one change, no error */
+	cr_assert_eq(sync_expire_due(r.b->e, &waiting), 0);
+	cr_assert_eq(r.a_failed, 0);
+	cr_assert_str_eq(msg_gets(&r.b_vote, "status"), late ? "perm" : "temp", "%s",
+			 msg_gets(&r.b_vote, "text"));
+	if (late)
+		cr_assert(strstr(msg_gets(&r.b_vote, "text"), "no longer due") != NULL, "%s",
+			  msg_gets(&r.b_vote, "text"));
+	/* a (the lower name) committed its expiry, b's gave way */
+	cr_assert_str_eq(kinds(r.a, "a.test"), "prepare commit confirmed done prepare commit");
+	cr_assert_str_eq(kinds(r.b, "b.test"), "prepare abort");
+	commit_tick(r.a->e);
+	commit_tick(r.b->e);
+	cr_assert_str_eq(state_of(r.a, "shop", NULL, 0), "disabled");
+	cr_assert_str_eq(state_of(r.b, "shop", NULL, 0), "disabled");
+	assert_same_maps(r.a, r.b);
+	cr_assert_eq(status(r.a, "in_flight") + status(r.b, "in_flight"), 0);
+	cr_assert_eq(status(r.b, "in_doubt"), 0);
+	/* and nothing is left to expire */
+	cr_assert_eq(sync_expire_due(r.a->e, &waiting), 0);
+	cr_assert_eq(sync_expire_due(r.b->e, &waiting), 0);
+	msg_clear(&r.b_prepare);
+	msg_clear(&r.b_vote);
+}
+
+Test(commit, expiry_on_both_servers_at_once)
+{
+	expiry_race(0);
+}
+
+Test(commit, expiry_prepare_after_the_other_committed)
+{
+	expiry_race(1);
+}
+
+Test(commit, expiry_waits_for_an_unreachable_peer)
+{
+	struct node *a, *b;
+	long long expires = new_expiring();
+	int waiting = 0;
+
+	a = &nodes[0];
+	b = &nodes[1];
+	wait_past(expires);
+	fake_peers_cut(a->peers, "b.test", 1);
+	/* nothing can commit: the alias keeps delivering on both servers */
+	cr_assert_eq(sync_expire_due(a->e, &waiting), 1);
+	cr_assert_eq(waiting, 1);
+	cr_assert_eq(fake_peers_delivered(a->peers, "prepare"), 1, "only the new");
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "active");
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "active");
+	cr_assert_not(access_has(a, "shop@" DOMAIN " 5"));
+	cr_assert_not(access_has(b, "shop@" DOMAIN " 5"));
+	/* the link heals: the next sweep expires it everywhere */
+	fake_peers_cut(a->peers, "b.test", 0);
+	cr_assert_eq(sync_expire_due(a->e, &waiting), 0);
+	cr_assert_eq(waiting, 0);
+	commit_tick(a->e);
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "disabled");
+	assert_same_maps(a, b);
+}
+
+Test(commit, lifetime_in_seconds_needs_the_test_knob)
+{
+	struct node *a = add_node("a.test", 0, NULL);
+	struct msg resp = { 0 };
+
+	a->conf->expiry_test_seconds = 0;
+	open_node(a);
+	admin_lifetime(a, "new", "shop", "alice", 90, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "perm", "%s", msg_gets(&resp, "text"));
+	cr_assert_str_eq(state_of(a, "shop", NULL, 0), "absent");
+	msg_clear(&resp);
+	admin_lifetime(a, "new", "shop", "alice", 2 * 86400, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+}
+
+Test(commit, generated_name_on_both)
+{
+	struct node *a, *b;
+	struct msg req = { 0 }, resp = { 0 };
+	const char *address;
+	char *name;
+	struct alias x;
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	msg_set(&req, "op", "request");
+	msg_set(&req, "id", "QUEUEID2");
+	msg_setf(&req, "deadline", "%lld", now_mono_ms() + 20000);
+	msg_set(&req, "request_address", "makealias@" DOMAIN);
+	msg_set(&req, "login", "alice");
+	msg_set(&req, "verb", "new");
+	msg_set(&req, "domain", DOMAIN);
+	msg_set(&req, "note", "newsletter");
+	msg_set(&req, "generate", "1");
+	msg_setf(&req, "lifetime", "%d", 30 * 86400);
+	run(b, &req, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	address = msg_gets(&resp, "address");
+	cr_assert_eq(strlen(address), REQUEST_GEN_LEN + strlen("@" DOMAIN), "%s", address);
+	/* the reply text names the new address */
+	cr_assert(strstr(msg_gets(&resp, "text"), address) != NULL, "%s",
+		  msg_gets(&resp, "text"));
+	name = xstrndup(address, strcspn(address, "@"));
+	cr_assert(request_name_valid(name));
+	commit_tick(b->e);
+	alias_on(a, name, &x);
+	cr_assert_eq(x.state, ALIAS_ACTIVE);
+	cr_assert_str_eq(x.owner, "alice");
+	cr_assert_str_eq(x.note, "newsletter");
+	cr_assert_eq(x.lifetime, 30 * 86400);
+	alias_clear(&x);
+	assert_same_maps(a, b);
+	/* one confirmation through each server, addressed to the new name */
+	cr_assert_eq(mails(a), 1);
+	cr_assert_eq(mails(b), 1);
+	free(name);
+	msg_clear(&req);
+	msg_clear(&resp);
+}
+
+Test(commit, list_mail_shows_the_expiry)
+{
+	struct node *a;
+	struct msg resp = { 0 };
+	char *path, *text;
+
+	new_expiring();
+	a = &nodes[0];
+	mail(a, "list", "x", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	path = ut_path(a->dir, "mail.out");
+	text = ut_slurp(path);
+	cr_assert_not_null(text);
+	cr_assert_not_null(strstr(text, "Subject: Your aliases"), "%s", text);
+	cr_assert(strstr(text, "shop@example.org") != NULL &&
+		  strstr(strstr(text, "Subject: Your aliases"), "  expires 20") != NULL, "%s", text);
+	/* and the confirmation of the new alias said when it expires */
+	cr_assert_not_null(strstr(text, "Expires: 20"), "%s", text);
+	free(text);
+	free(path);
+	msg_clear(&resp);
+}
+
+Test(commit, one_sweep_expires_more_than_a_batch)
+{
+	/* sync.c collects 16 due aliases under the lock at a time */
+	struct node *a = add_node("a.test", 0, NULL);
+	struct msg resp = { 0 };
+	struct aliasmap m;
+	long long last = 0;
+	size_t disabled = 0;
+	int waiting = 0;
+
+	open_node(a);
+	for (int i = 0; i < 20; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "trial%02d", i);
+		admin_lifetime(a, "new", name, "alice", 1, &resp);
+		cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+		msg_clear(&resp);
+	}
+	last = now_wall() + 1;
+	wait_past(last);
+	cr_assert_eq(sync_expire_due(a->e, &waiting), 0);
+	list(a, &m);
+	for (size_t i = 0; i < m.n; i++)
+		disabled += alias_expired(&m.v[i]);
+	cr_assert_eq(m.n, 20);
+	cr_assert_eq(disabled, 20, "one sweep disabled %zu of 20", disabled);
+	aliasmap_clear(&m);
 }

@@ -112,6 +112,8 @@ expect_same(const struct ctl_request *a, const struct ctl_request *b)
 	str_eq_or_null(a->owner, b->owner, "owner");
 	str_eq_or_null(a->address, b->address, "address");
 	cr_assert_eq(a->history, b->history);
+	cr_assert_eq(a->generate, b->generate);
+	cr_assert_eq(a->lifetime, b->lifetime);
 }
 
 /* round_trip - req survives encode, frame, unframe and decode */
@@ -482,4 +484,51 @@ Test(ctlproto, reply_dsn_must_fit_the_status)
 			cr_assert_null(r.dsn, "%s: dsn kept", cases[i].line);
 		msg_clear(&m);
 	}
+}
+
+/* ===== lifetimes and generated names (issue #13) ===== */
+
+Test(ctlproto, lifetime_and_generate_bytes_and_round_trip)
+{
+	const struct ctl_request gen = {
+		.op = CTL_OP_REQUEST, .id = "Q1", .deadline = 5, .login = "alice",
+		.request_address = "makealias@example.org", .verb = VERB_NEW,
+		.domain = "example.org", .note = "", .generate = 1, .lifetime = 2592000,
+	};
+	const struct ctl_request never = {
+		.op = CTL_OP_ADMIN, .verb = VERB_EXPIRE, .name = "shop",
+		.domain = "example.org", .lifetime = REQUEST_LIFETIME_NEVER,
+	};
+
+	/* a request without either is the same bytes as before */
+	expect_wire(&milter_new, "op=request id=4Vx2Yz0bLfz9sWk deadline=1234567 "
+		    "login=alice request_address=makealias@example.org verb=new "
+		    "name=shop domain=example.org note=orders%20from%20the%20shop");
+	expect_wire(&gen, "op=request id=Q1 deadline=5 login=alice "
+		    "request_address=makealias@example.org verb=new domain=example.org "
+		    "note= generate=1 lifetime=2592000");
+	expect_wire(&never, "op=admin verb=expire name=shop domain=example.org lifetime=-1");
+	round_trip(&gen);
+	round_trip(&never);
+}
+
+Test(ctlproto, refuses_bad_lifetimes)
+{
+	refused("lifetime", "op", "admin", "verb", "new", "name", "a", "domain", "example.org",
+		"owner", "o", "lifetime", "0", NULL);
+	refused("lifetime", "op", "admin", "verb", "new", "name", "a", "domain", "example.org",
+		"owner", "o", "lifetime", "31536001", NULL);
+	refused("lifetime", "op", "admin", "verb", "new", "name", "a", "domain", "example.org",
+		"owner", "o", "lifetime", "-1", NULL);
+	refused("lifetime", "op", "admin", "verb", "new", "name", "a", "domain", "example.org",
+		"owner", "o", "lifetime", "30d", NULL);
+	refused("lifetime", "op", "admin", "verb", "disable", "name", "a",
+		"domain", "example.org", "lifetime", "86400", NULL);
+	refused("expire needs", "op", "admin", "verb", "expire", "name", "a",
+		"domain", "example.org", NULL);
+	refused("Only new", "op", "admin", "verb", "disable", "name", "a",
+		"domain", "example.org", "generate", "1", NULL);
+	refused("Invalid", "op", "admin", "verb", "new", "domain", "example.org",
+		"owner", "o", NULL);
+	refused("Invalid", "op", "admin", "verb", "new", "generate", "1", "owner", "o", NULL);
 }

@@ -2,6 +2,8 @@
  * decoding, verb parsing and the alias name rules of contract §4. */
 #include "config.h"
 
+#include <sys/random.h>
+
 #include "unit.h"
 #include "request.h"
 
@@ -256,10 +258,13 @@ Test(request, disable_enable_delete_take_one_name)
 	}
 }
 
-Test(request, new_needs_a_name)
+Test(request, verbs_need_a_name)
 {
-	refused("new", "needs an alias name");
-	refused("NEW  ", "needs an alias name");
+	/* "new" alone was refused like these; it now asks for a generated
+	 * name (request, generate_*). */
+	refused("disable", "needs an alias name");
+	refused("ENABLE  ", "needs an alias name");
+	refused("delete", "needs an alias name");
 }
 
 Test(request, verb_words_are_valid_names)
@@ -862,4 +867,315 @@ Test(request, recipient_base_keeps_a_leading_delimiter_whole)
 {
 	/* Postfix does not split "+x+y" at its second "+" either */
 	base_is("+makealias+x@example.org", "+", "+makealias+x@example.org");
+}
+
+/* ===== lifetimes and generated names (issue #13) ===== */
+
+/* expect_same - subject parses as it did before lifetimes and generated
+ * names existed: verb, name, domain and note, with no lifetime and no
+ * generated name */
+static void
+expect_same(const char *subject, enum request_verb verb, const char *name,
+	    const char *note)
+{
+	struct request req;
+
+	parse_ok(subject, &req);
+	cr_assert_eq(req.verb, verb, "\"%s\": verb %d", subject, req.verb);
+	cr_assert_str_eq(req.name, name, "\"%s\"", subject);
+	cr_assert_str_eq(req.domain, "example.org", "\"%s\"", subject);
+	if (note != NULL)
+		cr_assert_str_eq(req.note, note, "\"%s\"", subject);
+	else
+		cr_assert_null(req.note, "\"%s\"", subject);
+	cr_assert_eq(req.generate, 0, "\"%s\" now asks for a generated name", subject);
+	cr_assert_eq(req.lifetime, 0, "\"%s\" now has a lifetime", subject);
+	request_clear(&req);
+}
+
+/* Every request that was valid before keeps its meaning, in particular
+ * those that look like the new syntax: a note that starts with a
+ * lifetime or a keyword stays a note, and the new verbs, alone, are
+ * still names. */
+Test(request, old_requests_keep_their_meaning)
+{
+	static const struct {
+		const char *subject;
+		enum request_verb verb;
+		const char *name, *note;
+	} cases[] = {
+		{ "new shop", VERB_NEW, "shop", "" },
+		{ "new shop 30d orders", VERB_NEW, "shop", "30d orders" },
+		{ "new shop expires 30d", VERB_NEW, "shop", "expires 30d" },
+		{ "new shop for 30 days: orders", VERB_NEW, "shop", "for 30 days: orders" },
+		{ "new shop never", VERB_NEW, "shop", "never" },
+		{ "new shop *", VERB_NEW, "shop", "*" },
+		{ "new 30d", VERB_NEW, "30d", "" },
+		{ "new 30d shop", VERB_NEW, "30d", "shop" },
+		{ "new expire shop 30d", VERB_NEW, "expire", "shop 30d" },
+		{ "new new-for 30d x", VERB_NEW, "new-for", "30d x" },
+		{ "new random", VERB_NEW, "random", "" },
+		{ "expire", VERB_NEW, "expire", "" },
+		{ "EXPIRE", VERB_NEW, "expire", "" },
+		{ "new-for", VERB_NEW, "new-for", "" },
+		{ "New-For  ", VERB_NEW, "new-for", "" },
+		{ "random", VERB_NEW, "random", "" },
+		{ "30d", VERB_NEW, "30d", "" },
+		{ "never", VERB_NEW, "never", "" },
+		{ "disable shop", VERB_DISABLE, "shop", NULL },
+		{ "enable expire", VERB_ENABLE, "expire", NULL },
+		{ "delete new-for", VERB_DELETE, "new-for", NULL },
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++)
+		expect_same(cases[i].subject, cases[i].verb, cases[i].name, cases[i].note);
+	/* and what was refused before, apart from the new forms, still is */
+	refused("expire-shop 30d", "unknown command");
+	refused("shop 30d", "unknown command");
+	refused("disable shop 30d", "exactly one");
+	refused("new shop|x", "not allowed");
+}
+
+Test(request, new_alone_generates)
+{
+	struct request req;
+
+	parse_ok("new", &req);
+	cr_assert_eq(req.verb, VERB_NEW);
+	cr_assert_eq(req.generate, 1);
+	cr_assert_null(req.name);
+	cr_assert_str_eq(req.domain, "example.org");
+	cr_assert_str_eq(req.note, "");
+	cr_assert_eq(req.lifetime, 0);
+	request_clear(&req);
+	parse_ok("  NEW  ", &req);
+	cr_assert_eq(req.generate, 1);
+	request_clear(&req);
+}
+
+Test(request, new_star_generates_with_note)
+{
+	struct request req;
+
+	parse_ok("new * newsletter signup", &req);
+	cr_assert_eq(req.verb, VERB_NEW);
+	cr_assert_eq(req.generate, 1);
+	cr_assert_null(req.name);
+	cr_assert_str_eq(req.domain, "example.org");
+	cr_assert_str_eq(req.note, "newsletter signup");
+	request_clear(&req);
+}
+
+Test(request, new_for_sets_a_lifetime)
+{
+	static const struct {
+		const char *subject, *name, *note;
+		long long lifetime;
+	} cases[] = {
+		{ "new-for 30d shop-amazon orders", "shop-amazon", "orders", 30 * REQUEST_DAY },
+		{ "NEW-FOR 2w trial", "trial", "", 14 * REQUEST_DAY },
+		{ "new-for 1m shop a b", "shop", "a b", 30 * REQUEST_DAY },
+		{ "new-for 3days x", "x", "", 3 * REQUEST_DAY },
+		{ "new-for 1y x", "x", "", 365 * REQUEST_DAY },
+		{ "new-for 365d x", "x", "", 365 * REQUEST_DAY },
+		{ "new-for\t7d\tx\tnote", "x", "note", 7 * REQUEST_DAY },
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		struct request req;
+
+		parse_ok(cases[i].subject, &req);
+		cr_assert_eq(req.verb, VERB_NEW, "\"%s\"", cases[i].subject);
+		cr_assert_eq(req.generate, 0, "\"%s\"", cases[i].subject);
+		cr_assert_str_eq(req.name, cases[i].name, "\"%s\"", cases[i].subject);
+		cr_assert_str_eq(req.note, cases[i].note, "\"%s\"", cases[i].subject);
+		cr_assert_eq(req.lifetime, cases[i].lifetime, "\"%s\": %lld", cases[i].subject,
+			     req.lifetime);
+		request_clear(&req);
+	}
+}
+
+Test(request, new_for_generated)
+{
+	struct request req;
+
+	parse_ok("new-for 30d * one order", &req);
+	cr_assert_eq(req.generate, 1);
+	cr_assert_null(req.name);
+	cr_assert_str_eq(req.note, "one order");
+	cr_assert_eq(req.lifetime, 30 * REQUEST_DAY);
+	request_clear(&req);
+}
+
+Test(request, expire_sets_or_clears)
+{
+	struct request req;
+
+	parse_ok("expire shop 30d", &req);
+	cr_assert_eq(req.verb, VERB_EXPIRE);
+	cr_assert_str_eq(req.name, "shop");
+	cr_assert_eq(req.lifetime, 30 * REQUEST_DAY);
+	cr_assert_null(req.note);
+	request_clear(&req);
+	parse_ok("Expire shop@example.net NEVER", &req);
+	cr_assert_eq(req.verb, VERB_EXPIRE);
+	cr_assert_str_eq(req.domain, "example.net");
+	cr_assert_eq(req.lifetime, REQUEST_LIFETIME_NEVER);
+	request_clear(&req);
+}
+
+Test(request, lifetime_errors)
+{
+	refused("new-for shop", "not a lifetime");
+	refused("new-for 30d", "needs a lifetime and an alias name");
+	refused("new-for 366d x", "at most 365 days");
+	refused("new-for 13m x", "at most 365 days");
+	refused("new-for 0d x", "at least 1 day");
+	refused("new-for 30 days x", "not a lifetime");
+	refused("new-for -3d x", "not a lifetime");
+	refused("new-for 99999999999d x", "not a lifetime");
+	refused("new-for 30d a|b", "not allowed");
+	refused("expire shop", "expire NAME 30d");
+	refused("expire shop 30d extra", "expire NAME 30d");
+	refused("expire shop soon", "not a lifetime");
+	refused("expire * 30d", "not allowed");
+	refused("disable *", "not allowed");
+}
+
+Test(request, duration_words)
+{
+	static const struct {
+		const char *word;
+		long long s;
+	} ok[] = {
+		{ "1d", REQUEST_DAY }, { "1day", REQUEST_DAY }, { "10DAYS", 10 * REQUEST_DAY },
+		{ "1w", 7 * REQUEST_DAY }, { "2weeks", 14 * REQUEST_DAY },
+		{ "1m", 30 * REQUEST_DAY }, { "12months", 360 * REQUEST_DAY },
+		{ "1y", 365 * REQUEST_DAY }, { "90s", 90 }, { "5seconds", 5 },
+	};
+	static const char *const bad[] = {
+		"", "d", "30", "30x", "30 d", "1.5d", "+3d", "53w", "2y", "0s", "366d",
+	};
+	char out[64];
+
+	for (size_t i = 0; i < N_ELEMENTS(ok); i++) {
+		long long s = 0;
+		char *err = NULL;
+
+		cr_assert_eq(request_duration_parse(ok[i].word, &s, &err), 0, "%s: %s",
+			     ok[i].word, err);
+		cr_assert_eq(s, ok[i].s, "%s: %lld", ok[i].word, s);
+	}
+	for (size_t i = 0; i < N_ELEMENTS(bad); i++) {
+		long long s = 0;
+		char *err = NULL;
+
+		cr_assert_eq(request_duration_parse(bad[i], &s, &err), -1, "\"%s\" accepted",
+			     bad[i]);
+		ut_assert_reply_safe(err);
+		free(err);
+	}
+	request_duration_format(30 * REQUEST_DAY, out, sizeof(out));
+	cr_assert_str_eq(out, "30 days");
+	request_duration_format(14 * REQUEST_DAY, out, sizeof(out));
+	cr_assert_str_eq(out, "2 weeks");
+	request_duration_format(REQUEST_DAY, out, sizeof(out));
+	cr_assert_str_eq(out, "1 day");
+	request_duration_format(90, out, sizeof(out));
+	cr_assert_str_eq(out, "90 seconds");
+}
+
+/* ===== the name generator ===== */
+
+/* A name is 8 consonant-vowel syllables of the documented alphabets with
+ * '.' after the fourth: a valid alias name of REQUEST_GEN_LEN characters. */
+static void
+assert_generated_shape(const char *name)
+{
+	cr_assert_eq(strlen(name), (size_t)REQUEST_GEN_LEN, "\"%s\"", name);
+	cr_assert(request_name_valid(name), "\"%s\" is not a valid alias name", name);
+	cr_assert_eq(name[8], '.', "\"%s\"", name);
+	for (size_t i = 0; i < (size_t)REQUEST_GEN_LEN; i += 2) {
+		if (i == 8)
+			i++;	/* the separator */
+		cr_assert_not_null(strchr(REQUEST_GEN_ALPHABET_C, name[i]), "\"%s\"[%zu]", name, i);
+		cr_assert_not_null(strchr(REQUEST_GEN_ALPHABET_V, name[i + 1]), "\"%s\"[%zu]",
+				   name, i + 1);
+	}
+}
+
+Test(request, generator_entropy_is_at_least_40_bits)
+{
+	/* log2 of the number of names: both alphabets are powers of two */
+	unsigned nc = (unsigned)strlen(REQUEST_GEN_ALPHABET_C);
+	unsigned nv = (unsigned)strlen(REQUEST_GEN_ALPHABET_V);
+	int bits = REQUEST_GEN_SYLLABLES * (__builtin_ctz(nc) + __builtin_ctz(nv));
+
+	cr_assert_eq(nc & (nc - 1), 0u);
+	cr_assert_eq(nv & (nv - 1), 0u);
+	cr_assert(bits >= 40, "only %d bits", bits);
+	/* every random bit is used, none twice: 6 bits a syllable */
+	cr_assert_eq(strlen(REQUEST_GEN_ALPHABET_C), 16u);
+	cr_assert_eq(strlen(REQUEST_GEN_ALPHABET_V), 4u);
+	cr_assert_eq(REQUEST_GEN_SYLLABLES * 6, REQUEST_GEN_BYTES * 8);
+}
+
+Test(request, generator_is_a_bijection_of_its_bits)
+{
+	/* Each of the 48 input bits changes the name, and each syllable's 64
+	 * values give 64 different names: distinct draws, distinct names. */
+	for (int k = 0; k < REQUEST_GEN_SYLLABLES; k++) {
+		char seen[64][REQUEST_GEN_LEN + 1];
+
+		for (unsigned v = 0; v < 64; v++) {
+			unsigned char rnd[REQUEST_GEN_BYTES] = { 0 };
+			unsigned long long bits = (unsigned long long)v << (6 * k);
+
+			for (int b = 0; b < REQUEST_GEN_BYTES; b++)
+				rnd[REQUEST_GEN_BYTES - 1 - b] = (unsigned char)(bits >> (8 * b));
+			request_name_from_random(rnd, seen[v]);
+			assert_generated_shape(seen[v]);
+			for (unsigned w = 0; w < v; w++)
+				cr_assert_str_neq(seen[v], seen[w], "syllable %d: %u and %u", k, v, w);
+		}
+	}
+}
+
+static int
+cmp_names(const void *a, const void *b)
+{
+	return memcmp(a, b, REQUEST_GEN_LEN + 1);
+}
+
+Test(request, generator_draws_do_not_collide)
+{
+	/* 10^5 draws from the system's CSPRNG: with 48 bits, a duplicate has
+	 * a chance of about 2e-5; one here means a broken source or mapping. */
+	enum { DRAWS = 100000 };
+	char (*names)[REQUEST_GEN_LEN + 1] = xmalloc(DRAWS * sizeof(*names));
+	unsigned long letters[26] = { 0 };
+
+	for (size_t i = 0; i < DRAWS; i++) {
+		unsigned char rnd[REQUEST_GEN_BYTES];
+
+		cr_assert_eq(getrandom(rnd, sizeof(rnd), 0), (ssize_t)sizeof(rnd));
+		request_name_from_random(rnd, names[i]);
+		if (i < 1000)
+			assert_generated_shape(names[i]);
+		for (const char *p = names[i]; *p; p++)
+			if (*p >= 'a' && *p <= 'z')
+				letters[*p - 'a']++;
+	}
+	qsort(names, DRAWS, sizeof(*names), cmp_names);
+	for (size_t i = 1; i < DRAWS; i++)
+		cr_assert_str_neq(names[i - 1], names[i], "duplicate name %s", names[i]);
+	/* every letter of the alphabets is used, roughly uniformly: each
+	 * consonant about 1/16 of 8e5, each vowel about 1/4 */
+	for (const char *c = REQUEST_GEN_ALPHABET_C; *c; c++)
+		cr_assert(letters[*c - 'a'] > 45000 && letters[*c - 'a'] < 55000, "%c: %lu",
+			  *c, letters[*c - 'a']);
+	for (const char *c = REQUEST_GEN_ALPHABET_V; *c; c++)
+		cr_assert(letters[*c - 'a'] > 190000 && letters[*c - 'a'] < 210000, "%c: %lu",
+			  *c, letters[*c - 'a']);
+	free(names);
 }
