@@ -124,6 +124,20 @@ tw_elapsed() {
     local us=$(( ${EPOCHREALTIME/./} - TW_T0 ))
     printf '%d.%d\n' $((us / 1000000)) $(( (us / 100000) % 10 ))
 }
+# tw_begin : tw_preflight and tw_setup, reported as one check ("pair up");
+#   if either fails, the script ends here with its summary (exit 1).
+#   Sets t_start (for tw_wall) before the pair is set up.
+tw_begin() {
+    tw_preflight || exit 1
+    t_start=$EPOCHREALTIME
+    if ! tw_setup; then
+        th_fail "bring up the pair (hosts, keys, pins, daemons, milters)"
+        tw_dump_logs 30; th_summary; exit 1
+    fi
+    th_pass "pair up: keygen, pins, confs, daemons, peers connected ($(tw_elapsed) s)"
+}
+# tw_wall NAME : "NAME: S s", the seconds since tw_begin (the script's last line)
+tw_wall() { echo "$1: $(awk -v s="$t_start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }') s"; }
 # tw_log_mark FILE : current size of FILE (for tw_log_since).
 tw_log_mark() { stat -c %s "$1" 2>/dev/null || echo 0; }
 # tw_log_since FILE MARK : FILE's content after byte offset MARK.

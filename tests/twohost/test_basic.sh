@@ -11,13 +11,7 @@ TW_SUITE=basic
 # shellcheck source=lib2.sh
 . "$here/lib2.sh"
 
-tw_preflight || exit 1
-t_start=$EPOCHREALTIME
-if ! tw_setup; then
-	th_fail "bring up the pair (hosts, keys, pins, daemons, milters)"
-	tw_dump_logs 30; th_summary; exit 1
-fi
-th_pass "pair up: keygen, pins, confs, daemons, peers connected ($(tw_elapsed) s)"
+tw_begin
 
 # --- create on a: resolves, delivers and confirms on both -----------------
 tw_request a alice "new shop-two orders"
@@ -221,5 +215,5 @@ tw_request b bob "new after-probe"
 tw_expect_class "a request on b after the probes: 250" 2xx
 tw_check_invariant "after-probe" after-probe@example.org 2xx bob@example.org
 
-echo "test_basic: $(awk -v s="$t_start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }') s"
+tw_wall test_basic
 th_summary

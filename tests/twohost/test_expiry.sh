@@ -24,13 +24,7 @@ TW_CONF_EXTRA=$'expiry_check_interval = 1\nexpiry_test_seconds = true'
 
 LIFETIME=10	# seconds: long enough to check delivery on both hosts first
 
-tw_preflight || exit 1
-t_start=$EPOCHREALTIME
-if ! tw_setup; then
-	th_fail "bring up the pair (hosts, keys, pins, daemons, milters)"
-	tw_dump_logs 30; th_summary; exit 1
-fi
-th_pass "pair up ($(tw_elapsed) s)"
+tw_begin
 
 mark_a=$(tw_log_mark "$(tw_peer_log a)")
 mark_b=$(tw_log_mark "$(tw_peer_log b)")
@@ -166,5 +160,5 @@ for h in a b; do
 done
 th_check "the maps of both hosts are identical at the end (verify on b)" test "$(tw_verify b)" = 0
 
-echo "test_expiry: $(awk -v s="$t_start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }') s"
+tw_wall test_expiry
 th_summary

@@ -20,13 +20,7 @@ TW_SUITE=faults
 # All crash points (milter-alias-peer(8)); TW_CRASH_POINTS may narrow them.
 CRASH_POINTS=${TW_CRASH_POINTS:-"coord-after-prepare coord-after-votes coord-after-commit-record coord-after-apply part-after-prepare part-after-decision part-after-apply"}
 
-tw_preflight || exit 1
-t_start=$EPOCHREALTIME
-if ! tw_setup; then
-	th_fail "bring up the pair (hosts, keys, pins, daemons, milters)"
-	tw_dump_logs 30; th_summary; exit 1
-fi
-th_pass "pair up ($(tw_elapsed) s)"
+tw_begin
 
 # retry_safe DESC NAME LOGIN : after a 4xx, send the same request again on a
 #   (once more if it is 4xx again) and check the alias ends on both hosts,
@@ -194,5 +188,5 @@ tw_expect_class "after all faults: a request on b gets 250" 2xx
 tw_check_invariant "all-clear" all-clear@example.org 2xx bob@example.org
 tw_check_confirmations "all-clear" bob all-clear@example.org
 
-echo "test_faults: $(awk -v s="$t_start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }') s"
+tw_wall test_faults
 th_summary

@@ -12,13 +12,7 @@ TW_SUITE=handedit
 # shellcheck source=lib2.sh
 . "$here/lib2.sh"
 
-tw_preflight || exit 1
-t_start=$EPOCHREALTIME
-if ! tw_setup; then
-	th_fail "bring up the pair (hosts, keys, pins, daemons, milters)"
-	tw_dump_logs 30; th_summary; exit 1
-fi
-th_pass "pair up ($(tw_elapsed) s)"
+tw_begin
 
 map_b=$(th_map_file b)
 hand=$'# added by hand\nhand2@example.org bob@example.org,\n\talice@example.org\n'
@@ -77,5 +71,5 @@ th_check "postmap -q hand2 on b still gives both targets" _hand_resolves
 err=$(tw_status_json b | python3 -c 'import json,sys; print(json.load(sys.stdin).get("map_error", ""))')
 th_check_eq "status on b: no map_error any more" "" "$err"
 
-echo "test_handedit: $(awk -v s="$t_start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }') s"
+tw_wall test_handedit
 th_summary

@@ -42,11 +42,7 @@ NREQ=${LOCKOUT_REQUESTS:-6}
 PER_ADDR=4     # PEERS_UNAUTH_PER_ADDR in peer/peers.h
 BURST=20       # PEERS_LOG_BURST per PEERS_LOG_WINDOW_MS (10 s)
 
-tw_preflight || exit 1
-if ! tw_setup; then
-	th_fail "bring up the pair"; tw_dump_logs 30; th_summary; exit 1
-fi
-th_pass "pair up ($(tw_elapsed) s)"
+tw_begin
 if ! th_net_create x "$XIP"; then
 	th_fail "create the outside host x ($XIP)"; th_summary; exit 1
 fi

@@ -22,13 +22,7 @@ ROUNDS=${TW_RACE_ROUNDS:-20}
 # alice and bob send ROUNDS requests and their retries within minutes
 export TW_CONF_EXTRA="max_requests_per_hour = $((ROUNDS * 3 + 30))"
 
-tw_preflight || exit 1
-t_start=$EPOCHREALTIME
-if ! tw_setup; then
-	th_fail "bring up the pair (hosts, keys, pins, daemons, milters)"
-	tw_dump_logs 30; th_summary; exit 1
-fi
-th_pass "pair up ($(tw_elapsed) s)"
+tw_begin
 
 dir=$TH_ROOT
 declare -A tally=()
@@ -118,5 +112,5 @@ if [ "$wins" -ge $(( (ROUNDS + 1) / 2 )) ]; then th_pass "someone won at least h
 else th_fail "someone won at least half of the rounds (only $wins of $ROUNDS had a 250)"; fi
 th_check "both maps identical at the end" tw_maps_identical
 
-echo "test_races: $(awk -v s="$t_start" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }') s"
+tw_wall test_races
 th_summary
