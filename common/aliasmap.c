@@ -966,13 +966,15 @@ aliasmap_save(const char *path, enum map_format fmt, const struct aliasmap *m,
 
 int
 aliasmap_append(const char *path, enum map_format fmt, const struct alias *a,
-		char **err_r)
+		size_t *len_r, char **err_r)
 {
 	struct buf b = { 0 };
 	int rc;
 
 	render_one(a, fmt, &b);
 	rc = fsutil_append(path, b.data, b.len, err_r);
+	if (len_r != NULL)
+		*len_r = b.len;
 	buf_free(&b);
 	return rc;
 }

@@ -115,9 +115,10 @@ int aliasmap_save(const char *path, enum map_format fmt,
 		  const struct aliasmap *m, char **err_r);
 /* Append one alias's lines to the file (one write, then fdatasync), for
  * an address the file does not hold yet; the file must end with a newline
- * (every file written by aliasmap_save does).  0 or -1 with a reason. */
+ * (every file written by aliasmap_save does).  *len_r (if not NULL): the
+ * bytes appended.  0 or -1 with a reason. */
 int aliasmap_append(const char *path, enum map_format fmt,
-		    const struct alias *a, char **err_r);
+		    const struct alias *a, size_t *len_r, char **err_r);
 /* Lowercase hex SHA-256 of the canonical rendering (65 bytes with NUL). */
 void aliasmap_digest(const struct aliasmap *m, enum map_format fmt,
 		     char hex[65]);

@@ -468,6 +468,40 @@ mapstate_staged_clear(struct mapstate_staged *st)
 	alias_clear(&st->before);
 }
 
+/* write_source - the change into the map file: a new address appended
+ * (the cost does not grow with the map), any other change by rewriting
+ * the file.  An edit made since the file was last read is never written
+ * over: the write is refused (the retry reads the file first).  One made
+ * beside an append is never taken for ours: the file is then read again
+ * at the next refresh. */
+static int
+write_source(struct mapstate *ms, const struct alias *after, const struct alias *b,
+	     char **err_r)
+{
+	const char *path = ms->conf->map_file;
+	struct stat pre, post;
+	size_t len = 0;
+
+	if (stat(path, &pre) < 0 || !same_file(&pre, &ms->st)) {
+		set_error(err_r, "%s was changed while the change was being written; it is "
+			  "read again first", path);
+		return -1;
+	}
+	if (b == NULL) {
+		if (aliasmap_append(path, ms->conf->map_format, after, &len, err_r) < 0)
+			return -1;
+		if (stat(path, &post) == 0 && post.st_ino == pre.st_ino &&
+		    post.st_size == pre.st_size + (off_t)len)
+			ms->st = post;
+	} else {
+		if (aliasmap_save(path, ms->conf->map_format, &ms->map, err_r) < 0)
+			return -1;
+		note_written(ms);
+	}
+	strlist_clear(&ms->unsaved);
+	return 0;
+}
+
 int
 mapstate_write(struct mapstate *ms, const struct alias *after,
 	       const struct mapstate_staged *st, const char *txn, const char *coord,
@@ -499,11 +533,7 @@ mapstate_write(struct mapstate *ms, const struct alias *after,
 		rc = -1;
 	/* A new address is appended (the cost does not grow with the map);
 	 * any other change rewrites the file. */
-	else if ((b == NULL ?
-		  aliasmap_append(ms->conf->map_file, ms->conf->map_format, after, err_r) :
-		  aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map, err_r)) < 0 ||
-		 (note_written(ms), strlist_clear(&ms->unsaved),
-		  save_access(ms, err_r) < 0))
+	else if (write_source(ms, after, b, err_r) < 0 || save_access(ms, err_r) < 0)
 		rc = -1;
 	/* Never deliverable by accident: an alias becoming active gets its
 	 * entry before its refusal goes; one going inactive is refused

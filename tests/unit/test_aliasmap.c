@@ -924,7 +924,7 @@ Test(aliasmap, hand_continuation_survives_save_and_append)
 		aliasmap_clear(&p);
 		free(again);
 
-		cr_assert_eq(aliasmap_append(path, fmt, &news, &err), 0, "%s", err);
+		cr_assert_eq(aliasmap_append(path, fmt, &news, NULL, &err), 0, "%s", err);
 		after = ut_slurp(path);
 		cr_assert_eq(strncmp(after, text, strlen(text)), 0, "append changed the hand text");
 		free(after);
@@ -1087,7 +1087,7 @@ Test(aliasmap, append_then_load_is_the_same_map)
 	put(&m, "aaa-first@example.org", "carol@example.net", "carol", ALIAS_ACTIVE,
 	    1700000300, "sorts first, appended last");
 	cr_assert_eq(aliasmap_append(path, MAP_FORMAT_VIRTUAL,
-				     aliasmap_find(&m, "aaa-first@example.org"), &err), 0, "%s", err);
+				     aliasmap_find(&m, "aaa-first@example.org"), NULL, &err), 0, "%s", err);
 	onfile = ut_slurp(path);
 	cr_assert(has_line(onfile, "aaa-first@example.org carol@example.net"), "%s", onfile);
 	cr_assert_eq(onfile[strlen(onfile) - 1], '\n');
@@ -1109,7 +1109,7 @@ Test(aliasmap, append_to_missing_file_fails_and_creates_nothing)
 	char *path = ut_path(dir, "never-written"), *err = NULL;
 
 	sample(&m);
-	cr_assert_eq(aliasmap_append(path, MAP_FORMAT_VIRTUAL, &m.v[0], &err), -1);
+	cr_assert_eq(aliasmap_append(path, MAP_FORMAT_VIRTUAL, &m.v[0], NULL, &err), -1);
 	cr_assert_not_null(err);
 	cr_assert(strstr(err, "never-written") != NULL, "%s", err);
 	cr_assert_eq(ut_count_entries(dir), 0);

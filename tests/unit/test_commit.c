@@ -67,6 +67,7 @@
 #include "engine.h"
 #include "fake_peers.h"
 #include "journal.h"
+#include "mapstate.h"
 #include "log.h"
 #include "msg.h"
 #include "replies.h"
@@ -2969,4 +2970,59 @@ Test(commit, one_sweep_expires_more_than_a_batch)
 	cr_assert_eq(m.n, 20);
 	cr_assert_eq(disabled, 20, "one sweep disabled %zu of 20", disabled);
 	aliasmap_clear(&m);
+}
+
+/* An entry appended by hand (">>", the same file) while a change of the
+ * other server is being written here: the hand edit is read, never taken
+ * for this daemon's own append (it then stayed unseen: the file held it,
+ * memory and the compiled map did not, and the servers differed until
+ * the next hand edit; found by the campaign's three-server hand edits). */
+Test(commit, hand_append_during_a_write_is_read)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	struct mapstate_staged st;
+	struct alias x = {
+		.address = (char *)"beside@" DOMAIN, .target = (char *)"alice@" DOMAIN,
+		.owner = (char *)"alice", .state = ALIAS_ACTIVE, .created = 1,
+		.node = (char *)"a.test", .updated = 1, .note = (char *)"",
+	};
+	char *path, *err = NULL, out[256];
+	FILE *f;
+	int rc;
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	mail(a, "new", "shop", "alice", 20000, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+
+	pthread_mutex_lock(&b->e->maplock);
+	pthread_mutex_lock(&b->e->lock);
+	mapstate_stage(b->e->ms, &x, &st);
+	pthread_mutex_unlock(&b->e->lock);
+	path = ut_path(b->dir, "aliases");
+	f = fopen(path, "a");
+	cr_assert_not_null(f);
+	fputs(HAND_ENTRY, f);
+	cr_assert_eq(fclose(f), 0);
+	rc = mapstate_write(b->e->ms, &x, &st, "txn-beside", "a.test", &err);
+	pthread_mutex_unlock(&b->e->maplock);
+	mapstate_staged_clear(&st);
+	free(err);
+
+	/* the background thread's next look (a refused write is retried) */
+	pthread_mutex_lock(&b->e->lock);
+	commit_refresh(b->e);
+	pthread_mutex_unlock(&b->e->lock);
+	commit_tick(b->e);
+	cr_assert_not_null(aliasmap_find(mapstate_map(b->e->ms), "hand2@" DOMAIN),
+			   "b never read the hand edit (write returned %d)", rc);
+	assert_hand_entry(b);
+	cr_assert_eq(ut_run(out, sizeof(out), "postmap -c %s/postfix -q beside@" DOMAIN
+			    " lmdb:%s", b->dir, path), 0, "the committed change is not in b's map");
+	cr_assert_eq(status(b, "map_dirty"), 0);
+	free(path);
+	msg_clear(&resp);
 }
