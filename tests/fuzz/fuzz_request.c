@@ -72,6 +72,15 @@ check_parse(const char *subject, int decoded)
 	if (req.verb == VERB_LIST) {
 		FUZZ_CHECK(req.name == NULL && req.domain == NULL,
 			   "list with a name or domain");
+	} else if (req.generate) {
+		/* "new" without a name: the server picks one, in a served domain */
+		FUZZ_CHECK(req.verb == VERB_NEW, "a generated name on a %s request",
+			   request_verb_name(req.verb));
+		FUZZ_CHECK(req.name == NULL, "a generated name with a name \"%s\"", req.name);
+		FUZZ_CHECK(req.domain != NULL &&
+			   strlist_contains(&domains, req.domain, false),
+			   "domain \"%s\" is not served (or not lower case)",
+			   req.domain ? req.domain : "(null)");
 	} else {
 		FUZZ_CHECK(req.name != NULL && request_name_valid(req.name),
 			   "invalid name \"%s\"", req.name ? req.name : "(null)");
@@ -86,6 +95,9 @@ check_parse(const char *subject, int decoded)
 			free(addr);
 		}
 	}
+	if (req.verb != VERB_NEW && req.verb != VERB_EXPIRE)
+		FUZZ_CHECK(req.lifetime == 0, "a lifetime on a %s request",
+			   request_verb_name(req.verb));
 	if (req.verb == VERB_NEW) {
 		FUZZ_CHECK(req.note != NULL, "new without a note");
 		FUZZ_CHECK(strlen(req.note) <= REQUEST_NOTE_MAX, "note of %zu characters",
