@@ -78,6 +78,80 @@ rate_count_and_note(struct engine *e, const char *login)
 
 /* ---- operations ---- */
 
+/* lock_fresh - take e->lock with the map as the file has it now: 0, or
+ * -1 with the lock free and resp the temporary answer (the map file
+ * cannot be read) */
+static int
+lock_fresh(struct engine *e, const struct change *c, const char *address, struct msg *resp)
+{
+	pthread_mutex_lock(&e->lock);
+	if (commit_refresh(e) < 0) {
+		log_warnx(c->id, "refused address=%s: %s", address, mapstate_problem(e->ms));
+		pthread_mutex_unlock(&e->lock);
+		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
+		return -1;
+	}
+	return 0;
+}
+
+/* take_fresh - lock_fresh, and mark address busy with c's transaction:
+ * 0 with the lock held, or -1 with the lock free and resp set.  Busy
+ * comes before any look at the map: while a decision about the address
+ * is in flight the map may be about to change, and no answer ("already
+ * ...", "there is no alias") may come from it. */
+static int
+take_fresh(struct engine *e, struct change *c, const char *address, struct msg *resp)
+{
+	if (lock_fresh(e, c, address, resp) < 0)
+		return -1;
+	if (commit_busy_take(e, address, c->txn) < 0) {
+		pthread_mutex_unlock(&e->lock);
+		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
+		return -1;
+	}
+	return 0;
+}
+
+/* owned_alias - under e->lock, the live alias at address that c may
+ * change (its owner's, or anyone's for admin), or NULL with resp the
+ * refusal */
+static const struct alias *
+owned_alias(struct engine *e, const struct change *c, const char *address, int admin,
+	    struct msg *resp)
+{
+	const struct alias *old = aliasmap_find(mapstate_map(e->ms), address);
+
+	if (old == NULL || old->state == ALIAS_DELETED || old->owner[0] == '\0') {
+		msg_set_status(resp, "perm", "There is no alias %s", address);
+		return NULL;
+	}
+	if (!admin && strcmp(old->owner, c->login) != 0) {
+		msg_set_status(resp, "perm", "Alias %s belongs to another user", address);
+		return NULL;
+	}
+	return old;
+}
+
+/* commit_answered - commit c on every server: 0 when it is done (the
+ * caller words the answer), else resp holds a peer's refusal (perm) or
+ * the temporary failure, logged */
+static int
+commit_answered(struct engine *e, struct change *c, const char *address, struct msg *resp)
+{
+	char *err = NULL;
+	int rc = commit_change(e, c, &err);
+
+	if (rc > 0)
+		msg_set_status(resp, "perm", "%s", c->refusal);
+	else if (rc < 0) {
+		msg_set_status(resp, "temp", "The change could not be stored on every server; "
+			       "try again later");
+		log_warnx(c->id, "%s address=%s: %s", c->verb, address, err);
+	}
+	free(err);
+	return rc;
+}
+
 /* do_new - create name@domain for login */
 static void
 do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
@@ -120,13 +194,8 @@ do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
 		goto out_free;
 	}
 
-	pthread_mutex_lock(&e->lock);
-	if (commit_refresh(e) < 0) {
-		log_warnx(c->id, "refused address=%s: %s", address, mapstate_problem(e->ms));
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
+	if (lock_fresh(e, c, address, resp) < 0)
 		goto out_free;
-	}
 	/* A change to the address in flight (a peer's decision not yet
 	 * here): the map is about to change, so it cannot answer yet. */
 	if (commit_busy_holder(e, address) != NULL) {
@@ -268,33 +337,13 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	 struct msg *resp)
 {
 	/* c->after is replaced below: keep a copy of the address. */
-	char *address = xstrdup(c->after.address), *err = NULL;
+	char *address = xstrdup(c->after.address);
 	const struct alias *old;
-	int rc;
 
-	pthread_mutex_lock(&e->lock);
-	if (commit_refresh(e) < 0) {
-		log_warnx(c->id, "refused address=%s: %s", address, mapstate_problem(e->ms));
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
+	if (take_fresh(e, c, address, resp) < 0)
 		goto out;
-	}
-	/* Busy first: while a decision is in flight the map may be about
-	 * to change, and no answer may come from it ("already ..."). */
-	if (commit_busy_take(e, address, c->txn) < 0) {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
-		goto out;
-	}
-	old = aliasmap_find(mapstate_map(e->ms), address);
-	if (old == NULL || old->state == ALIAS_DELETED || old->owner[0] == '\0') {
-		msg_set_status(resp, "perm", "There is no alias %s", address);
+	if ((old = owned_alias(e, c, address, admin, resp)) == NULL)
 		goto out_release;
-	}
-	if (!admin && strcmp(old->owner, c->login) != 0) {
-		msg_set_status(resp, "perm", "Alias %s belongs to another user", address);
-		goto out_release;
-	}
 	if (old->state == want) {
 		msg_set_status(resp, "ok", "Alias %s is already %s", address, alias_state_name(want));
 		goto out_release;
@@ -312,25 +361,18 @@ do_state(struct engine *e, struct change *c, enum alias_state want, int admin,
 	    c->after.expires <= c->after.updated)
 		c->after.expires = c->after.lifetime > 0 ?
 			c->after.updated + c->after.lifetime : 0;
-	rc = commit_change(e, c, &err);
-	if (rc > 0)
-		msg_set_status(resp, "perm", "%s", c->refusal);
-	else if (rc < 0) {
-		msg_set_status(resp, "temp", "The change could not be stored on every server; "
-		      "try again later");
-		log_warnx(c->id, "%s address=%s: %s", c->verb, address, err);
-	} else if (want == ALIAS_ACTIVE && c->after.expires > 0) {
+	if (commit_answered(e, c, address, resp) == 0) {
 		char until[64];
 
-		utc_date(c->after.expires, until, sizeof(until));
-		msg_set_status(resp, "ok", "Alias %s is now %s until %s", address,
-			       alias_state_name(want), until);
-		msg_set(resp, CTL_KEY_TXN, c->txn);
-	} else {
-		msg_set_status(resp, "ok", "Alias %s is now %s", address, alias_state_name(want));
+		if (want == ALIAS_ACTIVE && c->after.expires > 0) {
+			utc_date(c->after.expires, until, sizeof(until));
+			msg_set_status(resp, "ok", "Alias %s is now %s until %s", address,
+				       alias_state_name(want), until);
+		} else
+			msg_set_status(resp, "ok", "Alias %s is now %s", address,
+				       alias_state_name(want));
 		msg_set(resp, CTL_KEY_TXN, c->txn);
 	}
-	free(err);
 	pthread_mutex_lock(&e->lock);
 out_release:
 	commit_busy_release(e, address, c->txn);
@@ -345,37 +387,17 @@ static void
 do_lifetime(struct engine *e, struct change *c, long long lifetime, int admin,
 	    struct msg *resp)
 {
-	char *address = xstrdup(c->after.address), *err = NULL, until[64];
+	char *address = xstrdup(c->after.address), until[64];
 	const struct alias *old;
 	long long now = now_wall();
-	int rc;
 
-	pthread_mutex_lock(&e->lock);
-	if (commit_refresh(e) < 0) {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", REPLY_MAP_BROKEN);
+	if (take_fresh(e, c, address, resp) < 0)
 		goto out;
-	}
-	old = aliasmap_find(mapstate_map(e->ms), address);
-	if (old == NULL || old->state == ALIAS_DELETED || old->owner[0] == '\0') {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "perm", "There is no alias %s", address);
-		goto out;
-	}
-	if (!admin && strcmp(old->owner, c->login) != 0) {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "perm", "Alias %s belongs to another user", address);
-		goto out;
-	}
+	if ((old = owned_alias(e, c, address, admin, resp)) == NULL)
+		goto out_release;
 	if (lifetime == REQUEST_LIFETIME_NEVER && old->expires == 0) {
-		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "ok", "Alias %s does not expire", address);
-		goto out;
-	}
-	if (commit_busy_take(e, address, c->txn) < 0) {
-		pthread_mutex_unlock(&e->lock);
-		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
-		goto out;
+		goto out_release;
 	}
 	alias_copy(&c->before, old);
 	alias_clear(&c->after);
@@ -392,14 +414,7 @@ do_lifetime(struct engine *e, struct change *c, long long lifetime, int admin,
 	 * "expired") until it is enabled; the new lifetime counts from then. */
 	if (alias_expired(&c->before) && lifetime != REQUEST_LIFETIME_NEVER)
 		c->after.expires = c->before.expires;
-	rc = commit_change(e, c, &err);
-	if (rc > 0)
-		msg_set_status(resp, "perm", "%s", c->refusal);
-	else if (rc < 0) {
-		msg_set_status(resp, "temp", "The change could not be stored on every server; "
-			       "try again later");
-		log_warnx(c->id, "%s address=%s: %s", c->verb, address, err);
-	} else {
+	if (commit_answered(e, c, address, resp) == 0) {
 		if (lifetime == REQUEST_LIFETIME_NEVER)
 			msg_set_status(resp, "ok", "Alias %s no longer expires%s", address,
 				       c->after.state == ALIAS_ACTIVE ? "" :
@@ -414,8 +429,8 @@ do_lifetime(struct engine *e, struct change *c, long long lifetime, int admin,
 		}
 		msg_set(resp, CTL_KEY_TXN, c->txn);
 	}
-	free(err);
 	pthread_mutex_lock(&e->lock);
+out_release:
 	commit_busy_release(e, address, c->txn);
 	pthread_mutex_unlock(&e->lock);
 out:

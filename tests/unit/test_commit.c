@@ -2670,6 +2670,59 @@ new_expiring(void)
 	return expires;
 }
 
+/* "expire shop 1h" committed on a, undecided on b: b cannot answer
+ * "expire shop never" with "does not expire" from its map (a 250 for a
+ * change that never happens: shop ends with a lifetime), nor "There is
+ * no alias" for a name whose creation is on its way */
+Test(commit, busy_expire_answers_after_the_decision)
+{
+	struct node *a, *b;
+	struct alias x;
+	struct msg resp = { 0 };
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	msg_clear(&resp);
+	admin_lifetime(a, "expire", "shop", NULL, 3600, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	cr_assert_eq(status(b, "in_doubt"), 1);
+	msg_clear(&resp);
+	admin_lifetime(b, "expire", "shop", NULL, -1, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "b answered from its map while "
+			 "a's expire was undecided there: %s", msg_gets(&resp, "text"));
+	ut_assert_reply_safe(msg_gets(&resp, "text"));
+
+	/* a name on its way to b */
+	msg_clear(&resp);
+	admin(a, "new", "tote", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	admin_lifetime(b, "expire", "tote", NULL, 3600, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "temp", "%s", msg_gets(&resp, "text"));
+
+	/* the decisions arrive; then the retries do what they say */
+	commit_tick(a->e);
+	msg_clear(&resp);
+	admin_lifetime(b, "expire", "shop", NULL, -1, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	msg_clear(&resp);
+	admin_lifetime(b, "expire", "tote", NULL, 3600, &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(b->e);
+	alias_on(a, "shop", &x);
+	cr_assert_eq(x.expires, 0, "shop still expires on a");
+	alias_clear(&x);
+	alias_on(a, "tote", &x);
+	cr_assert_eq(x.lifetime, 3600);
+	alias_clear(&x);
+	assert_same_maps(a, b);
+	msg_clear(&resp);
+}
+
 Test(commit, expiry_disables_on_every_server)
 {
 	struct node *a, *b;
