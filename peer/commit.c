@@ -70,6 +70,7 @@
 #include "mapstate.h"
 #include "notify.h"
 #include "postfix.h"
+#include "request.h"
 
 #define JOURNAL_COMPACT_BYTES (256 * 1024)
 #define DECIDE_TIMEOUT_MS 5000
@@ -146,23 +147,41 @@ commit_new_id(char out[TXN_ID_LEN + 1])
  * (alias_address_key): with map_format aliases, shop@example.org and
  * shop@example.net are one key, so two changes to them conflict like two
  * changes to one address, on the coordinator and on every participant.
+ *
+ * A new alias also conflicts with a change in flight to the key it
+ * extends (shop for shop-bank, with recipient_delimiter "-") and to any
+ * key that extends it: Postfix delivers shop-bank to shop's owner, so
+ * the extension check of "new" must not answer from a map about to
+ * change, and two users creating shop and shop-bank at once, one on each
+ * server, must not both pass it.
  */
 
-static const char *
-busy_find(struct engine *e, const char *key)
+static int
+busy_conflicts(const char *held, const char *key, const char *base, const char *delims)
 {
-	for (size_t i = 0; i < e->nbusy; i++)
-		if (strcmp(e->busy[i].address, key) == 0)
-			return e->busy[i].txn;
-	return NULL;
+	char *held_base;
+	int hit;
+
+	if (strcmp(held, key) == 0 || (base != NULL && strcmp(held, base) == 0))
+		return 1;
+	if (delims == NULL || (held_base = request_address_base(held, delims)) == NULL)
+		return 0;
+	hit = strcmp(held_base, key) == 0;
+	free(held_base);
+	return hit;
 }
 
 const char *
-commit_busy_holder(struct engine *e, const char *address)
+commit_busy_holder(struct engine *e, const char *address, const char *delims)
 {
 	char *key = alias_address_key(address, e->conf->map_format);
-	const char *holder = busy_find(e, key);
+	char *base = delims != NULL ? request_address_base(key, delims) : NULL;
+	const char *holder = NULL;
 
+	for (size_t i = 0; i < e->nbusy && holder == NULL; i++)
+		if (busy_conflicts(e->busy[i].address, key, base, delims))
+			holder = e->busy[i].txn;
+	free(base);
 	free(key);
 	return holder;
 }
@@ -177,9 +196,9 @@ busy_add(struct engine *e, const char *address, const char *txn)
 }
 
 int
-commit_busy_take(struct engine *e, const char *address, const char *txn)
+commit_busy_take(struct engine *e, const char *address, const char *delims, const char *txn)
 {
-	if (commit_busy_holder(e, address) != NULL)
+	if (commit_busy_holder(e, address, delims) != NULL)
 		return -1;
 	busy_add(e, address, txn);
 	return 0;
@@ -1191,7 +1210,7 @@ on_prepare(struct engine *e, const char *peer, const struct msg *req,
 	/* Busy first: a change in flight here (its decision not yet known)
 	 * may be about to change what the map says, so the map is compared
 	 * only for an address nobody holds. */
-	holder = commit_busy_holder(e, after.address);
+	holder = commit_busy_holder(e, after.address, delims);
 	holder_txn = NULL;
 	if (holder != NULL) {
 		holder_txn = txn_find(e, holder);

@@ -75,10 +75,13 @@ int commit_stopping(struct engine *e);
 int commit_refresh(struct engine *e);
 
 /* Address locks (caller holds e->lock).  busy_take fails (-1) if anyone
- * holds address; busy_holder returns the holding transaction or NULL. */
-int commit_busy_take(struct engine *e, const char *address, const char *txn);
+ * holds address; busy_holder returns the holding transaction or NULL.
+ * For a new alias, delims is recipient_delimiter: a change to the key it
+ * extends, or to a key extending it, holds it too.  Otherwise NULL. */
+int commit_busy_take(struct engine *e, const char *address, const char *delims,
+		     const char *txn);
 void commit_busy_release(struct engine *e, const char *address, const char *txn);
-const char *commit_busy_holder(struct engine *e, const char *address);
+const char *commit_busy_holder(struct engine *e, const char *address, const char *delims);
 /* New aliases of owner in flight here: prepared (by this node or a
  * peer), or committed and not yet in the map state; for the per-owner
  * quota (caller holds e->lock). */

@@ -104,7 +104,7 @@ take_fresh(struct engine *e, struct change *c, const char *address, struct msg *
 {
 	if (lock_fresh(e, c, address, resp) < 0)
 		return -1;
-	if (commit_busy_take(e, address, c->txn) < 0) {
+	if (commit_busy_take(e, address, NULL, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
 		return -1;
@@ -198,7 +198,7 @@ do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
 		goto out_free;
 	/* A change to the address in flight (a peer's decision not yet
 	 * here): the map is about to change, so it cannot answer yet. */
-	if (commit_busy_holder(e, address) != NULL) {
+	if (commit_busy_holder(e, address, delims) != NULL) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
 		goto out_free;
@@ -246,7 +246,7 @@ do_new(struct engine *e, struct change *c, const char *note, long long lifetime,
 		}
 		c->quota = conf->max_aliases_per_user;
 	}
-	if (commit_busy_take(e, address, c->txn) < 0) {
+	if (commit_busy_take(e, address, delims, c->txn) < 0) {
 		pthread_mutex_unlock(&e->lock);
 		msg_set_status(resp, "temp", REPLY_ADDRESS_BUSY_FMT, address);
 		goto out_free;

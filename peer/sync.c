@@ -124,7 +124,7 @@ expire_one(struct engine *e, const char *address)
 	pthread_mutex_lock(&e->lock);
 	old = aliasmap_find(mapstate_map(e->ms), address);
 	if (old == NULL || old->state != ALIAS_ACTIVE || old->expires <= 0 ||
-	    old->expires > now_wall() || commit_busy_take(e, address, c.txn) < 0) {
+	    old->expires > now_wall() || commit_busy_take(e, address, NULL, c.txn) < 0) {
 		/* Gone, changed, or a change in flight (perhaps another
 		 * server's expiry): the next sweep looks again. */
 		pthread_mutex_unlock(&e->lock);
@@ -147,7 +147,7 @@ expire_one(struct engine *e, const char *address)
 		 * transaction holds the address here now, or has already
 		 * changed it): that one decides, nothing failed. */
 		old = aliasmap_find(mapstate_map(e->ms), address);
-		if (commit_busy_holder(e, address) != NULL || old == NULL ||
+		if (commit_busy_holder(e, address, NULL) != NULL || old == NULL ||
 		    old->state != ALIAS_ACTIVE || old->expires != c.before.expires)
 			rc = 1;
 	}

@@ -2138,6 +2138,74 @@ Test(commit, extension_of_an_alias_here)
 	assert_same_maps(a, b);
 }
 
+/* Two users create a name and an extension of it at once, one on each
+ * server: each map says the other name is free, so each extension check
+ * passes, and the extension's owner would take mail meant for the base's
+ * owner.  Only one of the two may succeed. */
+struct ext_race {
+	struct node *b;
+	const char *name, *login;
+	int done;
+	struct msg b_resp;
+};
+
+/* b_creates_other - while a's create is voting, b is asked for the other */
+static int
+b_creates_other(void *arg, const char *to, const struct msg *req, struct msg *resp)
+{
+	struct ext_race *r = arg;
+
+	(void)to, (void)req, (void)resp;
+	if (!r->done++)
+		mail(r->b, "new", r->name, r->login, 20000, &r->b_resp);
+	return 0;		/* then a's prepare goes on to b */
+}
+
+/* ext_race - a creates a_name for a_login while b creates b_name for
+ * b_login; at most one succeeds, and the maps agree */
+static void
+ext_race(const char *a_name, const char *a_login, const char *b_name, const char *b_login)
+{
+	struct ext_race r = { 0 };
+	struct node *a, *b;
+	struct msg resp = { 0 };
+
+	delimiter = "-";
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	r.b = b;
+	r.name = b_name;
+	r.login = b_login;
+	fake_peers_hook(a->peers, "prepare", b_creates_other, &r);
+	mail(a, "new", a_name, a_login, 20000, &resp);
+	cr_assert_eq(r.done, 1, "b was not asked");
+	cr_assert(strcmp(msg_gets(&resp, "status"), "ok") != 0 ||
+		  strcmp(msg_gets(&r.b_resp, "status"), "ok") != 0,
+		  "both created: %s / %s", msg_gets(&resp, "text"), msg_gets(&r.b_resp, "text"));
+	cr_assert(strcmp(msg_gets(&resp, "status"), "ok") == 0 ||
+		  strcmp(msg_gets(&r.b_resp, "status"), "ok") == 0,
+		  "neither created: %s / %s", msg_gets(&resp, "text"), msg_gets(&r.b_resp, "text"));
+	commit_tick(a->e);
+	commit_tick(b->e);
+	assert_same_maps(a, b);
+	cr_assert(strcmp(state_of(a, "zorbo", NULL, 0), "absent") == 0 ||
+		  strcmp(state_of(a, "zorbo-bank", NULL, 0), "absent") == 0,
+		  "zorbo and zorbo-bank of two users both exist");
+	msg_clear(&resp);
+	msg_clear(&r.b_resp);
+}
+
+Test(commit, extension_race_base_first)
+{
+	ext_race("zorbo", "alice", "zorbo-bank", "mallory");
+}
+
+Test(commit, extension_race_extension_first)
+{
+	ext_race("zorbo-bank", "mallory", "zorbo", "alice");
+}
+
 /* ==== 6. an address whose decision is still on its way ==== */
 
 /* a committed "disable shop"; b has it prepared, not decided: b cannot
