@@ -4,30 +4,9 @@
 # (unknown verb, missing argument, daemon not running, permission denied)
 # gets one clear line on stderr and a non-zero exit status.
 set -u
-if [ -n "${top_builddir:-}" ]; then
-	build=$(cd "$top_builddir" && pwd)
-elif [ -x ./peer/milter-aliasctl ]; then
-	build=$(pwd)
-else
-	build=$(cd "$(dirname "$0")/../.." && pwd)
-fi
-PEER=$build/peer/milter-alias-peer
-CTL=$build/peer/milter-aliasctl
+# shellcheck source=standalone.sh
+. "$(dirname "$0")/standalone.sh" cli
 PY=/usr/bin/python3
-[ -x /usr/sbin/postmap ] || { echo "Postfix's postmap is needed"; echo "0 passed, 1 failed"; exit 1; }
-
-T=$(mktemp -d /tmp/ma-cli.XXXXXX)
-chmod 755 "$T"
-passed=0 failed=0
-ok() { passed=$((passed + 1)); echo "ok - $*"; }
-bad() { failed=$((failed + 1)); echo "not ok - $*"; }
-# expect DESC STATUS PATTERN CMD... : exit status and a stderr/stdout line
-expect() {
-	local desc=$1 want=$2 pat=$3 out rc; shift 3
-	out=$("$@" 2>&1); rc=$?
-	if [ "$rc" = "$want" ] && grep -qE -- "$pat" <<<"$out"; then ok "$desc"
-	else bad "$desc (exit $rc, want $want; output: $(head -c 200 <<<"$out" | tr '\n' '|'))"; fi
-}
 json() { # DESC CMD... : exit status aside, stdout parses as JSON
 	local desc=$1 out; shift
 	out=$("$@" 2>/dev/null)
@@ -35,25 +14,8 @@ json() { # DESC CMD... : exit status aside, stdout parses as JSON
 	else bad "$desc (not JSON: $(head -c 200 <<<"$out"))"; fi
 }
 
-mkdir -p "$T/pf" "$T/state"
-cat > "$T/pf/main.cf" <<EOF2
-compatibility_level = 3.6
-virtual_alias_maps = lmdb:$T/state/aliases
-virtual_mailbox_maps =
-alias_maps =
-EOF2
-: > "$T/pf/master.cf"
-cat > "$T/conf" <<EOF2
-node_name = "cli.example.test"
-domains = {"example.org"}
-request_address = {"makealias@example.org"}
-map_file = "$T/state/aliases"
-postfix_config_dir = "$T/pf"
-state_dir = "$T/state"
-control_socket = "$T/control.sock"
-milter_socket = "unix:$T/milter.sock"
-sendmail_path = "/bin/true"
-user = "$(id -un)"
+standalone_conf cli.example.test
+cat >> "$T/conf" <<EOF2
 tls {
   key_file = "$T/tls/key.pem"
   cert_file = "$T/tls/cert.pem"

@@ -10,6 +10,7 @@ EXTRA_DIST += \
 	tests/milter/run.sh \
 	tests/milter/cli.sh \
 	tests/milter/journal-full.sh \
+	tests/milter/standalone.sh \
 	tests/milter/rcpt-stage.script \
 	tests/milter/bad-requests.script \
 	tests/milter/create.script \

@@ -617,7 +617,7 @@ _th_pidfile_alive() {
 th_alive() {
     local st
     [ -n "$1" ] || return 1
-    read -r st < "/proc/$1/stat" 2>/dev/null || return 1
+    { read -r st < "/proc/$1/stat"; } 2>/dev/null || return 1
     st=${st##*) }; [ "${st%% *}" != Z ]
 }
 _th_not_alive() { ! th_alive "$1"; }
