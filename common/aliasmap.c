@@ -957,11 +957,11 @@ produce_map(int fd, void *arg)
 
 int
 aliasmap_save(const char *path, enum map_format fmt, const struct aliasmap *m,
-	      char **err_r)
+	      const struct stat *expect, struct stat *written_r, char **err_r)
 {
 	struct save_job job = { m, fmt, -1 };
 
-	return fsutil_write_atomic_with(path, 0644, produce_map, &job, err_r);
+	return fsutil_replace(path, 0644, expect, produce_map, &job, written_r, err_r);
 }
 
 int

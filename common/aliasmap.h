@@ -13,6 +13,8 @@
 #ifndef MA_ALIASMAP_H
 #define MA_ALIASMAP_H
 
+#include <sys/stat.h>
+
 #include "conf.h"
 #include "msg.h"
 #include "util.h"
@@ -110,9 +112,12 @@ int aliasmap_load(const char *path, enum map_format fmt, struct aliasmap *m,
 		  char **err_r);
 void aliasmap_render(const struct aliasmap *m, enum map_format fmt,
 		     struct buf *out);
-/* Render and write atomically (mode 0644).  0 or -1 with a reason. */
-int aliasmap_save(const char *path, enum map_format fmt,
-		  const struct aliasmap *m, char **err_r);
+/* Render and write atomically (mode 0644).  With expect, only over the
+ * file it describes (fsutil_replace): 1 if path was changed meanwhile
+ * (then it must be read again).  *written_r (if not NULL): the file as
+ * written.  0 or -1 with a reason. */
+int aliasmap_save(const char *path, enum map_format fmt, const struct aliasmap *m,
+		  const struct stat *expect, struct stat *written_r, char **err_r);
 /* Append one alias's lines to the file (one write, then fdatasync), for
  * an address the file does not hold yet; the file must end with a newline
  * (every file written by aliasmap_save does).  *len_r (if not NULL): the

@@ -9,6 +9,7 @@
 #define MA_FSUTIL_H
 
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 /* 0 on success; -1 with "write(PATH) failed: ..." in *err_r.  On failure
@@ -20,6 +21,20 @@ int fsutil_write_atomic(const char *path, const void *data, size_t len,
 int fsutil_write_atomic_with(const char *path, mode_t mode,
 			     int (*produce)(int fd, void *arg), void *arg,
 			     char **err_r);
+/* For a file others may edit (the map source): like
+ * fsutil_write_atomic_with, but with expect, path is replaced only if it
+ * is still the file *expect describes (fsutil_same_file, or absent),
+ * looked at once more right before the rename.  An edit appended to the
+ * old file in the instant between that look and the rename is caught
+ * after it (the old file is held open) and its content put back as path.
+ * *written_r (if not NULL): the new file as written, to compare with
+ * later.  0 replaced; 1 not replaced, or put back: path was changed
+ * meanwhile and must be read again; -1 error with a reason. */
+int fsutil_replace(const char *path, mode_t mode, const struct stat *expect,
+		   int (*produce)(int fd, void *arg), void *arg, struct stat *written_r,
+		   char **err_r);
+/* Same inode, size and modification time. */
+int fsutil_same_file(const struct stat *a, const struct stat *b);
 /* Append data to the existing file path in one write, then fdatasync:
  * a reader and a killed writer see it whole or not at all, and a failed
  * write is cut off again.  0 or -1 with a reason. */

@@ -115,20 +115,27 @@ mapstate_problem(const struct mapstate *ms)
 	return ms->broken ? ms->problem : NULL;
 }
 
-/* note_written - remember the map file as we left it */
-static void
-note_written(struct mapstate *ms)
-{
-	if (stat(ms->conf->map_file, &ms->st) < 0)
-		memset(&ms->st, 0, sizeof(ms->st));
-}
-
+/* save_source - the map file rewritten from memory, unless it is no
+ * longer as it was last read or written (a hand edit since, or one made
+ * while this write ran): then -1, and the retry reads it first.  ms->st
+ * becomes the file as written (not as found after: an edit made just
+ * after the rename is then read, never taken for ours). */
 static int
-same_file(const struct stat *a, const struct stat *b)
+save_source(struct mapstate *ms, char **err_r)
 {
-	return a->st_ino == b->st_ino && a->st_dev == b->st_dev &&
-		a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-		a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+	struct stat written;
+	const struct stat *expect = ms->st.st_ino != 0 ? &ms->st : NULL;
+	int rc = aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map, expect,
+			       &written, err_r);
+
+	if (rc == 0)
+		ms->st = written;
+	if (rc > 0) {
+		set_error(err_r, "%s was changed while the change was being written; it is "
+			  "read again first", ms->conf->map_file);
+		return -1;
+	}
+	return rc;
 }
 
 
@@ -184,7 +191,7 @@ mapstate_refresh(struct mapstate *ms)
 	char *err = NULL;
 	size_t kept;
 
-	if (stat(ms->conf->map_file, &st) < 0 || same_file(&st, &ms->st))
+	if (stat(ms->conf->map_file, &st) < 0 || fsutil_same_file(&st, &ms->st))
 		return ms->broken ? -1 : 0;
 	if (aliasmap_load(ms->conf->map_file, ms->conf->map_format, &fresh, &err) < 0) {
 		/* Said once per edit; status shows it as long as it lasts. */
@@ -290,14 +297,12 @@ save_files(struct mapstate *ms, int source, char **err_r)
 	char *access = conf_access_file(ms->conf), *senders = conf_senders_file(ms->conf);
 	int rc = -1;
 
-	if ((source && aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map,
-				     err_r) < 0) ||
+	if ((source && save_source(ms, err_r) < 0) ||
 	    save_access(ms, err_r) < 0 || save_senders(ms, err_r) < 0 ||
 	    postfix_map_rebuild(ms->conf, err_r) < 0 ||
 	    postfix_table_rebuild(ms->conf, access, err_r) < 0 ||
 	    postfix_table_rebuild(ms->conf, senders, err_r) < 0)
 		goto out;
-	note_written(ms);
 	if (source)
 		strlist_clear(&ms->unsaved);
 	set_dirty(ms, ms->unsaved.n > 0);
@@ -482,7 +487,7 @@ write_source(struct mapstate *ms, const struct alias *after, const struct alias 
 	struct stat pre, post;
 	size_t len = 0;
 
-	if (stat(path, &pre) < 0 || !same_file(&pre, &ms->st)) {
+	if (stat(path, &pre) < 0 || !fsutil_same_file(&pre, &ms->st)) {
 		set_error(err_r, "%s was changed while the change was being written; it is "
 			  "read again first", path);
 		return -1;
@@ -494,9 +499,8 @@ write_source(struct mapstate *ms, const struct alias *after, const struct alias 
 		    post.st_size == pre.st_size + (off_t)len)
 			ms->st = post;
 	} else {
-		if (aliasmap_save(path, ms->conf->map_format, &ms->map, err_r) < 0)
+		if (save_source(ms, err_r) < 0)
 			return -1;
-		note_written(ms);
 	}
 	strlist_clear(&ms->unsaved);
 	return 0;

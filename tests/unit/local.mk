@@ -48,6 +48,7 @@ tests_unit_test_aliasmap_LDADD = $(UNIT_TEST_LDADD)
 
 tests_unit_test_fsutil_SOURCES = tests/unit/test_fsutil.c tests/unit/unit.h
 tests_unit_test_fsutil_CFLAGS = $(UNIT_TEST_CFLAGS)
+tests_unit_test_fsutil_LDFLAGS = -Wl,--wrap=rename
 tests_unit_test_fsutil_LDADD = $(UNIT_TEST_LDADD)
 
 tests_unit_test_pftool_SOURCES = tests/unit/test_pftool.c tests/unit/unit.h
@@ -113,7 +114,7 @@ tests_unit_test_commit_SOURCES = tests/unit/test_commit.c tests/unit/unit.h \
 tests_unit_test_commit_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/peer
 tests_unit_test_commit_CFLAGS = $(UNIT_TEST_CFLAGS)
 # A slow or failing fdatasync on demand (decide_acknowledged_only_when_durable).
-tests_unit_test_commit_LDFLAGS = -Wl,--wrap=fdatasync
+tests_unit_test_commit_LDFLAGS = -Wl,--wrap=fdatasync,--wrap=rename
 tests_unit_test_commit_LDADD = peer/libpeer.a $(UNIT_TEST_LDADD) $(LMDB_LIBS)
 endif
 

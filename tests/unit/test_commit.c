@@ -3097,6 +3097,71 @@ Test(commit, one_sweep_expires_more_than_a_batch)
 	aliasmap_clear(&m);
 }
 
+/* ---- an edit at the last moment of a rewrite (-Wl,--wrap=rename) ---- */
+
+int __real_rename(const char *from, const char *to);
+int __wrap_rename(const char *from, const char *to);
+
+/* Armed with a path, the next rename over that path first appends
+ * HAND_ENTRY to it, as an administrator's ">>" in the instant between
+ * the daemon's last look at the file and its rename would. */
+static const char *rename_edit_path;
+
+int
+__wrap_rename(const char *from, const char *to)
+{
+	if (rename_edit_path != NULL && strcmp(to, rename_edit_path) == 0) {
+		FILE *f = fopen(to, "a");
+
+		rename_edit_path = NULL;
+		if (f != NULL) {
+			fputs(HAND_ENTRY, f);
+			fclose(f);
+		}
+	}
+	return __real_rename(from, to);
+}
+
+/* A change of an existing alias rewrites the map file; an entry appended
+ * by hand just before the rename went into the old file and was lost with
+ * it (found by the 1,000-round campaign: the check came before the
+ * rewrite's write and fsync, which under load take long).  Now the edit
+ * is put back and read, and the change is written again over it. */
+Test(commit, hand_append_at_the_rename_is_kept)
+{
+	struct node *a, *b;
+	struct msg resp = { 0 };
+	char *path;
+
+	pair(NULL);
+	a = &nodes[0];
+	b = &nodes[1];
+	admin(a, "new", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	commit_tick(a->e);
+	msg_clear(&resp);
+
+	path = ut_path(b->dir, "aliases");
+	rename_edit_path = path;
+	admin(a, "disable", "shop", "alice", &resp);
+	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
+	/* the decision reaches b: its rewrite; then the background
+	 * thread's look at the file */
+	commit_tick(a->e);
+	cr_assert_null(rename_edit_path, "b's rewrite never renamed over %s", path);
+	pthread_mutex_lock(&b->e->lock);
+	commit_refresh(b->e);
+	pthread_mutex_unlock(&b->e->lock);
+	commit_tick(b->e);
+	assert_hand_entry(b);
+	cr_assert_not_null(aliasmap_find(mapstate_map(b->e->ms), "hand2@" DOMAIN),
+			   "b never read the hand edit");
+	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "disabled");
+	cr_assert_eq(status(b, "map_dirty"), 0);
+	free(path);
+	msg_clear(&resp);
+}
+
 /* An entry appended by hand (">>", the same file) while a change of the
  * other server is being written here: the hand edit is read, never taken
  * for this daemon's own append (it then stayed unseen: the file held it,

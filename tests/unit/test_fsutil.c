@@ -379,3 +379,132 @@ Test(fsutil, write_all_error)
 	cr_assert_eq(errno, EBADF);
 	cr_assert_eq(fsutil_write_all(p[1], "", 0), 0, "nothing to write");
 }
+
+/* ===== fsutil_replace: a file others may edit ===== */
+
+int __real_rename(const char *from, const char *to);
+int __wrap_rename(const char *from, const char *to);
+
+/* Armed, the next rename first appends this to its target: an edit in
+ * the instant between the last look and the rename. */
+static const char *edit_at_rename;
+
+int
+__wrap_rename(const char *from, const char *to)
+{
+	if (edit_at_rename != NULL) {
+		int fd = open(to, O_WRONLY | O_APPEND);
+
+		cr_assert_geq(fd, 0);
+		cr_assert_eq(fsutil_write_all(fd, edit_at_rename, strlen(edit_at_rename)), 0);
+		close(fd);
+		edit_at_rename = NULL;
+	}
+	return __real_rename(from, to);
+}
+
+struct edit_job {
+	const char *path;	/* appended to while the new content is written */
+};
+
+static int
+produce_new(int fd, void *arg)
+{
+	struct edit_job *job = arg;
+
+	if (job != NULL && job->path != NULL) {
+		int e = open(job->path, O_WRONLY | O_APPEND);
+
+		cr_assert_geq(e, 0);
+		cr_assert_eq(fsutil_write_all(e, "edit\n", 5), 0);
+		close(e);
+	}
+	return fsutil_write_all(fd, "new\n", 4);
+}
+
+Test(fsutil, replace_unchanged)
+{
+	char *path = ut_write(dir, "map", "old\n"), *err = NULL, *got;
+	struct stat expect, written, now;
+
+	cr_assert_eq(stat(path, &expect), 0);
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, &written, &err), 0,
+		     "%s", err);
+	got = ut_slurp(path);
+	cr_assert_str_eq(got, "new\n");
+	cr_assert_eq(stat(path, &now), 0);
+	cr_assert(fsutil_same_file(&now, &written), "written_r is not the file as written");
+	cr_assert_eq(mode_of(path), 0644);
+	cr_assert_eq(ut_count_entries(dir), 1, "a temporary file was left behind");
+	free(got);
+	free(path);
+}
+
+Test(fsutil, replace_refuses_a_file_changed_before)
+{
+	char *path = ut_write(dir, "map", "old\n"), *got;
+	struct stat expect;
+	int fd;
+
+	cr_assert_eq(stat(path, &expect), 0);
+	fd = open(path, O_WRONLY | O_APPEND);
+	cr_assert_eq(fsutil_write_all(fd, "edit\n", 5), 0);
+	close(fd);
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, NULL, NULL), 1);
+	got = ut_slurp(path);
+	cr_assert_str_eq(got, "old\nedit\n");
+	cr_assert_eq(ut_count_entries(dir), 1);
+	free(got);
+	free(path);
+}
+
+/* the write and its fsync take time; an edit then is seen at the last look */
+Test(fsutil, replace_refuses_a_file_changed_while_writing)
+{
+	char *path = ut_write(dir, "map", "old\n"), *got;
+	struct edit_job job = { path };
+	struct stat expect;
+
+	cr_assert_eq(stat(path, &expect), 0);
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, &job, NULL, NULL), 1);
+	got = ut_slurp(path);
+	cr_assert_str_eq(got, "old\nedit\n");
+	cr_assert_eq(ut_count_entries(dir), 1, "the temporary file was left behind");
+	free(got);
+	free(path);
+}
+
+/* after the last look, before the rename: the edit went into the old
+ * file, which is put back */
+Test(fsutil, replace_puts_back_an_edit_made_at_the_rename)
+{
+	char *path = ut_write(dir, "map", "old\n"), *got;
+	struct stat expect;
+
+	cr_assert_eq(stat(path, &expect), 0);
+	edit_at_rename = "edit\n";
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, NULL, NULL), 1);
+	cr_assert_null(edit_at_rename, "no rename happened");
+	got = ut_slurp(path);
+	cr_assert_str_eq(got, "old\nedit\n");
+	cr_assert_eq(ut_count_entries(dir), 1);
+	free(got);
+	free(path);
+}
+
+Test(fsutil, replace_without_expect_or_file_writes)
+{
+	char *path = ut_path(dir, "map"), *got;
+	struct stat expect;
+
+	cr_assert_eq(fsutil_replace(path, 0644, NULL, produce_new, NULL, NULL, NULL), 0);
+	cr_assert_eq(stat(path, &expect), 0);
+	cr_assert_eq(unlink(path), 0);
+	/* gone since: nothing to lose, so it is written */
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, NULL, NULL), 0);
+	got = ut_slurp(path);
+	cr_assert_str_eq(got, "new\n");
+	free(got);
+	free(path);
+}
+
