@@ -216,8 +216,11 @@ call_once(struct peers *p, struct pconn *pc, struct tls_conn **tls,
 		msg_clear(resp);
 	}
 drop:
-	/* A half-read answer leaves the stream unusable: start afresh. */
-	tls_close(tls);
+	/* A half-read answer leaves the stream unusable: start afresh.  A
+	 * reset, not a goodbye: a request given up on (a prepare sent into a
+	 * cut link, say) must not reach the peer when the link is back,
+	 * after the change was aborted. */
+	tls_abort(tls);
 	return -1;
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -859,6 +860,20 @@ tls_close(struct tls_conn **c)
 				break;
 		}
 	}
+	close(conn->fd);
+	conn_free(conn);
+	*c = NULL;
+}
+
+void
+tls_abort(struct tls_conn **c)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct tls_conn *conn = *c;
+
+	if (conn == NULL)
+		return;
+	(void)setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	close(conn->fd);
 	conn_free(conn);
 	*c = NULL;

@@ -100,5 +100,10 @@ int tls_conn_pending(const struct tls_conn *c);
 /* Send close_notify (best effort, at most about a second), close the fd
  * and free *c; sets *c = NULL.  NULL is fine. */
 void tls_close(struct tls_conn **c);
+/* Close with a reset instead (SO_LINGER 0): what the kernel has not
+ * delivered yet is dropped, never sent when the link comes back.  For a
+ * request given up on: a prepare the coordinator has aborted must not
+ * reach the peer later.  NULL is fine. */
+void tls_abort(struct tls_conn **c);
 
 #endif

@@ -62,11 +62,24 @@ echo "# peer loss: $(awk -v s="$t0" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f"
 
 # --- link cut just before a request -------------------------------------------
 t0=$EPOCHREALTIME
+mark_b=$(tw_log_mark "$(tw_peer_log b)")
 th_link_down b
 tw_request a alice "new cut-before"
 tw_expect_class "link cut before the request: 4xx" 4xx
 th_link_up b
 th_check "link up: recovered (verify 0 on both, nothing in doubt, connected)" tw_wait_recovered 40
+# a's prepare went into the cut link and a gave up on it (4xx, aborted).
+# Its TCP segments must not reach b once the link is back (TCP would send
+# them again for a while after a plain close): b would prepare a change
+# that was aborted long ago, defer mail to the address and hold it in
+# doubt until it asks a.  Retransmissions back off to several seconds, so
+# b's log is watched for 15 s.
+_b_prepared_late() { tw_log_since "$(tw_peer_log b)" "$mark_b" | grep -qE "prepared for .*address=cut-before@"; }
+if _th_poll 15 _b_prepared_late; then
+	th_fail "the aborted prepare never reaches b later (b: $(tw_log_since "$(tw_peer_log b)" "$mark_b" | grep -E "cut-before" | head -n 2 | tr '\n' '|'))"
+else
+	th_pass "the aborted prepare never reaches b later (15 s watched)"
+fi
 tw_check_invariant "cut before" cut-before@example.org 4xx alice@example.org
 retry_safe "cut before" cut-before alice
 echo "# cut before: $(awk -v s="$t0" -v e="$EPOCHREALTIME" 'BEGIN { printf "%.1f", e - s }') s"
