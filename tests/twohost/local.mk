@@ -4,6 +4,7 @@
 EXTRA_DIST += \
 	tests/twohost/CAMPAIGN.md \
 	tests/twohost/campaign_model.py \
+	tests/twohost/campaign_tally.py \
 	tests/twohost/holdopen.py \
 	tests/twohost/lib2.sh \
 	tests/twohost/smtp-race.py \
