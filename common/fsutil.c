@@ -103,9 +103,7 @@ int
 fsutil_write_atomic_with(const char *path, mode_t mode,
 			 int (*produce)(int fd, void *arg), void *arg, char **err_r)
 {
-	char *tmp = write_tmp(path, mode, produce, arg, NULL, err_r);
-
-	return tmp != NULL ? rename_into(tmp, path, err_r) : -1;
+	return fsutil_replace(path, mode, NULL, produce, arg, NULL, err_r);
 }
 
 int
