@@ -88,18 +88,35 @@ alias_to_msg(const struct alias *a, struct msg *m)
 		msg_setf(m, "lifetime", "%lld", a->lifetime);
 }
 
-int
-alias_from_msg(const struct msg *m, struct alias *a, char **err_r)
+/* plain_text - non-empty, and no control character but tab (a hand
+ * entry's target may hold several addresses, as its file does) */
+static int
+plain_text(const char *s)
+{
+	if (*s == '\0')
+		return 0;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 && *s != '\t')
+			return 0;
+	return 1;
+}
+
+/* from_msg - alias_from_msg; held: also an unmanaged entry (no owner) as
+ * a file holds it */
+static int
+from_msg(const struct msg *m, struct alias *a, int held, char **err_r)
 {
 	const char *address = msg_get(m, "address"), *target = msg_get(m, "target");
+	int unmanaged = held && *msg_gets(m, "owner") == '\0';
 	enum alias_state state;
 
 	memset(a, 0, sizeof(*a));
-	if (address == NULL || !request_address_valid(address)) {
+	if (address == NULL || !(unmanaged ? plain_text(address) && strchr(address, '\t') == NULL :
+				 request_address_valid(address))) {
 		set_error(err_r, "missing or invalid address");
 		return -1;
 	}
-	if (target == NULL || !request_target_valid(target)) {
+	if (target == NULL || !(unmanaged ? plain_text(target) : request_target_valid(target))) {
 		set_error(err_r, "missing or invalid target for %s", address);
 		return -1;
 	}
@@ -122,6 +139,18 @@ alias_from_msg(const struct msg *m, struct alias *a, char **err_r)
 		a->lifetime = 0;
 	a->note = xstrdup(msg_gets(m, "note"));
 	return 0;
+}
+
+int
+alias_from_msg(const struct msg *m, struct alias *a, char **err_r)
+{
+	return from_msg(m, a, 0, err_r);
+}
+
+int
+alias_from_msg_held(const struct msg *m, struct alias *a, char **err_r)
+{
+	return from_msg(m, a, 1, err_r);
 }
 
 char *

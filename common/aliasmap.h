@@ -65,6 +65,10 @@ void alias_clear(struct alias *a);
 void alias_to_msg(const struct alias *a, struct msg *m);
 /* 0 on success; -1 with a reason when a field is missing or invalid. */
 int alias_from_msg(const struct msg *m, struct alias *a, char **err_r);
+/* The same for an entry as a peer's file holds it, to compare with (a
+ * dump): an unmanaged one (a hand edit: no owner) may have any key and
+ * target its file can hold, "name@" or several addresses. */
+int alias_from_msg_held(const struct msg *m, struct alias *a, char **err_r);
 /* The key an address is written under in the map: the address, or its
  * local part for "aliases" format (so shop@example.org and
  * shop@example.net are one key there).  Whatever must be unique per map

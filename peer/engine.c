@@ -730,14 +730,15 @@ handle_journal(struct engine *e, struct msg *resp, engine_emit_fn emit, void *ar
 	msg_setf(resp, "count", "%zu", n);
 }
 
-/* collect - item callback: gather a peer's aliases into a map */
+/* collect - item callback: gather a peer's aliases into a map, hand
+ * edits included (else each would show as absent there) */
 static void
 collect(void *arg, const struct msg *item)
 {
 	struct aliasmap *m = arg;
 	struct alias a;
 
-	if (alias_from_msg(item, &a, NULL) == 0) {
+	if (alias_from_msg_held(item, &a, NULL) == 0) {
 		aliasmap_put(m, &a);
 		alias_clear(&a);
 	}
@@ -770,20 +771,20 @@ ask_peer(struct engine *e, size_t i, const char *op, struct msg *r,
 	return rc;
 }
 
-/* same_digest - 1 peer i's map digest equals ours, 0 it differs, -1 the
- * peer could not be asked */
+/* same_digest - 1 peer i's map digest equals ours, 0 it differs (both
+ * digests in here and there), -1 the peer could not be asked */
 static int
-same_digest(struct engine *e, size_t i, char **err_r)
+same_digest(struct engine *e, size_t i, char here[65], char there[65], char **err_r)
 {
 	struct msg r = { 0 };
-	char digest[65];
 	int rc = ask_peer(e, i, "digest", &r, NULL, err_r);
 
 	if (rc == 0) {
 		pthread_mutex_lock(&e->lock);
-		aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, digest);
+		aliasmap_digest(mapstate_map(e->ms), e->conf->map_format, here);
 		pthread_mutex_unlock(&e->lock);
-		rc = strcmp(digest, msg_gets(&r, "digest")) == 0;
+		snprintf(there, 65, "%s", msg_gets(&r, "digest"));
+		rc = strcmp(here, there) == 0;
 	}
 	msg_clear(&r);
 	return rc;
@@ -829,6 +830,23 @@ emit_diffs(struct engine *e, size_t i, const struct aliasmap *mine,
 	return ndiff;
 }
 
+/* emit_digests - the difference as the two digests: 1 */
+static size_t
+emit_digests(struct engine *e, size_t i, const char *here, const char *there,
+	     engine_emit_fn emit, void *arg)
+{
+	struct msg item = { 0 };
+
+	msg_set(&item, "item", "diff");
+	msg_set(&item, "peer", peers_name(e->peers, i));
+	msg_set(&item, "address", "(the map as a whole)");
+	msg_setf(&item, "here", "digest %s", here);
+	msg_setf(&item, "there", "digest %s (no entry shows the difference)", there);
+	emit(arg, &item);
+	msg_clear(&item);
+	return 1;
+}
+
 /* handle_verify - compare this node's map with every peer's, alias by
  * alias; the differences go out as items.  Equal digests (SHA-256 of
  * every field) mean no difference: the common case copies no map. */
@@ -850,7 +868,8 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 		struct msg r = { 0 };
 		char *err = NULL;
 		size_t found = 0;
-		int rc = same_digest(e, i, &err);
+		char dh[65], dt[65];
+		int rc = same_digest(e, i, dh, dt, &err);
 
 		if (rc == 0) {
 			if (!copied) {
@@ -861,6 +880,11 @@ handle_verify(struct engine *e, struct msg *resp, engine_emit_fn emit, void *arg
 			}
 			if ((rc = ask_peer(e, i, "dump", &r, &theirs, &err)) == 0)
 				found = emit_diffs(e, i, &mine, &theirs, emit, arg);
+			/* The digests differ: never "identical", even if no
+			 * entry of the dump shows how (one this node cannot read,
+			 * or a change between the two questions). */
+			if (rc == 0 && found == 0)
+				found = emit_digests(e, i, dh, dt, emit, arg);
 		}
 		if (rc < 0) {
 			struct msg item = { 0 };

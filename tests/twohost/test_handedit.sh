@@ -26,6 +26,16 @@ _hand_resolves() { [ "$(tw_q b hand2@example.org)" = $'bob@example.org,\talice@e
 th_check "b takes up the hand edit by itself: postmap -q hand2 gives both targets" \
 	_th_poll 20 _hand_resolves
 
+# verify names the hand edit, and only it, as the difference: b's dump
+# holds it as b's file does (two targets), which a once dropped, listing
+# every hand entry of its own as absent there instead
+rc=0; out=$(tw_ctl a verify 2>&1) || rc=$?
+th_check_eq "verify on a: exit 1, the maps differ" 1 "$rc"
+th_check_eq "verify on a names hand2 as b holds it, and nothing else" \
+	"hand2@example.org differs from $(tw_node b):
+  here:  absent
+  there: active -> bob@example.org,	alice@example.org owner= created=0 node=" "$out"
+
 # --- a change on a: the edit stays on b, as written -------------------------
 tw_request a alice "new shop-hand"
 tw_expect_class "new shop-hand on a with b's file hand-edited: 250" 2xx

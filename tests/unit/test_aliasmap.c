@@ -290,6 +290,42 @@ Test(aliasmap, from_msg_refuses_bad_records)
 	}
 }
 
+/* a peer's dump holds its hand edits as its file does: for verify they
+ * are read (an unmanaged entry only), never for a change */
+Test(aliasmap, from_msg_held_reads_hand_entries_only)
+{
+	static const char *const cases[][4] = {
+		/* address, target, owner, "1" if held reads it */
+		{ "hand@", "a@example.org,\tb@example.org", "", "1" },
+		{ "hand@example.org", "a@example.org, b@example.org", "", "1" },
+		{ "hand@", "a@example.org", "alice", "" },
+		{ "hand@example.org", "a@example.org, b@example.org", "alice", "" },
+		{ "hand@example.org", "a@example.org\nb: c@example.org", "", "" },
+		{ "hand\t@example.org", "a@example.org", "", "" },
+		{ "", "a@example.org", "", "" },
+		{ "hand@example.org", "", "", "" },
+	};
+
+	for (size_t i = 0; i < N_ELEMENTS(cases); i++) {
+		struct msg m = { 0 };
+		struct alias a;
+		int want = *cases[i][3] ? 0 : -1;
+
+		msg_set(&m, "address", cases[i][0]);
+		msg_set(&m, "target", cases[i][1]);
+		msg_set(&m, "owner", cases[i][2]);
+		msg_set(&m, "state", "active");
+		cr_assert_eq(alias_from_msg_held(&m, &a, NULL), want, "case %zu", i);
+		if (want == 0) {
+			cr_assert_str_eq(a.target, cases[i][1]);
+			alias_clear(&a);
+			cr_assert_eq(alias_from_msg(&m, &a, NULL), -1,
+				     "case %zu: a change would take it", i);
+		}
+		msg_clear(&m);
+	}
+}
+
 Test(aliasmap, map_key_and_entry_line)
 {
 	struct alias a = {
