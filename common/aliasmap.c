@@ -986,11 +986,12 @@ produce_map(int fd, void *arg)
 
 int
 aliasmap_save(const char *path, enum map_format fmt, const struct aliasmap *m,
-	      const struct stat *expect, struct stat *written_r, char **err_r)
+	      const struct stat *expect, struct stat *written_r,
+	      struct fsutil_replaced *old_r, char **err_r)
 {
 	struct save_job job = { m, fmt, -1 };
 
-	return fsutil_replace(path, 0644, expect, produce_map, &job, written_r, err_r);
+	return fsutil_replace(path, 0644, expect, produce_map, &job, written_r, old_r, err_r);
 }
 
 int

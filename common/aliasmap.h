@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 
 #include "conf.h"
+#include "fsutil.h"
 #include "msg.h"
 #include "util.h"
 
@@ -119,9 +120,11 @@ void aliasmap_render(const struct aliasmap *m, enum map_format fmt,
 /* Render and write atomically (mode 0644).  With expect, only over the
  * file it describes (fsutil_replace): 1 if path was changed meanwhile
  * (then it must be read again).  *written_r (if not NULL): the file as
- * written.  0 or -1 with a reason. */
+ * written; *old_r (if not NULL): the file replaced, still open.  0 or -1
+ * with a reason. */
 int aliasmap_save(const char *path, enum map_format fmt, const struct aliasmap *m,
-		  const struct stat *expect, struct stat *written_r, char **err_r);
+		  const struct stat *expect, struct stat *written_r,
+		  struct fsutil_replaced *old_r, char **err_r);
 /* Append one alias's lines to the file (one write, then fdatasync), for
  * an address the file does not hold yet; the file must end with a newline
  * (every file written by aliasmap_save does).  *len_r (if not NULL): the

@@ -1,6 +1,9 @@
 /* fsutil.c - durable writes; see fsutil.h. */
 #include "config.h"
 
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -103,7 +106,7 @@ int
 fsutil_write_atomic_with(const char *path, mode_t mode,
 			 int (*produce)(int fd, void *arg), void *arg, char **err_r)
 {
-	return fsutil_replace(path, mode, NULL, produce, arg, NULL, err_r);
+	return fsutil_replace(path, mode, NULL, produce, arg, NULL, NULL, err_r);
 }
 
 int
@@ -114,22 +117,52 @@ fsutil_same_file(const struct stat *a, const struct stat *b)
 		a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* read_range - bytes [off, off+len) of fd (len -1: to its end) appended
+ * to b.  0 or -1 (errno). */
+static int
+read_range(int fd, off_t off, off_t len, struct buf *b)
+{
+	char chunk[8192];
+	ssize_t n;
+
+	while (len != 0) {
+		size_t want = len < 0 || len > (off_t)sizeof(chunk) ? sizeof(chunk) : (size_t)len;
+
+		if ((n = pread(fd, chunk, want, off)) < 0)
+			return -1;
+		if (n == 0)
+			break;
+		buf_append(b, chunk, (size_t)n);
+		off += n;
+		if (len > 0)
+			len -= n;
+	}
+	return 0;
+}
+
+/* hash_prefix - SHA-256 of the first len bytes of fd.  0 or -1. */
+static int
+hash_prefix(int fd, off_t len, unsigned char sum[32])
+{
+	struct buf b = { 0 };
+	int rc = -1;
+
+	if (read_range(fd, 0, len, &b) == 0 && (off_t)b.len == len &&
+	    gnutls_hash_fast(GNUTLS_DIG_SHA256, b.data ? b.data : "", b.len, sum) == 0)
+		rc = 0;
+	buf_free(&b);
+	return rc;
+}
+
 /* put_back - the content of the replaced file (old, still open) as path
  * again: an edit written into it while it was being replaced */
 static int
 put_back(int old, const char *path, mode_t mode, char **err_r)
 {
 	struct buf b = { 0 };
-	char chunk[8192];
-	off_t off = 0;
-	ssize_t n;
 	int rc;
 
-	while ((n = pread(old, chunk, sizeof(chunk), off)) > 0) {
-		buf_append(&b, chunk, (size_t)n);
-		off += n;
-	}
-	if (n < 0) {
+	if (read_range(old, 0, -1, &b) < 0) {
 		set_error(err_r, "read(%s) failed: %s", path, strerror(errno));
 		buf_free(&b);
 		return -1;
@@ -139,15 +172,29 @@ put_back(int old, const char *path, mode_t mode, char **err_r)
 	return rc;
 }
 
+/* keep_replaced - hand the replaced file, still open, to the caller, with
+ * what it held; 0, or -1 when it cannot be looked at later (closed) */
+static int
+keep_replaced(int old, struct fsutil_replaced *r)
+{
+	r->fd = -1;
+	if (fstat(old, &r->st) < 0 || hash_prefix(old, r->st.st_size, r->sum) < 0)
+		return -1;
+	r->fd = old;
+	return 0;
+}
+
 int
 fsutil_replace(const char *path, mode_t mode, const struct stat *expect,
 	       int (*produce)(int fd, void *arg), void *arg, struct stat *written_r,
-	       char **err_r)
+	       struct fsutil_replaced *old_r, char **err_r)
 {
 	struct stat st;
 	char *tmp;
 	int old = -1, rc = 1;
 
+	if (old_r != NULL)
+		old_r->fd = -1;
 	/* Held open: an append that lands in it after the look below, in
 	 * the instant before the rename, is still seen. */
 	if (expect != NULL && (old = open(path, O_RDONLY | O_CLOEXEC)) < 0 && errno != ENOENT) {
@@ -174,7 +221,8 @@ fsutil_replace(const char *path, mode_t mode, const struct stat *expect,
 	if (old >= 0 && fstat(old, &st) == 0 && !fsutil_same_file(&st, expect)) {
 		/* Written into between the look and the rename. */
 		rc = put_back(old, path, mode, err_r) < 0 ? -1 : 1;
-	}
+	} else if (old >= 0 && old_r != NULL && keep_replaced(old, old_r) == 0)
+		old = -1;
 out:
 	if (old >= 0)
 		close(old);
@@ -266,4 +314,47 @@ fsutil_append(const char *path, const void *data, size_t len, char **err_r)
 		rc = -1;
 	}
 	return rc;
+}
+
+int
+fsutil_late_edit(struct fsutil_replaced *r, const char *path, char **err_r)
+{
+	unsigned char sum[32];
+	struct stat st;
+	struct buf tail = { 0 };
+	int rc;
+
+	if (r->fd < 0)
+		return 0;
+	if (fstat(r->fd, &st) < 0) {
+		set_error(err_r, "fstat(%s, replaced) failed: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fsutil_same_file(&st, &r->st))
+		return 0;
+	/* An append leaves what was there as it was. */
+	if (st.st_size > r->st.st_size && hash_prefix(r->fd, r->st.st_size, sum) == 0 &&
+	    memcmp(sum, r->sum, sizeof(sum)) == 0) {
+		if (read_range(r->fd, r->st.st_size, st.st_size - r->st.st_size, &tail) < 0) {
+			set_error(err_r, "read(%s, replaced) failed: %s", path, strerror(errno));
+			rc = -1;
+		} else
+			rc = fsutil_append(path, tail.data, tail.len, err_r) < 0 ? -1 : 1;
+		buf_free(&tail);
+		if (rc < 0)
+			return -1;
+	} else
+		rc = 2;
+	/* Looked at as it is now: the same bytes are never carried twice. */
+	if (fstat(r->fd, &r->st) < 0 || hash_prefix(r->fd, r->st.st_size, r->sum) < 0)
+		fsutil_replaced_close(r);
+	return rc;
+}
+
+void
+fsutil_replaced_close(struct fsutil_replaced *r)
+{
+	if (r->fd >= 0)
+		close(r->fd);
+	r->fd = -1;
 }

@@ -15,6 +15,11 @@
 #include "request.h"
 #include "postfix.h"
 
+/* A map file this daemon replaced is watched this long (ms) for an edit
+ * that lands in it after the rename (catch_late), at most this many. */
+#define LATE_GRACE_MS	60000
+#define LATE_FILES	4
+
 struct mapstate {
 	const struct conf *conf;
 	struct aliasmap map;
@@ -29,6 +34,10 @@ struct mapstate {
 	unsigned char senders_sum[32];	/* the same for the sender-login map */
 	int senders_sum_set;
 	struct strlist pending;	/* addresses prepared here for a peer, undecided */
+	struct late {		/* map files this daemon replaced lately */
+		struct fsutil_replaced r;
+		long long since;	/* now_mono_ms() of the replace */
+	} late[LATE_FILES];
 };
 
 int
@@ -37,6 +46,8 @@ mapstate_open(const struct conf *conf, struct mapstate **ms_r, char **err_r)
 	struct mapstate *ms = xcalloc(1, sizeof(*ms));
 
 	ms->conf = conf;
+	for (size_t i = 0; i < LATE_FILES; i++)
+		ms->late[i].r.fd = -1;
 	if (aliasmap_load(conf->map_file, conf->map_format, &ms->map, err_r) < 0) {
 		free(ms);
 		*ms_r = NULL;
@@ -53,6 +64,8 @@ mapstate_close(struct mapstate **msp)
 
 	if (ms == NULL)
 		return;
+	for (size_t i = 0; i < LATE_FILES; i++)
+		fsutil_replaced_close(&ms->late[i].r);
 	aliasmap_clear(&ms->map);
 	strlist_clear(&ms->pending);
 	strlist_clear(&ms->unsaved);
@@ -115,6 +128,79 @@ mapstate_problem(const struct mapstate *ms)
 	return ms->broken ? ms->problem : NULL;
 }
 
+/* late_look - what was written into the replaced map file l since the
+ * last look: an append goes on in the map file (1: it is read from
+ * there as a hand edit); anything else is said, once */
+static int
+late_look(struct mapstate *ms, struct late *l)
+{
+	const char *path = ms->conf->map_file;
+	char *err = NULL;
+	int rc = fsutil_late_edit(&l->r, path, &err);
+
+	if (rc == 1)
+		log_warnx(NULL, "map: %s: an edit was appended to it just as it was "
+			  "replaced (by a program that had it open); it is appended "
+			  "again to the new %s", path, path);
+	else if (rc == 2)
+		log_err(NULL, "map: %s: an edit was written into it just as it was "
+			"replaced (by a program that had it open); it is not in the "
+			"new %s: make it again", path, path);
+	else if (rc < 0) {
+		log_err(NULL, "map: %s", err);
+		free(err);
+	}
+	return rc;
+}
+
+/* catch_late - look at the map files replaced lately: a program that
+ * opened one before the rename (a shell's ">>" descheduled between its
+ * open and its write under load) can write into it after, where no one
+ * else would ever read it.  Those past the grace period are let go after
+ * a last look.  1 if the map file was appended to. */
+static int
+catch_late(struct mapstate *ms)
+{
+	long long now = now_mono_ms();
+	int appended = 0;
+
+	for (size_t i = 0; i < LATE_FILES; i++) {
+		struct late *l = &ms->late[i];
+
+		if (l->r.fd < 0)
+			continue;
+		if (late_look(ms, l) == 1)
+			appended = 1;
+		if (now - l->since >= LATE_GRACE_MS)
+			fsutil_replaced_close(&l->r);
+	}
+	return appended;
+}
+
+/* keep_late - watch the file just replaced; the oldest watched gives way */
+static void
+keep_late(struct mapstate *ms, const struct fsutil_replaced *r)
+{
+	struct late *slot = &ms->late[0];
+
+	if (r->fd < 0)
+		return;
+	for (size_t i = 0; i < LATE_FILES; i++) {
+		if (ms->late[i].r.fd < 0) {
+			slot = &ms->late[i];
+			break;
+		}
+		if (ms->late[i].since < slot->since)
+			slot = &ms->late[i];
+	}
+	if (slot->r.fd >= 0) {
+		late_look(ms, slot);
+		fsutil_replaced_close(&slot->r);
+	}
+	slot->r = *r;
+	slot->since = now_mono_ms();
+}
+
 /* save_source - the map file rewritten from memory, unless it is no
  * longer as it was last read or written (a hand edit since, or one made
  * while this write ran): then -1, and the retry reads it first.  ms->st
@@ -124,12 +210,17 @@ static int
 save_source(struct mapstate *ms, char **err_r)
 {
 	struct stat written;
+	struct fsutil_replaced old;
 	const struct stat *expect = ms->st.st_ino != 0 ? &ms->st : NULL;
-	int rc = aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map, expect,
-			       &written, err_r);
+	int rc;
 
-	if (rc == 0)
+	catch_late(ms);
+	rc = aliasmap_save(ms->conf->map_file, ms->conf->map_format, &ms->map, expect,
+			   &written, &old, err_r);
+	if (rc == 0) {
 		ms->st = written;
+		keep_late(ms, &old);
+	}
 	if (rc > 0) {
 		set_error(err_r, "%s was changed while the change was being written; it is "
 			  "read again first", ms->conf->map_file);
@@ -137,7 +228,6 @@ save_source(struct mapstate *ms, char **err_r)
 	}
 	return rc;
 }
-
 
 /* pending_remove - forget that address is pending; 1 if it was */
 static int
@@ -191,6 +281,7 @@ mapstate_refresh(struct mapstate *ms)
 	char *err = NULL;
 	size_t kept;
 
+	catch_late(ms);
 	if (stat(ms->conf->map_file, &st) < 0 || fsutil_same_file(&st, &ms->st))
 		return ms->broken ? -1 : 0;
 	if (aliasmap_load(ms->conf->map_file, ms->conf->map_format, &fresh, &err) < 0) {
@@ -487,7 +578,7 @@ write_source(struct mapstate *ms, const struct alias *after, const struct alias 
 	struct stat pre, post;
 	size_t len = 0;
 
-	if (stat(path, &pre) < 0 || !fsutil_same_file(&pre, &ms->st)) {
+	if (catch_late(ms) || stat(path, &pre) < 0 || !fsutil_same_file(&pre, &ms->st)) {
 		set_error(err_r, "%s was changed while the change was being written; it is "
 			  "read again first", path);
 		return -1;

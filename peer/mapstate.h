@@ -67,9 +67,11 @@ int mapstate_dirty(const struct mapstate *ms);
  * committed changes that never reached the file (the next write puts
  * them there).  If it cannot be parsed, it is never rewritten and changes
  * are refused until it is fixed; the first refresh after the fix works
- * again.  Reads the file, writes none: the derived tables and compiled
- * maps follow from the next write (it marks the state dirty).  Both
- * locks.  Returns 0, or -1 while the file is unreadable. */
+ * again.  A map file this daemon replaced in the last minute is looked
+ * at first: an edit appended to it after the rename, by a program that
+ * had it open, is appended to the map file and read from there.  No
+ * other file is written: the derived tables and compiled maps follow
+ * from the next write (it marks the state dirty).  Both locks.  Returns 0, or -1 while the file is unreadable. */
 int mapstate_refresh(struct mapstate *ms);
 /* 1 while the map file is unreadable (as the last refresh found it). */
 int mapstate_broken(const struct mapstate *ms);

@@ -969,7 +969,7 @@ Test(aliasmap, hand_continuation_survives_save_and_append)
 		assert_map_eq(&m, &p);
 		aliasmap_clear(&p);
 
-		cr_assert_eq(aliasmap_save(path, fmt, &m, NULL, NULL, &err), 0, "%s", err);
+		cr_assert_eq(aliasmap_save(path, fmt, &m, NULL, NULL, NULL, &err), 0, "%s", err);
 		cr_assert_eq(aliasmap_load(path, fmt, &p, &err), 0, "%s", err);
 		assert_map_eq(&m, &p);
 		aliasmap_clear(&p);
@@ -1091,7 +1091,7 @@ Test(aliasmap, save_load_roundtrip)
 
 	sample(&m);
 	umask(077);
-	cr_assert_eq(aliasmap_save(path, MAP_FORMAT_VIRTUAL, &m, NULL, NULL, &err), 0, "%s", err);
+	cr_assert_eq(aliasmap_save(path, MAP_FORMAT_VIRTUAL, &m, NULL, NULL, NULL, &err), 0, "%s", err);
 	umask(022);
 	cr_assert_eq(stat(path, &st), 0);
 	cr_assert_eq(st.st_mode & 07777, 0644, "Postfix must read it: mode %o",
@@ -1119,7 +1119,7 @@ Test(aliasmap, append_then_load_is_the_same_map)
 	char d1[65], d2[65];
 
 	sample(&m);
-	cr_assert_eq(aliasmap_save(path, MAP_FORMAT_VIRTUAL, &m, NULL, NULL, &err), 0, "%s", err);
+	cr_assert_eq(aliasmap_save(path, MAP_FORMAT_VIRTUAL, &m, NULL, NULL, NULL, &err), 0, "%s", err);
 	put(&m, "aaa-first@example.org", "carol@example.net", "carol", ALIAS_ACTIVE,
 	    1700000300, "sorts first, appended last");
 	cr_assert_eq(aliasmap_append(path, MAP_FORMAT_VIRTUAL,
@@ -1198,7 +1198,7 @@ Test(aliasmap, save_into_missing_directory_fails)
 	char *path = ut_path(dir, "missing/aliases"), *err = NULL;
 
 	sample(&m);
-	cr_assert_eq(aliasmap_save(path, MAP_FORMAT_VIRTUAL, &m, NULL, NULL, &err), -1);
+	cr_assert_eq(aliasmap_save(path, MAP_FORMAT_VIRTUAL, &m, NULL, NULL, NULL, &err), -1);
 	cr_assert_not_null(err);
 	free(err);
 	free(path);
@@ -1220,7 +1220,7 @@ postfix_check(enum map_format fmt, const char *tool)
 		cr_skip_test("%s not available", tool);
 	ut_postfix_conf(dir, "");
 	sample_for(&m, fmt);
-	cr_assert_eq(aliasmap_save(path, fmt, &m, NULL, NULL, NULL), 0);
+	cr_assert_eq(aliasmap_save(path, fmt, &m, NULL, NULL, NULL, NULL), 0);
 	snprintf(cmd, sizeof(cmd), "%s -c %s hash:%s 2>&1", tool, dir, path);
 	cr_assert_eq(ut_run(out, sizeof(out), "%s", cmd), 0, "%s refused the file: %s", tool, out);
 	cr_assert_eq(out[0], '\0', "%s warned: %s", tool, out);

@@ -428,7 +428,7 @@ Test(fsutil, replace_unchanged)
 	struct stat expect, written, now;
 
 	cr_assert_eq(stat(path, &expect), 0);
-	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, &written, &err), 0,
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, &written, NULL, &err), 0,
 		     "%s", err);
 	got = ut_slurp(path);
 	cr_assert_str_eq(got, "new\n");
@@ -450,7 +450,7 @@ Test(fsutil, replace_refuses_a_file_changed_before)
 	fd = open(path, O_WRONLY | O_APPEND);
 	cr_assert_eq(fsutil_write_all(fd, "edit\n", 5), 0);
 	close(fd);
-	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, NULL, NULL), 1);
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, NULL, NULL, NULL), 1);
 	got = ut_slurp(path);
 	cr_assert_str_eq(got, "old\nedit\n");
 	cr_assert_eq(ut_count_entries(dir), 1);
@@ -466,7 +466,7 @@ Test(fsutil, replace_refuses_a_file_changed_while_writing)
 	struct stat expect;
 
 	cr_assert_eq(stat(path, &expect), 0);
-	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, &job, NULL, NULL), 1);
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, &job, NULL, NULL, NULL), 1);
 	got = ut_slurp(path);
 	cr_assert_str_eq(got, "old\nedit\n");
 	cr_assert_eq(ut_count_entries(dir), 1, "the temporary file was left behind");
@@ -483,7 +483,7 @@ Test(fsutil, replace_puts_back_an_edit_made_at_the_rename)
 
 	cr_assert_eq(stat(path, &expect), 0);
 	edit_at_rename = "edit\n";
-	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, NULL, NULL), 1);
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, NULL, NULL, NULL), 1);
 	cr_assert_null(edit_at_rename, "no rename happened");
 	got = ut_slurp(path);
 	cr_assert_str_eq(got, "old\nedit\n");
@@ -497,14 +497,95 @@ Test(fsutil, replace_without_expect_or_file_writes)
 	char *path = ut_path(dir, "map"), *got;
 	struct stat expect;
 
-	cr_assert_eq(fsutil_replace(path, 0644, NULL, produce_new, NULL, NULL, NULL), 0);
+	cr_assert_eq(fsutil_replace(path, 0644, NULL, produce_new, NULL, NULL, NULL, NULL), 0);
 	cr_assert_eq(stat(path, &expect), 0);
 	cr_assert_eq(unlink(path), 0);
 	/* gone since: nothing to lose, so it is written */
-	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, NULL, NULL), 0);
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, NULL, NULL, NULL), 0);
 	got = ut_slurp(path);
 	cr_assert_str_eq(got, "new\n");
 	free(got);
 	free(path);
 }
 
+
+/* late_edit_setup - path holding "old\n", replaced by "new\n" with the
+ * replaced file kept (*r); *fd_r: path opened for appending before the
+ * rename, as a shell's ">>" descheduled before its write */
+static char *
+late_edit_setup(struct fsutil_replaced *r, int *fd_r)
+{
+	char *path = ut_write(dir, "map", "old\n"), *err = NULL;
+	struct stat expect;
+
+	cr_assert_eq(stat(path, &expect), 0);
+	*fd_r = open(path, O_WRONLY | O_APPEND);
+	cr_assert_geq(*fd_r, 0);
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, NULL, r, &err), 0,
+		     "%s", err);
+	cr_assert_geq(r->fd, 0, "the replaced file is not handed back");
+	return path;
+}
+
+/* an append that lands in the replaced file after the rename is carried
+ * to the new file, once, and a later one again */
+Test(fsutil, late_append_is_carried_over)
+{
+	struct fsutil_replaced r;
+	char *path, *got, *err = NULL;
+	int fd;
+
+	path = late_edit_setup(&r, &fd);
+	cr_assert_eq(fsutil_late_edit(&r, path, &err), 0, "nothing was written yet");
+	cr_assert_eq(fsutil_write_all(fd, "edit\n", 5), 0);
+	cr_assert_eq(fsutil_late_edit(&r, path, &err), 1, "%s", err ? err : "not carried");
+	got = ut_slurp(path);
+	cr_assert_str_eq(got, "new\nedit\n");
+	free(got);
+	cr_assert_eq(fsutil_late_edit(&r, path, &err), 0, "carried twice");
+	cr_assert_eq(fsutil_write_all(fd, "more\n", 5), 0);
+	cr_assert_eq(fsutil_late_edit(&r, path, &err), 1);
+	got = ut_slurp(path);
+	cr_assert_str_eq(got, "new\nedit\nmore\n");
+	free(got);
+	close(fd);
+	fsutil_replaced_close(&r);
+	cr_assert_eq(r.fd, -1);
+	free(path);
+}
+
+/* anything but an append (here the old text changed in place) cannot be
+ * carried over: said, and the new file is left alone */
+Test(fsutil, late_rewrite_in_place_is_not_carried)
+{
+	struct fsutil_replaced r;
+	char *path, *got, *err = NULL;
+	int fd;
+
+	path = late_edit_setup(&r, &fd);
+	cr_assert_eq(fcntl(fd, F_SETFL, 0), 0);	/* pwrite at 0, not appending */
+	cr_assert_eq(pwrite(fd, "OLD\nand more\n", 13, 0), 13);
+	cr_assert_eq(fsutil_late_edit(&r, path, &err), 2);
+	got = ut_slurp(path);
+	cr_assert_str_eq(got, "new\n");
+	free(got);
+	cr_assert_eq(fsutil_late_edit(&r, path, &err), 0, "said twice");
+	close(fd);
+	fsutil_replaced_close(&r);
+	free(path);
+}
+
+/* put back (rc 1) or nothing replaced: no file is handed back */
+Test(fsutil, replaced_file_only_after_a_replace)
+{
+	char *path = ut_write(dir, "map", "old\n");
+	struct fsutil_replaced r = { .fd = 7 };
+	struct stat expect;
+
+	cr_assert_eq(stat(path, &expect), 0);
+	edit_at_rename = "edit\n";
+	cr_assert_eq(fsutil_replace(path, 0644, &expect, produce_new, NULL, NULL, &r, NULL), 1);
+	cr_assert_eq(r.fd, -1);
+	cr_assert_eq(fsutil_late_edit(&r, path, NULL), 0);
+	free(path);
+}
