@@ -3130,12 +3130,12 @@ __wrap_rename(const char *from, const char *to)
 	return __real_rename(from, to);
 }
 
-/* A change of an existing alias rewrites the map file; an entry appended
- * by hand just before the rename went into the old file and was lost with
- * it (found by the 1,000-round campaign: the check came before the
- * rewrite's write and fsync, which under load take long).  Now the edit
- * is put back and read, and the change is written again over it. */
-Test(commit, hand_append_at_the_rename_is_kept)
+/* rewrite_with_edit - shop is created on a, then disabled: b rewrites
+ * its map file, with *hook (rename_edit_path or rename_open_path) armed
+ * for that rename; then the hand edit, if the caller makes one after,
+ * must be read by b's background look (then) and kept in every file */
+static void
+rewrite_with_edit(const char **hook, void (*then)(void))
 {
 	struct node *a, *b;
 	struct msg resp = { 0 };
@@ -3150,13 +3150,15 @@ Test(commit, hand_append_at_the_rename_is_kept)
 	msg_clear(&resp);
 
 	path = ut_path(b->dir, "aliases");
-	rename_edit_path = path;
+	*hook = path;
 	admin(a, "disable", "shop", "alice", &resp);
 	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
-	/* the decision reaches b: its rewrite; then the background
-	 * thread's look at the file */
+	/* the decision reaches b: its rewrite */
 	commit_tick(a->e);
-	cr_assert_null(rename_edit_path, "b's rewrite never renamed over %s", path);
+	cr_assert_null(*hook, "b's rewrite never renamed over %s", path);
+	if (then != NULL)
+		then();
+	/* the background thread's look at the file */
 	pthread_mutex_lock(&b->e->lock);
 	commit_refresh(b->e);
 	pthread_mutex_unlock(&b->e->lock);
@@ -3170,6 +3172,26 @@ Test(commit, hand_append_at_the_rename_is_kept)
 	msg_clear(&resp);
 }
 
+/* A change of an existing alias rewrites the map file; an entry appended
+ * by hand just before the rename went into the old file and was lost with
+ * it (found by the 1,000-round campaign: the check came before the
+ * rewrite's write and fsync, which under load take long).  Now the edit
+ * is put back and read, and the change is written again over it. */
+Test(commit, hand_append_at_the_rename_is_kept)
+{
+	rewrite_with_edit(&rename_edit_path, NULL);
+}
+
+/* the shell's write, after the rewrite, into what it opened before */
+static void
+write_late(void)
+{
+	cr_assert_geq(late_fd, 0);
+	cr_assert_eq(fsutil_write_all(late_fd, HAND_ENTRY, strlen(HAND_ENTRY)), 0);
+	close(late_fd);
+	late_fd = -1;
+}
+
 /* An entry appended by hand with ">>" whose open came before a rewrite's
  * rename and whose write after (the shell descheduled between the two,
  * under load): the write went into the replaced file, and the edit was
@@ -3177,41 +3199,7 @@ Test(commit, hand_append_at_the_rename_is_kept)
  * replaced file is watched for a while and the append carried over. */
 Test(commit, hand_append_opened_before_the_rename_is_kept)
 {
-	struct node *a, *b;
-	struct msg resp = { 0 };
-	char *path;
-
-	pair(NULL);
-	a = &nodes[0];
-	b = &nodes[1];
-	admin(a, "new", "shop", "alice", &resp);
-	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
-	commit_tick(a->e);
-	msg_clear(&resp);
-
-	path = ut_path(b->dir, "aliases");
-	rename_open_path = path;
-	admin(a, "disable", "shop", "alice", &resp);
-	cr_assert_str_eq(msg_gets(&resp, "status"), "ok", "%s", msg_gets(&resp, "text"));
-	commit_tick(a->e);
-	cr_assert_null(rename_open_path, "b's rewrite never renamed over %s", path);
-	cr_assert_geq(late_fd, 0);
-	/* the rewrite is done; now the shell writes */
-	cr_assert_eq(fsutil_write_all(late_fd, HAND_ENTRY, strlen(HAND_ENTRY)), 0);
-	close(late_fd);
-	late_fd = -1;
-	/* the background thread's look at the file */
-	pthread_mutex_lock(&b->e->lock);
-	commit_refresh(b->e);
-	pthread_mutex_unlock(&b->e->lock);
-	commit_tick(b->e);
-	assert_hand_entry(b);
-	cr_assert_not_null(aliasmap_find(mapstate_map(b->e->ms), "hand2@" DOMAIN),
-			   "b never read the hand edit");
-	cr_assert_str_eq(state_of(b, "shop", NULL, 0), "disabled");
-	cr_assert_eq(status(b, "map_dirty"), 0);
-	free(path);
-	msg_clear(&resp);
+	rewrite_with_edit(&rename_open_path, write_late);
 }
 
 /* An entry appended by hand (">>", the same file) while a change of the
