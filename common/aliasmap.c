@@ -660,6 +660,14 @@ parse_meta(struct parser *p, char *line, int lineno, char **err_r)
 		free(err);
 		return -1;
 	}
+	/* A managed alias has an owner: without one it would be written
+	 * back as a hand entry, and read again as another alias. */
+	if (p->pending.owner[0] == '\0') {
+		set_error(err_r, "line %d: bad metadata: no owner for %s", lineno,
+			  p->pending.address);
+		alias_clear(&p->pending);
+		return -1;
+	}
 	p->have_pending = 1;
 	return 0;
 }

@@ -845,6 +845,10 @@ Test(aliasmap, parse_errors_name_the_line)
 	parse_fails("a@example.org   \n", MAP_FORMAT_VIRTUAL, 1);
 	parse_fails("shop alice@example.net\n", MAP_FORMAT_ALIASES, 1);
 	parse_fails("shop:\n", MAP_FORMAT_ALIASES, 1);
+	/* no owner: it would be written back as a hand entry, which the next
+	 * read joins to the "#@" line before it (found by fuzz_map) */
+	parse_fails("#@ address=a@example.org target=t@example.net state=active\n"
+		    "a@example.org t@example.net\n", MAP_FORMAT_VIRTUAL, 1);
 }
 
 /* A hand edit as an administrator writes it: an entry continued on an
